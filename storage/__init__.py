@@ -1,0 +1,75 @@
+"""The ground floor of the warehouse: Postgres, the object store and the job queue.
+
+Callers see these names, not SQL strings or SDK objects. This package imports nothing else of ours.
+"""
+
+from storage.accounts import ROLES, Account, Accounts
+from storage.config import Settings, get_settings
+from storage.db import Database, drop_database, ensure_database, migrate
+from storage.dossiers import Dossier, DossierFilter, Dossiers, InvalidCursor, decode_cursor, encode_cursor
+from storage.files import File, Files, Inspection, NewFile
+from storage.keys import original_key
+from storage.objects import (
+    ObjectNotFound,
+    ObjectStore,
+    ObjectStoreUnavailable,
+    ObjectTooLarge,
+    StoredObject,
+)
+from storage.queue import INSPECT_FILE, QUEUE_NAME, Queue, inspection_job_id, redis_settings
+from storage.text import fold, nfc
+from storage.units import LEVELS, Unit, Units
+
+__all__ = [
+    "INSPECT_FILE",
+    "LEVELS",
+    "QUEUE_NAME",
+    "ROLES",
+    "Account",
+    "Accounts",
+    "Database",
+    "Dossier",
+    "DossierFilter",
+    "Dossiers",
+    "File",
+    "Files",
+    "Inspection",
+    "InvalidCursor",
+    "NewFile",
+    "ObjectNotFound",
+    "ObjectStore",
+    "ObjectStoreUnavailable",
+    "ObjectTooLarge",
+    "Queue",
+    "Settings",
+    "StoredObject",
+    "Unit",
+    "Units",
+    "decode_cursor",
+    "drop_database",
+    "encode_cursor",
+    "ensure_database",
+    "fold",
+    "get_settings",
+    "inspection_job_id",
+    "migrate",
+    "nfc",
+    "original_key",
+    "redis_settings",
+]
+
+
+def object_store(settings: Settings) -> ObjectStore:
+    """The process's object-store client, built from the settings."""
+    return ObjectStore(
+        endpoint=settings.s3_endpoint,
+        access_key=settings.s3_access_key,
+        secret_key=settings.s3_secret_key,
+        bucket=settings.s3_bucket,
+        secure=settings.s3_secure,
+        region=settings.s3_region,
+        public_endpoint=settings.s3_public_endpoint,
+        part_size=settings.s3_part_size,
+        max_connections=settings.s3_max_connections,
+        threads=settings.s3_threads,
+    )

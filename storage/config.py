@@ -1,0 +1,76 @@
+"""The one settings object of the warehouse, read from ``WAREHOUSE_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Every address, secret and limit the warehouse uses. Each field is ``WAREHOUSE_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="WAREHOUSE_", env_file=None, extra="ignore")
+
+    # Where the API listens.
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_workers: int = Field(default=1, ge=1, description="uvicorn worker processes")
+
+    # Backing services.
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/warehouse"
+    db_pool_min: int = 2
+    db_pool_max: int = 20
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    s3_endpoint: str = "127.0.0.1:8333"
+    s3_public_endpoint: str = Field(
+        default="", description="host:port clients use for presigned URLs; empty means s3_endpoint"
+    )
+    s3_secure: bool = False
+    s3_access_key: str = "warehouse"
+    s3_secret_key: str = "warehouse-local-secret"
+    s3_bucket: str = "warehouse"
+    s3_region: str = "us-east-1"
+    s3_part_size: int = Field(default=8 * MiB, ge=5 * MiB, description="multipart part size for uploads")
+    s3_max_connections: int = Field(default=64, ge=1)
+    s3_threads: int = Field(default=64, ge=1, description="threads that drive the blocking S3 SDK")
+
+    # Where local services and secrets live when the warehouse starts them itself.
+    data_dir: Path = Path(".data")
+
+    # Security.
+    secret_key: str = Field(default="", description="JWT signing key; generated under data_dir when empty")
+    token_ttl_seconds: int = 3600
+    admin_password: str = ""
+
+    # Units and codes.
+    province_org_suffix: str = Field(
+        default="HXX",
+        description="the province's group in organisation identifiers (000.00.00.Hxx, Decision 20/2020)",
+        pattern=r"^[0-9A-Z]{1,5}$",
+    )
+
+    # Upload limits.
+    max_file_bytes: int = Field(default=200 * MiB, ge=1)
+    presign_ttl_seconds: int = Field(default=300, ge=10, le=7 * 24 * 3600)
+    page_size_default: int = 50
+    page_size_max: int = 200
+
+    # Inspection limits (worker).
+    inspect_timeout_seconds: float = 60.0
+    inspect_memory_mb: int = 512
+    inspect_max_pages: int = 2000
+    inspect_text_chars: int = 1_000_000
+    worker_max_jobs: int = 2
+    worker_job_tries: int = 5
+    stuck_after_seconds: int = 300
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

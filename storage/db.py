@@ -1,0 +1,129 @@
+"""The Postgres pool and the migrations that shape it."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+# Any constant works; it only has to be the same for every process of the warehouse.
+_MIGRATION_LOCK = 0x6B686F5F736F  # "kho_so"
+
+
+class Database:
+    """One asyncpg pool for the process. Repositories borrow connections from it."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @classmethod
+    async def connect(cls, url: str, *, min_size: int = 2, max_size: int = 20) -> Database:
+        pool = await asyncpg.create_pool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            init=_init_connection,
+            command_timeout=60,
+            # A restarted server leaves dead connections in the pool; recycle idle ones.
+            max_inactive_connection_lifetime=60,
+        )
+        return cls(pool)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Any]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            yield conn
+
+    async def ping(self) -> None:
+        await self.pool.fetchval("SELECT 1", timeout=2)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+def _admin_url(url: str) -> tuple[str, str]:
+    """The URL of the server's maintenance database, and the name of the configured one."""
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/") or "postgres"
+    return urlunsplit(parts._replace(path="/postgres")), name
+
+
+async def ensure_database(url: str) -> bool:
+    """Create the configured database when the server lacks it. True when it was created."""
+    admin_url, name = _admin_url(url)
+    conn = await asyncpg.connect(admin_url)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if exists:
+            return False
+        try:
+            # Identifiers cannot be bound as parameters; quote it the way Postgres does.
+            quoted = await conn.fetchval("SELECT quote_ident($1)", name)
+            await conn.execute(f"CREATE DATABASE {quoted}")
+        except asyncpg.DuplicateDatabaseError:
+            return False
+        return True
+    finally:
+        await conn.close()
+
+
+async def drop_database(url: str) -> None:
+    """Drop the configured database (used by the test suite for a clean start)."""
+    admin_url, name = _admin_url(url)
+    conn = await asyncpg.connect(admin_url)
+    try:
+        quoted = await conn.fetchval("SELECT quote_ident($1)", name)
+        await conn.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
+    finally:
+        await conn.close()
+
+
+def migration_files() -> list[tuple[str, str]]:
+    """(name, sql) of every migration, in the order they apply."""
+    folder = resources.files("storage").joinpath("migrations")
+    names = sorted(p.name for p in folder.iterdir() if p.name.endswith(".sql"))
+    return [(n, folder.joinpath(n).read_text(encoding="utf-8")) for n in names]
+
+
+async def migrate(url: str) -> list[str]:
+    """Apply the migrations not applied yet, each once and in its own transaction.
+
+    Safe when several processes start at once: they queue on an advisory lock, and the later ones
+    find nothing left to do.
+    """
+    await ensure_database(url)
+    conn: Any = await asyncpg.connect(url)
+    applied_now: list[str] = []
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+        try:
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
+            for name, sql in migration_files():
+                if name in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(sql)
+                    await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", name)
+                log.info("applied migration %s", name)
+                applied_now.append(name)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+    finally:
+        await conn.close()
+    return applied_now

@@ -1,0 +1,247 @@
+"""Dossiers (hồ sơ): what was received, from whom, and the result issued for it."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, fields
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from storage.text import fold
+
+
+@dataclass(frozen=True, slots=True)
+class Dossier:
+    id: UUID
+    code: str
+    unit_id: int
+    unit_code: str
+    procedure_code: str
+    title: str | None
+    subject_name: str
+    subject_id_kind: str
+    subject_id_number: str
+    received_on: date
+    result_number: str | None
+    result_issued_on: date | None
+    result_issuer: str | None
+    result_valid_until: date | None
+    result_kind_code: str | None
+    state: str
+    created_by: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_record(cls, r: asyncpg.Record) -> Dossier:
+        return cls(**{f.name: r[f.name] for f in fields(cls)})
+
+
+# Fields a client may set; the rest are the warehouse's own.
+EDITABLE = (
+    "procedure_code",
+    "title",
+    "subject_name",
+    "subject_id_kind",
+    "subject_id_number",
+    "received_on",
+    "result_number",
+    "result_issued_on",
+    "result_issuer",
+    "result_valid_until",
+    "result_kind_code",
+)
+
+_SELECT = """
+SELECT d.id, d.code, d.unit_id, u.code AS unit_code, d.procedure_code, d.title, d.subject_name,
+       d.subject_id_kind, d.subject_id_number, d.received_on, d.result_number, d.result_issued_on,
+       d.result_issuer, d.result_valid_until, d.result_kind_code, d.state, d.created_by,
+       d.created_at, d.updated_at
+FROM dossiers d JOIN units u ON u.id = d.unit_id
+"""
+
+_SEARCH_SOURCES = ("code", "procedure_code", "title", "subject_name", "subject_id_number", "result_number")
+
+
+def search_text(values: dict[str, Any]) -> str:
+    return fold(" ".join(str(values[k]) for k in _SEARCH_SOURCES if values.get(k)))
+
+
+@dataclass(frozen=True, slots=True)
+class DossierFilter:
+    q: str | None = None
+    unit_ids: list[int] | None = None
+    procedure_code: str | None = None
+    subject_id_number: str | None = None
+    valid: bool | None = None
+    received_from: date | None = None
+    received_to: date | None = None
+    state: str = "active"
+
+
+class InvalidCursor(ValueError):
+    pass
+
+
+def encode_cursor(created_at: datetime, dossier_id: UUID) -> str:
+    raw = f"{created_at.isoformat()}|{dossier_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, ident = raw.split("|", 1)
+        return datetime.fromisoformat(stamp), UUID(ident)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidCursor(cursor) from exc
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+class Dossiers:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def next_sequence(self, conn: Any, unit_id: int, day: date) -> int:
+        """The next number of the unit's dossiers received that day (1, 2, ...)."""
+        n: int = await conn.fetchval(
+            """
+            INSERT INTO dossier_code_counters (unit_id, day, last) VALUES ($1, $2, 1)
+            ON CONFLICT (unit_id, day) DO UPDATE SET last = dossier_code_counters.last + 1
+            RETURNING last
+            """,
+            unit_id,
+            day,
+        )
+        return n
+
+    async def insert(
+        self, conn: Any, *, dossier_id: UUID, unit_id: int, created_by: int, values: dict[str, Any]
+    ) -> bool:
+        """Insert a dossier; False when its code is already taken."""
+        row = {k: values.get(k) for k in EDITABLE}
+        row["code"] = values["code"]
+        inserted = await conn.fetchval(
+            """
+            INSERT INTO dossiers (id, code, unit_id, procedure_code, title, subject_name, subject_id_kind,
+                subject_id_number, received_on, result_number, result_issued_on, result_issuer,
+                result_valid_until, result_kind_code, created_by, search_text)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+            ON CONFLICT (code) DO NOTHING
+            RETURNING true
+            """,
+            dossier_id,
+            row["code"],
+            unit_id,
+            row["procedure_code"],
+            row["title"],
+            row["subject_name"],
+            row["subject_id_kind"],
+            row["subject_id_number"],
+            row["received_on"],
+            row["result_number"],
+            row["result_issued_on"],
+            row["result_issuer"],
+            row["result_valid_until"],
+            row["result_kind_code"],
+            created_by,
+            search_text(row),
+        )
+        return bool(inserted)
+
+    async def get(self, dossier_id: UUID, *, scope: list[int] | None, include_deleted: bool = False) -> Dossier | None:
+        r = await self._pool.fetchrow(
+            _SELECT
+            + """
+            WHERE d.id = $1 AND ($2::bigint[] IS NULL OR d.unit_id = ANY($2))
+              AND ($3 OR d.state <> 'deleted')
+            """,
+            dossier_id,
+            scope,
+            include_deleted,
+        )
+        return Dossier.from_record(r) if r else None
+
+    async def list(
+        self,
+        flt: DossierFilter,
+        *,
+        scope: list[int] | None,
+        limit: int,
+        after: tuple[datetime, UUID] | None,
+    ) -> list[Dossier]:
+        q = _like_pattern(fold(flt.q)) if flt.q and fold(flt.q) else None
+        rows = await self._pool.fetch(
+            _SELECT
+            + """
+            WHERE ($1::bigint[] IS NULL OR d.unit_id = ANY($1))
+              AND ($2::bigint[] IS NULL OR d.unit_id = ANY($2))
+              AND d.state = $3
+              AND ($4::text IS NULL OR d.procedure_code = $4)
+              AND ($5::text IS NULL OR d.subject_id_number = $5)
+              AND ($6::date IS NULL OR d.received_on >= $6)
+              AND ($7::date IS NULL OR d.received_on <= $7)
+              AND ($8::boolean IS NULL
+                   OR ($8 AND d.result_number IS NOT NULL
+                       AND (d.result_valid_until IS NULL OR d.result_valid_until >= current_date))
+                   OR (NOT $8 AND (d.result_number IS NULL OR d.result_valid_until < current_date)))
+              AND ($9::text IS NULL
+                   OR d.search_text LIKE $9
+                   OR EXISTS (SELECT 1 FROM files f
+                              WHERE f.dossier_id = d.id AND f.state <> 'deleted' AND f.search_text LIKE $9))
+              AND ($10::timestamptz IS NULL OR (d.created_at, d.id) < ($10, $11::uuid))
+            ORDER BY d.created_at DESC, d.id DESC
+            LIMIT $12
+            """,
+            scope,
+            flt.unit_ids,
+            flt.state,
+            flt.procedure_code,
+            flt.subject_id_number,
+            flt.received_from,
+            flt.received_to,
+            flt.valid,
+            q,
+            after[0] if after else None,
+            after[1] if after else None,
+            limit,
+        )
+        return [Dossier.from_record(r) for r in rows]
+
+    async def update(self, conn: Any, dossier_id: UUID, changes: dict[str, Any]) -> None:
+        """Apply changes to editable fields and refresh the search text."""
+        current = await conn.fetchrow(
+            "SELECT code, " + ", ".join(EDITABLE) + " FROM dossiers WHERE id = $1 FOR UPDATE", dossier_id
+        )
+        merged = dict(current)
+        merged.update({k: v for k, v in changes.items() if k in EDITABLE})
+        await conn.execute(
+            """
+            UPDATE dossiers SET procedure_code = $2, title = $3, subject_name = $4, subject_id_kind = $5,
+                subject_id_number = $6, received_on = $7, result_number = $8, result_issued_on = $9,
+                result_issuer = $10, result_valid_until = $11, result_kind_code = $12,
+                search_text = $13, updated_at = clock_timestamp()
+            WHERE id = $1
+            """,
+            dossier_id,
+            *(merged[k] for k in EDITABLE),
+            search_text(merged),
+        )
+
+    async def mark_deleted(self, dossier_id: UUID) -> None:
+        await self._pool.execute(
+            """
+            UPDATE dossiers SET state = 'deleted', deleted_at = clock_timestamp(),
+                updated_at = clock_timestamp()
+            WHERE id = $1
+            """,
+            dossier_id,
+        )

@@ -1,0 +1,11 @@
+"""The one place that knows how object keys are laid out in the bucket."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+
+def original_key(file_id: UUID, received_at: datetime) -> str:
+    """Where the bytes of an uploaded file live: by month, so a prefix lists a month's intake."""
+    return f"originals/{received_at:%Y/%m}/{file_id}.pdf"

@@ -1,0 +1,63 @@
+"""The job-queue contract: job names and how to enqueue them.
+
+arq sits behind this module alone, so the queue can be replaced here without touching callers.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from uuid import UUID
+
+from arq.connections import ArqRedis, RedisSettings
+from redis.asyncio import ConnectionPool
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+QUEUE_NAME = "warehouse:inspect"
+INSPECT_FILE = "inspect_file"
+
+
+def inspection_job_id(file_id: UUID | str) -> str:
+    """One job id per file, so a file is never queued twice at once."""
+    return f"inspect:{file_id}"
+
+
+def redis_settings(url: str) -> RedisSettings:
+    settings = RedisSettings.from_dsn(url)
+    settings.conn_timeout = 2
+    return settings
+
+
+class Queue:
+    """Enqueues jobs by name. Connects lazily, so the API starts and accepts uploads with Redis down."""
+
+    def __init__(self, redis: ArqRedis) -> None:
+        self._redis = redis
+
+    @classmethod
+    def from_url(cls, url: str) -> Queue:
+        pool = ConnectionPool.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+        return cls(ArqRedis(pool, default_queue_name=QUEUE_NAME))
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    async def ping(self) -> None:
+        await self._redis.ping()
+
+    async def enqueue_inspection(self, file_id: UUID | str) -> bool:
+        """Queue the inspection of a file. False when Redis is unreachable: the sweeper retries later."""
+        return await self._enqueue(INSPECT_FILE, str(file_id), job_id=inspection_job_id(file_id))
+
+    async def _enqueue(self, name: str, *args: Any, job_id: str) -> bool:
+        try:
+            await self._redis.enqueue_job(name, *args, _job_id=job_id, _queue_name=QUEUE_NAME)
+        except (RedisError, OSError) as exc:
+            log.warning("could not enqueue %s %s: %s", name, job_id, exc)
+            return False
+        return True
+
+    async def depth(self) -> int:
+        return int(await self._redis.zcard(QUEUE_NAME))

@@ -1,0 +1,147 @@
+"""File endpoints: upload into a dossier, read metadata, download, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+from uuid import UUID
+
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.datastructures import ResponseHeader
+from litestar.response import Redirect, Stream
+from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT, HTTP_307_TEMPORARY_REDIRECT
+
+from storage import File, ObjectNotFound
+from warehouse.api.schemas import FileOut
+from warehouse.auth import Principal
+from warehouse.context import Services
+from warehouse.errors import Problem
+from warehouse.uploads import PDF_MEDIA_TYPE, MultipartUpload, multipart_file, receive_file
+
+
+def _content_length(request: Request[Any, Any, Any]) -> int | None:
+    raw = request.headers.get("content-length")
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise Problem(400, "bad_content_length", "The Content-Length header is not a number.") from None
+
+
+async def _file_for_read(services: Services, principal: Principal, file_id: UUID) -> File:
+    f = await services.files.get(file_id, scope=principal.read_scope)
+    if f is None:
+        raise Problem(404, "file_not_found", f"There is no file {file_id} that you may see.")
+    return f
+
+
+class FilesController(Controller):
+    path = "/api/v1"
+    tags = ["files"]
+
+    @post(
+        "/dossiers/{dossier_id:uuid}/files",
+        operation_id="upload_file",
+        status_code=HTTP_201_CREATED,
+        request_max_body_size=None,  # the upload path enforces WAREHOUSE_MAX_FILE_BYTES while streaming
+        response_headers=[ResponseHeader(name="Location", description="the new file", documentation_only=True)],
+    )
+    async def upload(
+        self, dossier_id: UUID, request: Request[Principal, Any, Any], services: Services
+    ) -> Response[FileOut]:
+        """Upload a PDF into a dossier: the raw bytes as the body (Content-Type: application/pdf,
+        X-Filename, X-File-Kind, optional X-Content-SHA256 and Idempotency-Key), or multipart/form-data
+        with a `file` part and a `kind` field. The body streams to storage; it is never held whole."""
+        content_type = request.headers.get("content-type", "")
+        media = content_type.split(";", 1)[0].strip().lower()
+        declared_length = _content_length(request)
+        declared_sha256 = request.headers.get("x-content-sha256")
+        idempotency_key = request.headers.get("idempotency-key")
+        if media == "multipart/form-data":
+            form = MultipartUpload()
+            received = await receive_file(
+                services,
+                request.user,
+                dossier_id,
+                body=multipart_file(content_type, request.stream(), form),
+                filename=request.headers.get("x-filename"),
+                kind=None,
+                kind_after_body=form,
+                declared_length=declared_length,
+                declared_sha256=declared_sha256,
+                idempotency_key=idempotency_key,
+            )
+        elif media in (PDF_MEDIA_TYPE, "application/octet-stream", ""):
+            received = await receive_file(
+                services,
+                request.user,
+                dossier_id,
+                body=request.stream(),
+                filename=request.headers.get("x-filename"),
+                kind=request.headers.get("x-file-kind"),
+                declared_length=declared_length,
+                declared_sha256=declared_sha256,
+                idempotency_key=idempotency_key,
+            )
+        else:
+            raise Problem(
+                415,
+                "unsupported_media_type",
+                "Send the PDF as the raw body with Content-Type: application/pdf, or as multipart/form-data.",
+            )
+        headers = {"Location": f"/api/v1/files/{received.file.id}"}
+        if received.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return Response(FileOut.of(received.file), status_code=HTTP_201_CREATED, headers=headers)
+
+    @get("/files/{file_id:uuid}", operation_id="get_file")
+    async def get_file(self, file_id: UUID, request: Request[Principal, Any, Any], services: Services) -> FileOut:
+        """A file's metadata, state and inspection findings."""
+        return FileOut.of(await _file_for_read(services, request.user, file_id))
+
+    @get("/files/{file_id:uuid}/content", operation_id="get_file_content", response_model=None)
+    async def content(
+        self, file_id: UUID, request: Request[Principal, Any, Any], services: Services, redirect: bool = False
+    ) -> Stream | Redirect:
+        """The file's bytes, streamed; with ?redirect=1 a 307 to a short-lived presigned URL."""
+        f = await _file_for_read(services, request.user, file_id)
+        if redirect:
+            url = services.objects.presigned_url(
+                f.object_key, ttl_seconds=services.settings.presign_ttl_seconds, filename=f.name
+            )
+            return Redirect(url, status_code=HTTP_307_TEMPORARY_REDIRECT)
+        body = services.objects.stream(f.object_key)
+        try:
+            first = await anext(body)
+        except ObjectNotFound:
+            raise Problem(
+                404, "content_missing", "The file's bytes are missing from storage. Tell the administrator."
+            ) from None
+        except StopAsyncIteration:
+            first = b""
+
+        async def chunks() -> Any:
+            yield first
+            async for chunk in body:
+                yield chunk
+
+        return Stream(
+            chunks(),
+            media_type=PDF_MEDIA_TYPE,
+            headers={
+                "Content-Length": str(f.size),
+                "Content-Disposition": f"attachment; filename*=UTF-8''{quote(f.name)}",
+                "ETag": f'"{f.sha256}"',
+                "X-Content-SHA256": f.sha256,
+            },
+        )
+
+    @delete("/files/{file_id:uuid}", operation_id="delete_file", status_code=HTTP_204_NO_CONTENT)
+    async def remove(self, file_id: UUID, request: Request[Principal, Any, Any], services: Services) -> None:
+        """Mark a file deleted. Its bytes are kept for the retention period."""
+        f = await _file_for_read(services, request.user, file_id)
+        dossier = await services.dossiers.get(f.dossier_id, scope=None)
+        if dossier is None or not request.user.can_write(dossier.unit_id):
+            raise Problem(403, "forbidden", "Your account may read this file but not delete it.")
+        await services.files.mark_deleted(f.id)

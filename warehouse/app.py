@@ -1,0 +1,103 @@
+"""The one place that assembles the HTTP application."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.middleware.base import DefineMiddleware
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+
+from storage import Database, Queue, Settings, get_settings, object_store
+from warehouse.api.dossiers import DossiersController
+from warehouse.api.files import FilesController
+from warehouse.api.health import HealthController
+from warehouse.api.session import SessionController
+from warehouse.api.units import UnitsController
+from warehouse.auth import PUBLIC_PATHS, AuthMiddleware
+from warehouse.context import Services
+from warehouse.errors import EXCEPTION_HANDLERS
+
+log = logging.getLogger(__name__)
+
+
+def resolve_secret(settings: Settings) -> Settings:
+    """Settings with a signing key: the configured one, or one kept under the data folder."""
+    if settings.secret_key:
+        return settings
+    path = Path(settings.data_dir) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return settings.model_copy(update={"secret_key": path.read_text().strip()})
+
+
+def _services(state: State) -> Services:
+    services: Services = state.services
+    return services
+
+
+class MetricsController(PrometheusController):
+    path = "/metrics"
+    include_in_schema = False
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = resolve_secret(settings or get_settings())
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        db = await Database.connect(settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+        objects = object_store(settings)
+        queue = Queue.from_url(settings.redis_url)
+        app.state.services = Services(settings=settings, db=db, objects=objects, queue=queue)
+        try:
+            yield
+        finally:
+            await queue.close()
+            objects.close()
+            await db.close()
+
+    prometheus = PrometheusConfig(app_name="warehouse", prefix="warehouse", group_path=True, exclude=["^/metrics"])
+    openapi = OpenAPIConfig(
+        title="Kho số hóa",
+        version="1.0.0",
+        description="The province's warehouse of digitized administrative-procedure dossiers and results.",
+        path="/schema",
+        render_plugins=[ScalarRenderPlugin(path="/"), SwaggerRenderPlugin(path="/swagger")],
+        components=Components(
+            security_schemes={
+                "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT"),
+            }
+        ),
+        security=[{"bearer": []}],
+    )
+    return Litestar(
+        route_handlers=[
+            HealthController,
+            SessionController,
+            UnitsController,
+            DossiersController,
+            FilesController,
+            MetricsController,
+        ],
+        dependencies={"services": Provide(_services, sync_to_thread=False)},
+        middleware=[
+            prometheus.middleware,
+            DefineMiddleware(AuthMiddleware, exclude=PUBLIC_PATHS),
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=openapi,
+        lifespan=[lifespan],
+        request_max_body_size=1024 * 1024,  # JSON bodies; file uploads set their own limit
+    )

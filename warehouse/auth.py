@@ -1,0 +1,86 @@
+"""Who is calling, and which units they may read and write. Scope is decided here and nowhere else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+
+from storage import Account
+from warehouse.context import Services
+from warehouse.errors import Problem
+from warehouse.security import InvalidToken, read_token
+
+PASSWORD_CHANGE_PATH = "/api/v1/me/password"
+PUBLIC_PATHS = ["^/health", "^/schema", "^/metrics", "^/api/v1/auth/login$"]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The signed-in account and the units it may read and write (None: every unit)."""
+
+    account: Account
+    read_scope: list[int] | None
+    write_scope: list[int] | None
+
+    @property
+    def role(self) -> str:
+        return self.account.role
+
+    def can_read(self, unit_id: int) -> bool:
+        return self.read_scope is None or unit_id in self.read_scope
+
+    def can_write(self, unit_id: int) -> bool:
+        return self.write_scope is None or unit_id in self.write_scope
+
+    @property
+    def writes_anything(self) -> bool:
+        return self.write_scope is None or bool(self.write_scope)
+
+
+async def principal_for(services: Services, account: Account) -> Principal:
+    """Scope by role: operators their own unit; admins and viewers their unit and below."""
+    if account.role == "province_admin":
+        return Principal(account, None, None)
+    subtree = await services.subtree(account.unit_id)
+    if account.role == "unit_admin":
+        return Principal(account, subtree, subtree)
+    if account.role == "viewer":
+        return Principal(account, subtree, [])
+    return Principal(account, [account.unit_id], [account.unit_id])
+
+
+def _unauthenticated(detail: str) -> Problem:
+    return Problem(401, "unauthenticated", detail, headers={"WWW-Authenticate": 'Bearer realm="warehouse"'})
+
+
+class AuthMiddleware(AbstractAuthenticationMiddleware):
+    """Reads the bearer token, checks the account is still active, and attaches its principal."""
+
+    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+        services: Services = connection.app.state.services
+        header = connection.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _unauthenticated("Sign in first: send 'Authorization: Bearer <token>' from /api/v1/auth/login.")
+        try:
+            claims = read_token(services.settings.secret_key, token.strip())
+        except InvalidToken:
+            raise _unauthenticated("Your sign-in has expired or is not valid. Sign in again.") from None
+        account = await services.accounts.get(claims.account_id)
+        if account is None or account.state != "active":
+            raise _unauthenticated("This account is disabled. Ask your unit's administrator.")
+        if account.password_change_required and connection.url.path != PASSWORD_CHANGE_PATH:
+            raise Problem(
+                403,
+                "password_change_required",
+                "Change your one-time password first (POST /api/v1/me/password), then sign in again.",
+            )
+        return AuthenticationResult(user=await principal_for(services, account), auth=claims)
+
+
+def require_writer(principal: Principal) -> None:
+    if not principal.writes_anything:
+        raise Problem(403, "forbidden", "Your account can read records but not change them.")

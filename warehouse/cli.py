@@ -1,0 +1,166 @@
+"""The ``warehouse`` command: run, prepare and look after the warehouse."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+from storage import Database, Settings, get_settings, migrate, object_store
+from warehouse.local_services import LocalServices
+from warehouse.seed import seed
+
+log = logging.getLogger("warehouse")
+
+
+async def _ensure_bucket(settings: Settings, wait_seconds: float = 60) -> None:
+    """Create the bucket; a freshly started S3 server may need a few seconds before it accepts that."""
+    store = object_store(settings)
+    deadline = time.monotonic() + wait_seconds
+    try:
+        while True:
+            try:
+                await store.ensure_bucket()
+                return
+            except Exception as exc:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the S3 server did not accept the bucket: {exc}") from exc
+                await asyncio.sleep(1)
+    finally:
+        store.close()
+
+
+async def _migrate(settings: Settings) -> None:
+    applied = await migrate(settings.database_url)
+    print(f"migrations: {len(applied)} applied" + (f" ({', '.join(applied)})" if applied else ""))
+    await _ensure_bucket(settings)
+    print(f"bucket: {settings.s3_bucket} ready")
+
+
+async def _seed(settings: Settings) -> None:
+    db = await Database.connect(settings.database_url, min_size=1, max_size=2)
+    try:
+        report = await seed(db, suffix=settings.province_org_suffix, admin_password=settings.admin_password)
+    finally:
+        await db.close()
+    units = ", ".join(f"{n} {level}" for level, n in sorted(report.units.items()))
+    print(f"units: {units}")
+    if report.admin_password:
+        print(
+            "admin: created login 'admin' with the generated password below (shown once; set "
+            "WAREHOUSE_ADMIN_PASSWORD to choose it):"
+        )
+        print(f"    {report.admin_password}")
+    elif report.admin_created:
+        print("admin: created login 'admin' with the password from WAREHOUSE_ADMIN_PASSWORD")
+    else:
+        print("admin: login 'admin' exists, left as it is")
+
+
+def _serve(settings: Settings) -> None:
+    import uvicorn
+
+    from warehouse.app import resolve_secret
+
+    resolve_secret(settings)  # create the shared signing key once, before worker processes start
+    uvicorn.run(
+        "warehouse.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.api_workers,
+        log_level="info",
+        proxy_headers=True,
+        timeout_keep_alive=30,
+    )
+
+
+def _up(settings: Settings) -> int:
+    services = LocalServices(settings)
+    started: set[str] = set()
+    try:
+        for name, now, line in services.up():
+            print(line)
+            if now:
+                started.add(name)
+        asyncio.run(_migrate(settings))
+        asyncio.run(_seed(settings))
+        children = [
+            subprocess.Popen([sys.executable, "-m", "warehouse", "serve"]),
+            subprocess.Popen([sys.executable, "-m", "workers"]),
+        ]
+        print(
+            f"warehouse: API on http://{settings.host}:{settings.port} (docs at /schema), worker running. "
+            "Ctrl-C stops everything this command started."
+        )
+        try:
+            while all(c.poll() is None for c in children):
+                time.sleep(0.5)
+            print("warehouse: a child process stopped; stopping the rest")
+        except KeyboardInterrupt:
+            print("\nwarehouse: stopping")
+        finally:
+            for c in children:
+                if c.poll() is None:
+                    c.send_signal(signal.SIGTERM)
+            for c in children:
+                try:
+                    c.wait(timeout=90)
+                except subprocess.TimeoutExpired:
+                    c.kill()
+        return 0
+    finally:
+        if started:
+            for line in services.down(only=started):
+                print(line)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="warehouse", description="Kho số hóa: the digitization warehouse")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start services, migrate, seed, then serve the API and a worker")
+    sub.add_parser("serve", help="serve the HTTP API")
+    sub.add_parser("worker", help="run the inspection worker")
+    sub.add_parser("migrate", help="apply database migrations and create the bucket")
+    sub.add_parser("seed", help="create the province's units and the first admin (idempotent)")
+    services = sub.add_parser("services", help="local Postgres, Redis and S3 server")
+    services.add_argument("action", choices=["up", "down", "status"])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    settings = get_settings()
+    try:
+        if args.command == "up":
+            return _up(settings)
+        if args.command == "serve":
+            _serve(settings)
+        elif args.command == "worker":
+            os.execv(sys.executable, [sys.executable, "-m", "workers"])
+        elif args.command == "migrate":
+            asyncio.run(_migrate(settings))
+        elif args.command == "seed":
+            asyncio.run(_seed(settings))
+        elif args.command == "services":
+            local = LocalServices(settings)
+            if args.action == "up":
+                for _, _, line in local.up():
+                    print(line)
+            elif args.action == "down":
+                for line in local.down():
+                    print(line)
+            else:
+                for name, (addr, ok) in local.status().items():
+                    print(f"{name}: {'answering' if ok else 'NOT answering'} on {addr.host}:{addr.port}")
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+        print(f"warehouse: {exc}", file=sys.stderr)
+        return 1
+    return 0

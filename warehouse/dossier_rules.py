@@ -1,0 +1,70 @@
+"""Rules for dossier fields and codes (Decree 61/2018 art. 26, Circular 01/2018/TT-VPCP art. 19)."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from warehouse.errors import Problem
+
+LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+MAX_DAILY_SEQUENCE = 9999
+
+PROCEDURE_CODE = r"^[0-9]\.[0-9]{6}(\.[0-9A-Z]+)*$"
+DOSSIER_CODE = r"^[0-9A-Za-z][0-9A-Za-z./_-]{2,63}$"
+
+# Identifier kinds of a person or organisation, and the shape each number takes.
+ID_KINDS: dict[str, tuple[str, str]] = {
+    "cccd": (r"^[0-9]{12}$", "a citizen ID (CCCD) has 12 digits"),
+    "cmnd": (r"^([0-9]{9}|[0-9]{12})$", "an old ID card (CMND) has 9 or 12 digits"),
+    "passport": (r"^[A-Z0-9]{6,9}$", "a passport number has 6 to 9 letters or digits"),
+    "mst": (r"^[0-9]{10}(-[0-9]{3})?$", "a tax or enterprise code has 10 digits, or 10-3"),
+    "other": (r"^\S.{0,63}$", "an identifier has 1 to 64 characters"),
+}
+
+
+def today_local() -> date:
+    """Today in Vietnam, which is what a dossier's receipt date and code mean."""
+    return datetime.now(LOCAL_TZ).date()
+
+
+def format_dossier_code(unit_code: str, received_on: date, sequence: int) -> str:
+    """``<receiving unit code>-YYMMDD-XXXX``."""
+    if not 1 <= sequence <= MAX_DAILY_SEQUENCE:
+        raise Problem(
+            409,
+            "daily_sequence_exhausted",
+            f"Unit {unit_code} has already received {MAX_DAILY_SEQUENCE} dossiers on {received_on:%d/%m/%Y}; "
+            "give this dossier its code explicitly.",
+        )
+    return f"{unit_code}-{received_on:%y%m%d}-{sequence:04d}"
+
+
+def check_identifier(kind: str, number: str) -> str:
+    """The identifier number in its stored form, or a 422 saying what shape it must take."""
+    if kind not in ID_KINDS:
+        raise Problem(
+            422,
+            "invalid_id_kind",
+            f"subject.id_kind must be one of {', '.join(ID_KINDS)}; got {kind!r}.",
+        )
+    value = number.strip().upper() if kind in ("passport",) else number.strip()
+    pattern, explanation = ID_KINDS[kind]
+    if not re.fullmatch(pattern, value):
+        raise Problem(422, "invalid_id_number", f"subject.id_number is not valid: {explanation}.")
+    return value
+
+
+def check_dates(
+    received_on: date | None,
+    issued_on: date | None,
+    valid_until: date | None,
+) -> None:
+    today = today_local()
+    if received_on is not None and received_on > today:
+        raise Problem(422, "received_in_future", "received_on cannot be later than today.")
+    if issued_on is not None and issued_on > today:
+        raise Problem(422, "issued_in_future", "result.issued_on cannot be later than today.")
+    if issued_on is not None and valid_until is not None and valid_until < issued_on:
+        raise Problem(422, "validity_before_issue", "result.valid_until cannot be earlier than result.issued_on.")

@@ -1,0 +1,164 @@
+"""Problem details (RFC 9457) for every error the API returns."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import asyncpg
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from redis.exceptions import RedisError
+
+from storage import ObjectStoreUnavailable
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://kho-so-hoa.invalid/problems/"
+
+
+class Problem(Exception):
+    """An error with a status, a stable code and a sentence the operator can act on."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        *,
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.title = title or _TITLES.get(status, "Error")
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+
+_TITLES = {
+    400: "Bad request",
+    401: "Not signed in",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Too large",
+    415: "Unsupported media type",
+    422: "Invalid input",
+    429: "Too many requests",
+    500: "Internal error",
+    503: "Service unavailable",
+}
+
+# Codes for errors Litestar raises itself, before a handler runs.
+_DEFAULT_CODES = {
+    400: ("bad_request", "The request could not be read. Check its format and try again."),
+    401: ("unauthenticated", "Sign in first: send a bearer token or an API key."),
+    403: ("forbidden", "Your account may not do this."),
+    404: ("not_found", "There is nothing at this address."),
+    405: ("method_not_allowed", "This address does not accept that method."),
+    413: ("too_large", "The request body is larger than this warehouse accepts."),
+    415: ("unsupported_media_type", "This address does not accept that content type."),
+    429: ("rate_limited", "Too many requests. Wait a moment and try again."),
+}
+
+
+def problem_response(problem: Problem, request: Request[Any, Any, Any] | None = None) -> Response[Any]:
+    body: dict[str, Any] = {
+        "type": TYPE_BASE + problem.code,
+        "title": problem.title,
+        "status": problem.status,
+        "detail": problem.detail,
+        "code": problem.code,
+    }
+    if request is not None:
+        body["instance"] = request.url.path
+    body.update(problem.extra)
+    return Response(
+        content=body,
+        status_code=problem.status,
+        media_type=PROBLEM_JSON,
+        headers=problem.headers,
+    )
+
+
+def _on_problem(request: Request[Any, Any, Any], exc: Problem) -> Response[Any]:
+    return problem_response(exc, request)
+
+
+def _on_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    status = exc.status_code
+    if isinstance(exc, ValidationException) or (status == 400 and exc.extra):
+        fields = _field_errors(exc.extra)
+        detail = (
+            "Some fields are missing or invalid: " + "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+            if fields
+            else (exc.detail or "The request body is not valid JSON of the expected shape.")
+        )
+        return problem_response(Problem(422, "invalid_fields", detail, extra={"errors": fields}), request)
+    code, sentence = _DEFAULT_CODES.get(status, ("http_error", exc.detail or "The request failed."))
+    headers = dict(exc.headers or {})
+    return problem_response(Problem(status, code, sentence, headers=headers), request)
+
+
+def _field_errors(extra: Any) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = []
+    if isinstance(extra, list):
+        for item in extra:
+            if isinstance(item, dict):
+                key = str(item.get("key") or item.get("source") or "body")
+                out.append({"field": key, "message": str(item.get("message", "invalid"))})
+    return out
+
+
+def _on_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if isinstance(exc, ObjectStoreUnavailable):
+        which, code = "file storage", "storage_unavailable"
+    elif isinstance(exc, RedisError):
+        which, code = "queue", "queue_unavailable"
+    else:
+        which, code = "database", "database_unavailable"
+    log.warning("%s unavailable during %s %s: %s", which, request.method, request.url.path, exc)
+    return problem_response(
+        Problem(
+            503,
+            code,
+            f"The warehouse's {which} is not answering right now. Nothing was saved; try again in a little while.",
+            headers={"Retry-After": "10"},
+        ),
+        request,
+    )
+
+
+def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(
+        Problem(
+            500,
+            "internal_error",
+            "Something went wrong inside the warehouse. The request was not completed; "
+            "if it keeps happening, tell the administrator.",
+        ),
+        request,
+    )
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    Problem: _on_problem,
+    HTTPException: _on_http_exception,
+    ObjectStoreUnavailable: _on_unavailable,
+    asyncpg.exceptions.CannotConnectNowError: _on_unavailable,
+    asyncpg.exceptions.ConnectionDoesNotExistError: _on_unavailable,
+    asyncpg.exceptions.InterfaceError: _on_unavailable,
+    asyncpg.exceptions.AdminShutdownError: _on_unavailable,
+    ConnectionError: _on_unavailable,
+    OSError: _on_unavailable,
+    Exception: _on_unexpected,
+}
+
+__all__ = ["EXCEPTION_HANDLERS", "PROBLEM_JSON", "MediaType", "Problem", "problem_response"]

@@ -1,0 +1,71 @@
+"""Password hashing (argon2id) and access tokens (JWT)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from dataclasses import dataclass
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+_hasher = PasswordHasher()  # argon2id with the library's recommended parameters
+_ALGORITHM = "HS256"
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+async def verify_password_async(password_hash: str, password: str) -> bool:
+    """Argon2 is deliberately slow: keep it off the event loop."""
+    return await asyncio.to_thread(verify_password, password_hash, password)
+
+
+async def hash_password_async(password: str) -> str:
+    return await asyncio.to_thread(hash_password, password)
+
+
+def generate_password(length: int = 14) -> str:
+    """A one-time password that reads unambiguously over the phone (no 0/O, 1/l/I)."""
+    alphabet = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    account_id: int
+    issued_at: int
+    expires_at: int
+
+
+class InvalidToken(Exception):
+    pass
+
+
+def issue_token(secret: str, account_id: int, ttl_seconds: int) -> str:
+    now = int(time.time())
+    payload = {"sub": str(account_id), "iat": now, "exp": now + ttl_seconds, "typ": "access"}
+    return jwt.encode(payload, secret, algorithm=_ALGORITHM)
+
+
+def read_token(secret: str, token: str) -> TokenClaims:
+    try:
+        payload = jwt.decode(token, secret, algorithms=[_ALGORITHM], options={"require": ["sub", "exp", "iat"]})
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(str(exc)) from exc
+    if payload.get("typ") != "access":
+        raise InvalidToken("not an access token")
+    try:
+        return TokenClaims(int(payload["sub"]), int(payload["iat"]), int(payload["exp"]))
+    except (TypeError, ValueError) as exc:
+        raise InvalidToken("malformed subject") from exc

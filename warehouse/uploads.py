@@ -1,0 +1,312 @@
+"""Receiving a file: stream the body to the object store, check it, record it, queue its inspection.
+
+A failure at any step leaves nothing recorded; a blob written before the failure is removed at once
+(or, if the process dies, found later by the orphan sweeper).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from urllib.parse import unquote
+from uuid import UUID, uuid4
+
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from storage import File, NewFile, ObjectTooLarge, nfc, original_key
+from warehouse.auth import Principal
+from warehouse.context import Services
+from warehouse.dossiers import dossier_for_write
+from warehouse.errors import Problem
+
+log = logging.getLogger(__name__)
+
+PDF_MEDIA_TYPE = "application/pdf"
+FILE_KINDS = ("component", "result")
+# The PDF header may follow a little junk; readers look in the first kilobyte, and so do we.
+_HEADER_WINDOW = 1024
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+
+
+def too_large(limit: int) -> Problem:
+    return Problem(
+        413,
+        "file_too_large",
+        f"The file is larger than the {limit // (1024 * 1024)} MiB this warehouse accepts. "
+        "Split the scan into several files or lower its resolution.",
+    )
+
+
+def clean_filename(raw: str | None, fallback: str) -> str:
+    """A display name: percent-decoded UTF-8, NFC, no path or control characters, at most 255 chars."""
+    if not raw:
+        return fallback
+    name = nfc(unquote(raw, encoding="utf-8", errors="replace"))
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable()).strip()
+    return name[:255] or fallback
+
+
+def check_kind(kind: str | None) -> str:
+    value = (kind or "").strip().lower()
+    if value not in FILE_KINDS:
+        raise Problem(
+            422,
+            "invalid_file_kind",
+            "Say what the file is with X-File-Kind (or the 'kind' form field): 'component' for a dossier "
+            "component, 'result' for the procedure's result.",
+        )
+    return value
+
+
+def check_sha256(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if not _SHA256.fullmatch(value.strip()):
+        raise Problem(422, "invalid_checksum", "X-Content-SHA256 must be 64 hexadecimal characters.")
+    return value.strip().lower()
+
+
+def check_idempotency_key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not _IDEMPOTENCY_KEY.fullmatch(value):
+        raise Problem(422, "invalid_idempotency_key", "Idempotency-Key must be 1 to 200 visible ASCII characters.")
+    return value
+
+
+async def pdf_stream(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The same bytes, after checking they start like a PDF: a 4xx before anything is stored if not."""
+    head = bytearray()
+    async for chunk in chunks:
+        head += chunk
+        if len(head) >= _HEADER_WINDOW:
+            break
+    if not head:
+        raise Problem(400, "empty_body", "The request carried no file. Attach the PDF and send it again.")
+    if b"%PDF-" not in head[:_HEADER_WINDOW]:
+        raise Problem(
+            415,
+            "not_a_pdf",
+            "This file is not a PDF. Scan or export the document as PDF and upload that file.",
+        )
+
+    async def replay() -> AsyncIterator[bytes]:
+        yield bytes(head)
+        async for chunk in chunks:
+            yield chunk
+
+    return replay()
+
+
+@dataclass
+class MultipartUpload:
+    """A streaming view of a multipart/form-data body: the ``file`` part's bytes, and small fields."""
+
+    fields: dict[str, str] = field(default_factory=dict)
+    filename: str | None = None
+    saw_file: bool = False
+
+
+_MAX_FIELD = 4096
+
+
+@dataclass
+class _PartState:
+    name: str = ""
+    is_file: bool = False
+    header: bytearray = field(default_factory=bytearray)
+    value: bytearray = field(default_factory=bytearray)
+    headers: dict[bytes, bytes] = field(default_factory=dict)
+    data: bytearray = field(default_factory=bytearray)
+
+    def reset(self) -> None:
+        self.name, self.is_file = "", False
+        self.headers = {}
+        self.data = bytearray()
+
+
+def multipart_file(content_type: str, body: AsyncIterator[bytes], form: MultipartUpload) -> AsyncIterator[bytes]:
+    """Yield the bytes of the part named ``file`` as they arrive; other fields land in ``form.fields``."""
+    _, params = parse_options_header(content_type)
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise Problem(400, "bad_multipart", "The multipart body has no boundary in its Content-Type header.")
+
+    out: list[bytes] = []
+    part = _PartState()
+
+    def on_part_begin() -> None:
+        part.reset()
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        part.header += data[start:end]
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        part.value += data[start:end]
+
+    def on_header_end() -> None:
+        part.headers[bytes(part.header).lower()] = bytes(part.value)
+        part.header.clear()
+        part.value.clear()
+
+    def on_headers_finished() -> None:
+        _, disp = parse_options_header(part.headers.get(b"content-disposition", b""))
+        part.name = disp.get(b"name", b"").decode("utf-8", "replace")
+        part.is_file = part.name == "file" and not form.saw_file
+        if part.is_file:
+            form.saw_file = True
+            raw = disp.get(b"filename*") or disp.get(b"filename") or b""
+            text = raw.decode("utf-8", "replace")
+            if text.lower().startswith("utf-8''"):
+                text = unquote(text[7:])
+            form.filename = text
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        if part.is_file:
+            out.append(data[start:end])
+        elif len(part.data) < _MAX_FIELD:
+            part.data.extend(data[start : min(end, start + _MAX_FIELD - len(part.data))])
+
+    def on_part_end() -> None:
+        if not part.is_file and part.name:
+            form.fields[part.name] = part.data.decode("utf-8", "replace")
+
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": on_part_begin,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_headers_finished": on_headers_finished,
+            "on_part_data": on_part_data,
+            "on_part_end": on_part_end,
+        },
+    )
+
+    async def file_bytes() -> AsyncIterator[bytes]:
+        async for chunk in body:
+            try:
+                parser.write(chunk)
+            except Exception as exc:
+                raise Problem(400, "bad_multipart", f"The multipart body could not be read: {exc}") from None
+            if out:
+                joined = b"".join(out)
+                out.clear()
+                yield joined
+        parser.finalize()
+
+    return file_bytes()
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    file: File
+    replayed: bool
+
+
+async def receive_file(
+    services: Services,
+    principal: Principal,
+    dossier_id: UUID,
+    *,
+    body: AsyncIterator[bytes],
+    declared_length: int | None,
+    filename: str | None,
+    kind: str | None,
+    kind_after_body: MultipartUpload | None = None,
+    declared_sha256: str | None,
+    idempotency_key: str | None,
+) -> Received:
+    """Store one uploaded file into a dossier. See the module docstring for what failure leaves."""
+    settings = services.settings
+    dossier = await dossier_for_write(services, principal, dossier_id)
+    if kind_after_body is None:
+        kind = check_kind(kind)
+    declared_sha256 = check_sha256(declared_sha256)
+    idempotency_key = check_idempotency_key(idempotency_key)
+
+    if idempotency_key:
+        earlier = await services.files.by_idempotency_key(principal.account.id, idempotency_key)
+        if earlier is not None:
+            if earlier.dossier_id != dossier.id:
+                raise Problem(
+                    422,
+                    "idempotency_key_reused",
+                    "This Idempotency-Key was already used for another dossier. Use a new key per file.",
+                )
+            return Received(earlier, replayed=True)
+
+    if declared_length is not None and declared_length > settings.max_file_bytes:
+        raise too_large(settings.max_file_bytes)
+    if declared_length == 0:
+        raise Problem(400, "empty_body", "The request carried no file. Attach the PDF and send it again.")
+
+    file_id = uuid4()
+    received_at = datetime.now(UTC)
+    key = original_key(file_id, received_at)
+    stream = await pdf_stream(body)
+    try:
+        stored = await services.objects.put_stream(
+            key, stream, content_type=PDF_MEDIA_TYPE, max_bytes=settings.max_file_bytes
+        )
+    except ObjectTooLarge:
+        raise too_large(settings.max_file_bytes) from None
+
+    try:
+        if kind_after_body is not None:
+            if not kind_after_body.saw_file:
+                raise Problem(422, "file_part_missing", "The form has no part named 'file'.")
+            kind = check_kind(kind_after_body.fields.get("kind"))
+            filename = filename or kind_after_body.filename
+        if declared_sha256 and declared_sha256 != stored.sha256:
+            raise Problem(
+                422,
+                "checksum_mismatch",
+                "The file arrived damaged: its SHA-256 does not match X-Content-SHA256. Nothing was saved; "
+                "send it again.",
+                extra={"received_sha256": stored.sha256},
+            )
+        assert kind is not None
+        new = NewFile(
+            id=file_id,
+            dossier_id=dossier.id,
+            kind=kind,
+            name=clean_filename(filename, f"{file_id}.pdf"),
+            size=stored.size,
+            sha256=stored.sha256,
+            media_type=PDF_MEDIA_TYPE,
+            object_key=key,
+            created_by=principal.account.id,
+            created_at=received_at,
+            idempotency_key=idempotency_key,
+        )
+        inserted = await services.files.insert(new)
+    except BaseException:
+        await _discard(services, key)
+        raise
+
+    if not inserted:
+        # A concurrent retry with the same key won the race: answer with its file, drop our copy.
+        await _discard(services, key)
+        assert idempotency_key is not None
+        earlier = await services.files.by_idempotency_key(principal.account.id, idempotency_key)
+        assert earlier is not None
+        return Received(earlier, replayed=True)
+
+    await services.queue.enqueue_inspection(file_id)
+    recorded = await services.files.get_unscoped(file_id)
+    assert recorded is not None
+    return Received(recorded, replayed=False)
+
+
+async def _discard(services: Services, key: str) -> None:
+    try:
+        await services.objects.delete(key)
+    except Exception as exc:  # the orphan sweeper removes it later
+        log.warning("could not remove unrecorded object %s: %s", key, exc)

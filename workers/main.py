@@ -1,0 +1,75 @@
+"""The arq worker: which jobs it runs, with what limits, and the clients it shares between them."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from arq.cron import cron
+from arq.worker import Worker, func
+
+from storage import (
+    INSPECT_FILE,
+    QUEUE_NAME,
+    Database,
+    Files,
+    Queue,
+    Settings,
+    get_settings,
+    object_store,
+    redis_settings,
+)
+from workers.inspection import inspect_file, requeue_stuck
+
+log = logging.getLogger(__name__)
+
+
+def build_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
+    """A worker for these settings; ``overrides`` go to arq (tests pass ``burst=True``)."""
+    settings = settings or get_settings()
+
+    async def startup(ctx: dict[str, Any]) -> None:
+        ctx["settings"] = settings
+        ctx["db"] = await Database.connect(settings.database_url, min_size=1, max_size=max(4, settings.worker_max_jobs))
+        ctx["files"] = Files(ctx["db"].pool)
+        ctx["objects"] = object_store(settings)
+        ctx["queue"] = Queue.from_url(settings.redis_url)
+
+    async def shutdown(ctx: dict[str, Any]) -> None:
+        if "queue" in ctx:
+            await ctx["queue"].close()
+        if "objects" in ctx:
+            ctx["objects"].close()
+        if "db" in ctx:
+            await ctx["db"].close()
+
+    options: dict[str, Any] = {
+        "functions": [
+            func(
+                inspect_file,
+                name=INSPECT_FILE,
+                # the child has its own limit; this one only catches a stuck download
+                timeout=settings.inspect_timeout_seconds + 120,
+                max_tries=settings.worker_job_tries,
+            )
+        ],
+        "cron_jobs": [cron(requeue_stuck, minute=set(range(60)), run_at_startup=True, unique=True)],
+        "queue_name": QUEUE_NAME,
+        "redis_settings": redis_settings(settings.redis_url),
+        "on_startup": startup,
+        "on_shutdown": shutdown,
+        "max_jobs": settings.worker_max_jobs,
+        # Results are in Postgres; keeping none lets a lost job's id be queued again at once.
+        "keep_result": 0,
+        "health_check_interval": timedelta(seconds=30),
+        # On SIGTERM, finish the current jobs (up to this long) before stopping.
+        "job_completion_wait": int(settings.inspect_timeout_seconds) + 30,
+    }
+    options.update(overrides)
+    return Worker(**options)
+
+
+def run() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    build_worker().run()
