@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     inspect_memory_mb: int = 512
     inspect_max_pages: int = 2000
     inspect_text_chars: int = 1_000_000
+    inspect_max_stream_mb: int = Field(default=512, ge=1, description="largest a compressed stream may inflate to")
     worker_max_jobs: int = 2
     worker_job_tries: int = 5
     stuck_after_seconds: int = 300

@@ -109,6 +109,7 @@ async def inspect_file(ctx: dict[str, Any], file_id: str) -> str:
             str(path),
             settings.inspect_max_pages,
             settings.inspect_text_chars,
+            settings.inspect_max_stream_mb * 1024 * 1024,
             timeout=settings.inspect_timeout_seconds,
             memory_mb=settings.inspect_memory_mb,
         )

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+import zlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 # A page whose extracted text has this many visible characters counts as having a text layer.
 MIN_TEXT_CHARS_PER_PAGE = 20
 _TAIL_WINDOW = 2048
+MIB = 1024 * 1024
 
 
 @dataclass
@@ -37,7 +39,52 @@ def _has_eof_marker(path: str) -> bool:
         return b"%%EOF" in fh.read()
 
 
-def inspect_pdf(path: str, max_pages: int, max_text_chars: int) -> dict[str, Any]:
+class StreamBomb(Exception):
+    """A compressed stream that inflates past the allowed size."""
+
+
+def _inflated_size(raw: bytes, limit: int) -> int:
+    """Bytes a Flate stream inflates to, counted without keeping them; stops past ``limit``."""
+    inflater = zlib.decompressobj()
+    total, data = 0, raw
+    while data:
+        out = inflater.decompress(data, 1024 * 1024)
+        total += len(out)
+        if total > limit:
+            raise StreamBomb(f"a stream inflates to more than {limit // (1024 * 1024)} MiB")
+        data = inflater.unconsumed_tail
+        if not out and not data:
+            break
+    return total
+
+
+def _check_streams(page: Any, limit: int) -> None:
+    """Measure the page's Flate-compressed content and image streams before anything decodes them."""
+    from pypdf.generic import ArrayObject, StreamObject
+
+    candidates: list[Any] = []
+    contents = page.get("/Contents")
+    if contents is not None:
+        contents = contents.get_object()
+        candidates.extend(contents if isinstance(contents, ArrayObject) else [contents])
+    resources = page.get("/Resources")
+    xobjects = resources.get_object().get("/XObject") if resources is not None else None
+    if xobjects is not None:
+        candidates.extend(xobjects.get_object().values())
+    for ref in candidates:
+        stream = ref.get_object()
+        if not isinstance(stream, StreamObject):
+            continue
+        filters = stream.get("/Filter")
+        names = [str(f) for f in filters] if isinstance(filters, ArrayObject) else [str(filters)]
+        if names and names[0] in ("/FlateDecode", "/Fl"):
+            try:
+                _inflated_size(stream._data, limit)
+            except zlib.error:
+                continue  # a damaged stream: text extraction reports it for the page
+
+
+def inspect_pdf(path: str, max_pages: int, max_text_chars: int, max_stream_bytes: int = 512 * MIB) -> dict[str, Any]:
     """Open the PDF and report pages, version, encryption and its text layer.
 
     Every failure is turned into a ``problem`` code; nothing here raises for a bad file.
@@ -71,6 +118,7 @@ def inspect_pdf(path: str, max_pages: int, max_text_chars: int) -> dict[str, Any
         texts: list[str] = []
         budget = max_text_chars
         for number, page in enumerate(reader.pages, start=1):
+            _check_streams(page, max_stream_bytes)
             try:
                 text = page.extract_text() or ""
             except LimitReachedError:
@@ -89,6 +137,9 @@ def inspect_pdf(path: str, max_pages: int, max_text_chars: int) -> dict[str, Any
         if len(report.page_errors) == pages:
             report.problem = "pdf_unreadable"
             report.problem_detail = "no page could be read"
+    except StreamBomb as exc:
+        report.problem = "pdf_too_complex"
+        report.problem_detail = str(exc)
     except FileNotDecryptedError:
         report.encrypted = True
         report.problem = "pdf_encrypted"

@@ -1,0 +1,69 @@
+"""Test harness: a fresh database, a test bucket and a test Redis database on the real services."""
+
+from __future__ import annotations
+
+import os
+
+# The suite owns its own database, bucket and Redis database; never the ones `make run` uses.
+os.environ.setdefault("WAREHOUSE_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/warehouse_test")
+os.environ.setdefault("WAREHOUSE_REDIS_URL", "redis://127.0.0.1:6379/15")
+os.environ.setdefault("WAREHOUSE_S3_BUCKET", "warehouse-test")
+os.environ.setdefault("WAREHOUSE_SECRET_KEY", "test-signing-key-that-is-long-enough-for-hs256")
+
+from collections.abc import AsyncIterator  # noqa: E402
+
+import pytest  # noqa: E402
+import redis.asyncio as aioredis  # noqa: E402
+from litestar import Litestar  # noqa: E402
+from litestar.testing import AsyncTestClient  # noqa: E402
+
+from storage import Database, Settings, drop_database, migrate, object_store  # noqa: E402
+from tests.factories import ADMIN_PASSWORD, Api  # noqa: E402
+from warehouse.app import create_app  # noqa: E402
+from warehouse.seed import seed  # noqa: E402
+
+assert Settings().database_url.rsplit("/", 1)[-1].endswith("_test"), "tests must run on a *_test database"
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings(admin_password=ADMIN_PASSWORD)
+
+
+@pytest.fixture(scope="session")
+async def prepared(settings: Settings) -> AsyncIterator[Settings]:
+    """A migrated, seeded, empty warehouse: database, bucket and queue."""
+    await drop_database(settings.database_url)
+    await migrate(settings.database_url)
+    store = object_store(settings)
+    await store.ensure_bucket()
+    store.close()
+    r = aioredis.from_url(settings.redis_url)
+    await r.flushdb()
+    await r.aclose()
+    db = await Database.connect(settings.database_url, min_size=1, max_size=2)
+    await seed(db, suffix=settings.province_org_suffix, admin_password=ADMIN_PASSWORD)
+    await db.close()
+    yield settings
+
+
+@pytest.fixture(scope="session")
+async def db(prepared: Settings) -> AsyncIterator[Database]:
+    database = await Database.connect(prepared.database_url, min_size=1, max_size=4)
+    yield database
+    await database.close()
+
+
+def make_client(settings: Settings) -> AsyncTestClient[Litestar]:
+    return AsyncTestClient(app=create_app(settings), timeout=60)
+
+
+@pytest.fixture(scope="session")
+async def client(prepared: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with make_client(prepared) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+async def api(client: AsyncTestClient[Litestar], db: Database, prepared: Settings) -> Api:
+    return Api(client, db, prepared)

@@ -1,0 +1,157 @@
+"""Small factories: accounts, tokens, dossiers and uploads, made through the real API and services."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from storage import Accounts, Database, Settings
+from warehouse.security import hash_password
+from warehouse.seed import org_code
+from workers import build_worker
+
+ADMIN_PASSWORD = "mat-khau-quan-tri-thu-nghiem"
+PASSWORD = "mat-khau-thu-nghiem-1"
+_serial = itertools.count(1)
+# Hashing is slow on purpose; all test accounts share one hash of PASSWORD.
+_PASSWORD_HASH = hash_password(PASSWORD)
+
+
+def commune(district: int = 21, number: int = 1, suffix: str = "HXX") -> str:
+    """Code of a seeded commune: district 21 is TP Lạng Sơn (8 communes), 22 Tràng Định (22), ..."""
+    return org_code(suffix, third=number, second=district)
+
+
+def district(number: int = 21, suffix: str = "HXX") -> str:
+    return org_code(suffix, second=number)
+
+
+def province(suffix: str = "HXX") -> str:
+    return org_code(suffix)
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+class Api:
+    def __init__(self, client: AsyncTestClient[Litestar], db: Database, settings: Settings) -> None:
+        self.client = client
+        self.db = db
+        self.settings = settings
+        self._admin: str | None = None
+
+    async def login(self, login: str, password: str) -> str:
+        r = await self.client.post("/api/v1/auth/login", json={"login": login, "password": password})
+        assert r.status_code == 200, r.text
+        token: str = r.json()["access_token"]
+        return token
+
+    async def admin(self) -> str:
+        if self._admin is None:
+            self._admin = await self.login("admin", ADMIN_PASSWORD)
+        return self._admin
+
+    async def account(self, role: str, unit_code: str, *, change_required: bool = False) -> tuple[str, str]:
+        """A new account of that role in that unit: (login, bearer token)."""
+        login = f"t{next(_serial):04d}-{role.replace('_', '')}"
+        unit = await self.db.pool.fetchval("SELECT id FROM units WHERE code = $1", unit_code)
+        assert unit is not None, unit_code
+        created = await Accounts(self.db.pool).create(
+            login=login, unit_id=unit, role=role, password_hash=_PASSWORD_HASH, password_change_required=change_required
+        )
+        assert created is not None
+        return login, await self.login(login, PASSWORD)
+
+    async def dossier(self, token: str, **fields: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "procedure_code": "1.002891.000.00.00.H40",
+            "subject": {"name": "Nguyễn Văn An", "id_kind": "cccd", "id_number": "020190000001"},
+        }
+        body.update(fields)
+        r = await self.client.post("/api/v1/dossiers", json=body, headers=auth(token))
+        assert r.status_code == 201, r.text
+        result: dict[str, Any] = r.json()
+        return result
+
+    async def upload(
+        self,
+        token: str,
+        dossier_id: str,
+        data: bytes,
+        *,
+        kind: str = "component",
+        filename: str = "scan.pdf",
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        all_headers = {
+            **auth(token),
+            "Content-Type": "application/pdf",
+            "X-File-Kind": kind,
+            "X-Filename": quote(filename),
+            **(headers or {}),
+        }
+        return await self.client.post(f"/api/v1/dossiers/{dossier_id}/files", content=data, headers=all_headers)
+
+    async def run_worker(self) -> int:
+        """Run the inspection worker until the queue is empty; returns how many jobs it completed."""
+        worker = build_worker(self.settings, burst=True, handle_signals=False, poll_delay=0.05, cron_jobs=[])
+        try:
+            await worker.main()
+            return int(worker.jobs_complete)
+        finally:
+            await worker.close()
+
+    async def file(self, token: str, file_id: str) -> dict[str, Any]:
+        r = await self.client.get(f"/api/v1/files/{file_id}", headers=auth(token))
+        assert r.status_code == 200, r.text
+        result: dict[str, Any] = r.json()
+        return result
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LiveServer:
+    """The API as a real process (uvicorn) on a free local port, with extra settings in its environment."""
+
+    def __init__(self, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = env
+        self.proc: Any = None
+
+    def __enter__(self) -> LiveServer:
+        import os
+        import subprocess
+        import sys
+        import time
+
+        env = {**os.environ, **self.env, "WAREHOUSE_PORT": str(self.port), "WAREHOUSE_HOST": "127.0.0.1"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "warehouse", "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/health/live", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.1)
+        self.__exit__()
+        raise RuntimeError("the API did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
