@@ -72,7 +72,8 @@ async def ensure_database(url: str) -> bool:
             # Identifiers cannot be bound as parameters; quote it the way Postgres does.
             quoted = await conn.fetchval("SELECT quote_ident($1)", name)
             await conn.execute(f"CREATE DATABASE {quoted}")
-        except asyncpg.DuplicateDatabaseError:
+        except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+            # Another process created it a moment ago.
             return False
         return True
     finally:

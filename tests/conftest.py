@@ -10,17 +10,17 @@ os.environ.setdefault("WAREHOUSE_REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("WAREHOUSE_S3_BUCKET", "warehouse-test")
 os.environ.setdefault("WAREHOUSE_SECRET_KEY", "test-signing-key-that-is-long-enough-for-hs256")
 
-from collections.abc import AsyncIterator  # noqa: E402
+from collections.abc import AsyncIterator
 
-import pytest  # noqa: E402
-import redis.asyncio as aioredis  # noqa: E402
-from litestar import Litestar  # noqa: E402
-from litestar.testing import AsyncTestClient  # noqa: E402
+import pytest
+import redis.asyncio as aioredis
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
 
-from storage import Database, Settings, drop_database, migrate, object_store  # noqa: E402
-from tests.factories import ADMIN_PASSWORD, Api  # noqa: E402
-from warehouse.app import create_app  # noqa: E402
-from warehouse.seed import seed  # noqa: E402
+from storage import Database, Settings, drop_database, migrate, object_store
+from tests.factories import ADMIN_PASSWORD, Api
+from warehouse.app import create_app
+from warehouse.seed import seed
 
 assert Settings().database_url.rsplit("/", 1)[-1].endswith("_test"), "tests must run on a *_test database"
 

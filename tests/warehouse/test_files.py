@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
 import unicodedata
+from collections.abc import AsyncIterator
 from functools import lru_cache
 
 import httpx
@@ -27,8 +27,14 @@ def scan() -> bytes:
 async def object_keys(api: Api) -> set[str]:
     store = object_store(api.settings)
     try:
-        return set(await store._run(lambda: [o.object_name for o in store._client.list_objects(
-            bucket_name=store.bucket, prefix="originals/", recursive=True)]))
+        return set(
+            await store._run(
+                lambda: [
+                    o.object_name
+                    for o in store._client.list_objects(bucket_name=store.bucket, prefix="originals/", recursive=True)
+                ]
+            )
+        )
     finally:
         store.close()
 
@@ -37,8 +43,14 @@ async def test_scan_uploads_streams_and_becomes_ready_with_its_pages(api: Api) -
     _, token = await api.account("operator", commune(22, 3))
     dossier = await api.dossier(token)
     data = scan()
-    r = await api.upload(token, dossier["id"], data, kind="result", filename="Giấy chứng nhận.pdf",
-                         headers={"X-Content-SHA256": hashlib.sha256(data).hexdigest()})
+    r = await api.upload(
+        token,
+        dossier["id"],
+        data,
+        kind="result",
+        filename="Giấy chứng nhận.pdf",
+        headers={"X-Content-SHA256": hashlib.sha256(data).hexdigest()},
+    )
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["sha256"] == hashlib.sha256(data).hexdigest()
@@ -69,9 +81,7 @@ async def test_presigned_redirect_serves_the_same_bytes(api: Api) -> None:
     dossier = await api.dossier(token)
     data = text_pdf()
     file_id = (await api.upload(token, dossier["id"], data)).json()["id"]
-    r = await api.client.get(
-        f"/api/v1/files/{file_id}/content?redirect=1", headers=auth(token), follow_redirects=False
-    )
+    r = await api.client.get(f"/api/v1/files/{file_id}/content?redirect=1", headers=auth(token), follow_redirects=False)
     assert r.status_code == 307, r.text
     async with httpx.AsyncClient() as plain:
         fetched = await plain.get(r.headers["location"])
@@ -215,3 +225,23 @@ async def test_files_of_another_commune_are_not_found(api: Api) -> None:
     r = await api.upload(other, dossier["id"], text_pdf())
     assert r.status_code == 404
     assert (await api.client.delete(f"/api/v1/files/{file_id}", headers=auth(other))).status_code == 404
+
+
+async def test_object_store_down_is_503_with_retry_after_and_records_nothing(api: Api) -> None:
+    from tests.conftest import make_client
+    from tests.factories import free_port
+
+    _, token = await api.account("operator", commune(23, 6))
+    dossier = await api.dossier(token)
+    dead = api.settings.model_copy(update={"s3_endpoint": f"127.0.0.1:{free_port()}"})
+    async with make_client(dead) as client:
+        r = await client.post(
+            f"/api/v1/dossiers/{dossier['id']}/files",
+            content=text_pdf(),
+            headers={**auth(token), "Content-Type": "application/pdf", "X-File-Kind": "component"},
+        )
+    assert r.status_code == 503
+    assert r.json()["code"] == "storage_unavailable"
+    assert int(r.headers["retry-after"]) > 0
+    view = await api.client.get(f"/api/v1/dossiers/{dossier['id']}", headers=auth(token))
+    assert view.json()["files"] == []

@@ -1,0 +1,123 @@
+"""The worker inspects each file in a limited child: bad files are rejected with reasons, it lives on."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from loadtests.pdfgen import scanned_pdf
+from tests.factories import Api, commune
+from tests.pdfs import bomb_pdf, cyclic_pdf, encrypted_pdf, text_pdf, truncated_pdf
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+async def test_hostile_and_broken_pdfs_are_rejected_with_reasons_and_the_worker_lives_on(api: Api) -> None:
+    _, token = await api.account("operator", commune(25, 1))
+    dossier = await api.dossier(token)
+    cases = {
+        "pdf_truncated": truncated_pdf(),
+        "pdf_encrypted": encrypted_pdf(),
+        "pdf_unreadable": cyclic_pdf(),
+        "pdf_too_complex": bomb_pdf(),
+    }
+    ids = {}
+    for code, data in cases.items():
+        r = await api.upload(token, dossier["id"], data, filename=f"{code}.pdf")
+        assert r.status_code == 201, r.text
+        ids[code] = r.json()["id"]
+    good = (await api.upload(token, dossier["id"], scanned_pdf(pages=2, dpi=200, seed=11))).json()["id"]
+
+    started = time.monotonic()
+    await api.run_worker()
+    assert time.monotonic() - started < api.settings.inspect_timeout_seconds
+
+    for code, file_id in ids.items():
+        f = await api.file(token, file_id)
+        assert f["state"] == "rejected", (code, f)
+        assert f["reason_code"] == code
+        assert f["reason"], "a rejection carries a sentence the operator can act on"
+        assert f["inspection"]["reason_vi"]
+    ready = await api.file(token, good)
+    assert ready["state"] == "ready"
+    assert ready["pages"] == 2
+
+
+async def test_text_layer_is_recorded_and_searchable(api: Api) -> None:
+    _, token = await api.account("operator", commune(25, 2))
+    dossier = await api.dossier(token)
+    file_id = (await api.upload(token, dossier["id"], text_pdf("Quyet dinh cap phep xay dung so 4711"))).json()["id"]
+    await api.run_worker()
+    f = await api.file(token, file_id)
+    assert f["state"] == "ready"
+    assert f["inspection"]["text_layer"] is True
+    r = await api.client.get(
+        "/api/v1/dossiers", params={"q": "phep xay dung so 4711"}, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert [d["id"] for d in r.json()["items"]] == [dossier["id"]]
+
+
+async def test_a_file_inspected_twice_keeps_its_first_verdict(api: Api) -> None:
+    _, token = await api.account("operator", commune(25, 3))
+    dossier = await api.dossier(token)
+    file_id = (await api.upload(token, dossier["id"], text_pdf())).json()["id"]
+    await api.run_worker()
+    first = await api.file(token, file_id)
+    # A duplicate delivery of the same job (a retry after a lost acknowledgement) changes nothing.
+    from storage import Queue
+
+    queue = Queue.from_url(api.settings.redis_url)
+    assert await queue.enqueue_inspection(file_id)
+    await queue.close()
+    assert await api.run_worker() == 1
+    assert await api.file(token, file_id) == first
+
+
+async def test_a_time_limit_rejects_a_file_that_takes_too_long(api: Api) -> None:
+    slow = api.settings.model_copy(update={"inspect_timeout_seconds": 0.01})
+    _, token = await api.account("operator", commune(25, 4))
+    dossier = await api.dossier(token)
+    file_id = (await api.upload(token, dossier["id"], scanned_pdf(pages=1, dpi=100))).json()["id"]
+    from workers import build_worker
+
+    worker = build_worker(slow, burst=True, handle_signals=False, poll_delay=0.05, cron_jobs=[])
+    try:
+        await worker.main()
+    finally:
+        await worker.close()
+    f = await api.file(token, file_id)
+    assert (f["state"], f["reason_code"]) == ("rejected", "pdf_inspection_timeout")
+
+
+async def test_upload_lands_with_redis_down_and_the_sweeper_queues_it_later(api: Api) -> None:
+    from tests.conftest import make_client
+    from tests.factories import auth, free_port
+    from workers.inspection import requeue_stuck
+
+    no_redis = api.settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
+    _, token = await api.account("operator", commune(25, 5))
+    dossier = await api.dossier(token)
+    async with make_client(no_redis) as client:
+        r = await client.post(
+            f"/api/v1/dossiers/{dossier['id']}/files",
+            content=text_pdf(),
+            headers={**auth(token), "Content-Type": "application/pdf", "X-File-Kind": "result"},
+        )
+    assert r.status_code == 201, r.text
+    file_id = r.json()["id"]
+    assert await api.run_worker() == 0  # nothing was queued
+    assert (await api.file(token, file_id))["state"] == "processing"
+
+    from storage import Files, Queue
+
+    queue = Queue.from_url(api.settings.redis_url)
+    ctx = {
+        "settings": api.settings.model_copy(update={"stuck_after_seconds": 0}),
+        "files": Files(api.db.pool),
+        "queue": queue,
+    }
+    assert await requeue_stuck(ctx) >= 1
+    await queue.close()
+    await api.run_worker()
+    assert (await api.file(token, file_id))["state"] == "ready"
