@@ -10,12 +10,15 @@ from storage.dossiers import Dossier, DossierFilter, Dossiers, InvalidCursor, de
 from storage.files import File, Files, Inspection, NewFile
 from storage.keys import original_key
 from storage.objects import (
+    BodyLengthMismatch,
     ObjectNotFound,
     ObjectStore,
+    ObjectStoreError,
     ObjectStoreUnavailable,
     ObjectTooLarge,
     StoredObject,
 )
+from storage.outbox import drain_safely, requeue_lost, run_drainer
 from storage.queue import INSPECT_FILE, QUEUE_NAME, Queue, inspection_job_id, redis_settings
 from storage.text import fold, nfc
 from storage.units import LEVELS, Unit, Units
@@ -27,6 +30,7 @@ __all__ = [
     "ROLES",
     "Account",
     "Accounts",
+    "BodyLengthMismatch",
     "Database",
     "Dossier",
     "DossierFilter",
@@ -38,6 +42,7 @@ __all__ = [
     "NewFile",
     "ObjectNotFound",
     "ObjectStore",
+    "ObjectStoreError",
     "ObjectStoreUnavailable",
     "ObjectTooLarge",
     "Queue",
@@ -46,6 +51,7 @@ __all__ = [
     "Unit",
     "Units",
     "decode_cursor",
+    "drain_safely",
     "drop_database",
     "encode_cursor",
     "ensure_database",
@@ -56,6 +62,8 @@ __all__ = [
     "nfc",
     "original_key",
     "redis_settings",
+    "requeue_lost",
+    "run_drainer",
 ]
 
 

@@ -19,7 +19,8 @@ class Settings(BaseSettings):
     # Where the API listens.
     host: str = "127.0.0.1"
     port: int = 8000
-    api_workers: int = Field(default=1, ge=1, description="uvicorn worker processes")
+    api_workers: int = Field(default=1, ge=1, description="API worker processes")
+    access_log: bool = Field(default=False, description="log every request (metrics count them anyway)")
 
     # Backing services.
     database_url: str = "postgresql://postgres@127.0.0.1:5432/warehouse"
@@ -56,6 +57,9 @@ class Settings(BaseSettings):
 
     # Upload limits.
     max_file_bytes: int = Field(default=200 * MiB, ge=1)
+    upload_drain_bytes: int = Field(
+        default=64 * MiB, ge=0, description="how much of a refused body is read so the client sees the 413"
+    )
     presign_ttl_seconds: int = Field(default=300, ge=10, le=7 * 24 * 3600)
     page_size_default: int = 50
     page_size_max: int = 200

@@ -70,19 +70,22 @@ f.reason_code, f.reason, f.pages, f.inspection, f.created_by, f.created_at, f.up
 """
 
 
+_RETURNING = _COLUMNS.replace("f.", "")
+
+
 class Files:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def insert(self, new: NewFile) -> bool:
-        """Record an uploaded file; False when the account already used that idempotency key."""
-        inserted = await self._pool.fetchval(
-            """
+    async def insert(self, new: NewFile) -> File | None:
+        """Record an uploaded file; None when the account already used that idempotency key."""
+        r = await self._pool.fetchrow(
+            f"""
             INSERT INTO files (id, dossier_id, kind, name, size, sha256, media_type, object_key,
                                created_by, created_at, updated_at, idempotency_key, search_text)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12)
             ON CONFLICT (created_by, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-            RETURNING true
+            RETURNING {_RETURNING}
             """,
             new.id,
             new.dossier_id,
@@ -97,7 +100,7 @@ class Files:
             new.idempotency_key,
             fold(new.name),
         )
-        return bool(inserted)
+        return File.from_record(r) if r else None
 
     async def get(self, file_id: UUID, *, scope: list[int] | None) -> File | None:
         r = await self._pool.fetchrow(
@@ -153,25 +156,6 @@ class Files:
             result.reason,
         )
         return bool(updated)
-
-    async def stuck(self, *, older_than_seconds: int, limit: int = 500) -> list[UUID]:
-        """Files still processing long after upload: their job was lost (Redis down, worker killed)."""
-        rows = await self._pool.fetch(
-            """
-            SELECT id FROM files
-            WHERE state = 'processing' AND updated_at < clock_timestamp() - make_interval(secs => $1)
-            ORDER BY updated_at LIMIT $2
-            """,
-            older_than_seconds,
-            limit,
-        )
-        return [r["id"] for r in rows]
-
-    async def touch(self, file_ids: list[UUID]) -> None:
-        await self._pool.execute(
-            "UPDATE files SET updated_at = clock_timestamp() WHERE id = ANY($1) AND state = 'processing'",
-            file_ids,
-        )
 
     async def mark_deleted(self, file_id: UUID) -> None:
         await self._pool.execute(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,19 +18,27 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
+from xml.etree import ElementTree
 
+import aiohttp
 import certifi
 import urllib3
 from minio import Minio
 from minio.error import S3Error
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 _READ_CHUNK = 256 * 1024
+_WRITE_BLOCK = 1024 * 1024
 
 
 class ObjectStoreUnavailable(Exception):
     """The object store did not answer or failed; the caller should try again later."""
+
+
+class BodyLengthMismatch(Exception):
+    """The body was shorter or longer than the Content-Length its sender announced."""
 
 
 class ObjectTooLarge(Exception):
@@ -44,53 +53,41 @@ class ObjectNotFound(Exception):
     """No object under that key."""
 
 
+class ObjectStoreError(Exception):
+    """The object store refused a request the warehouse made (a fault of ours, not of the caller)."""
+
+
+async def _exactly(body: AsyncIterator[bytes], length: int) -> AsyncIterator[bytes]:
+    """The body, checked to be exactly ``length`` bytes as announced."""
+    sent = 0
+    async for chunk in body:
+        sent += len(chunk)
+        if sent > length:
+            raise BodyLengthMismatch(f"the body is longer than its Content-Length ({length})")
+        yield chunk
+    if sent != length:
+        raise BodyLengthMismatch(f"the body ended after {sent} of {length} announced bytes")
+
+
+def _xml_text(document: bytes, tag: str) -> str | None:
+    for element in ElementTree.fromstring(document).iter():
+        if element.tag == tag or element.tag.endswith("}" + tag):
+            return element.text
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
 @dataclass(frozen=True, slots=True)
 class StoredObject:
     key: str
     size: int
     sha256: str
-
-
-class _StreamReader:
-    """A blocking file-like view of an async byte stream, read from a worker thread.
-
-    Each ``read`` pulls chunks from the event loop as needed, hashes and counts them, and stops the
-    upload with :class:`ObjectTooLarge` as soon as the limit is passed.
-    """
-
-    def __init__(self, chunks: AsyncIterator[bytes], loop: asyncio.AbstractEventLoop, max_bytes: int) -> None:
-        self._chunks = chunks
-        self._loop = loop
-        self._max = max_bytes
-        self._buf = bytearray()
-        self._eof = False
-        self.size = 0
-        self.hash = hashlib.sha256()
-
-    async def _next(self) -> bytes | None:
-        try:
-            return await anext(self._chunks)
-        except StopAsyncIteration:
-            return None
-
-    def read(self, n: int = -1) -> bytes:
-        while not self._eof and (n < 0 or len(self._buf) < n):
-            chunk = asyncio.run_coroutine_threadsafe(self._next(), self._loop).result()
-            if chunk is None:
-                self._eof = True
-                break
-            self.size += len(chunk)
-            if self.size > self._max:
-                raise ObjectTooLarge(self._max)
-            self.hash.update(chunk)
-            self._buf += chunk
-        if n < 0 or n >= len(self._buf):
-            out = bytes(self._buf)
-            self._buf.clear()
-        else:
-            out = bytes(self._buf[:n])
-            del self._buf[:n]
-        return out
 
 
 def _is_unavailable(exc: BaseException) -> bool:
@@ -141,6 +138,9 @@ class ObjectStore:
         self.bucket = bucket
         self.part_size = part_size
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="s3")
+        self._max_connections = max_connections
+        self._secure = secure
+        self._http: aiohttp.ClientSession | None = None  # made on first use, inside the event loop
 
     async def _run(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -157,7 +157,9 @@ class ObjectStore:
                 raise ObjectStoreUnavailable(str(exc)) from exc
             raise
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def ensure_bucket(self) -> None:
@@ -172,23 +174,190 @@ class ObjectStore:
     async def ping(self) -> None:
         await self._run(self._client.bucket_exists, bucket_name=self.bucket)
 
-    async def put_stream(
-        self, key: str, chunks: AsyncIterator[bytes], *, content_type: str, max_bytes: int
-    ) -> StoredObject:
-        """Stream ``chunks`` into ``key``, hashing on the way. Nothing is kept if it fails."""
-        reader = _StreamReader(chunks, asyncio.get_running_loop(), max_bytes)
-        await self._run(
-            self._client.put_object,
+    # -- the data path: signed requests streamed by an async HTTP client -------------------------
+    #
+    # The SDK signs each request locally (UNSIGNED-PAYLOAD, so no second hash of the bytes); the body
+    # streams from the client's connection to the object store's as it arrives, with one part at
+    # most held in memory. Only S3 operations that MinIO and SeaweedFS both provide are used.
+
+    def _signed(self, method: str, key: str, query: dict[str, str] | None = None) -> str:
+        params: dict[str, str | list[str] | tuple[str]] | None = dict(query) if query else None
+        url: str = self._client.get_presigned_url(
+            method=method,
             bucket_name=self.bucket,
             object_name=key,
-            data=reader,
-            length=-1,
-            part_size=self.part_size,
-            content_type=content_type,
-            # One part in flight bounds memory per upload to about two parts.
-            num_parallel_uploads=1,
+            expires=timedelta(minutes=15),
+            extra_query_params=params,
         )
-        return StoredObject(key=key, size=reader.size, sha256=reader.hash.hexdigest())
+        return url
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._max_connections, ssl=self._secure),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=3, sock_read=60),
+                skip_auto_headers=("Content-Type",),
+            )
+        return self._http
+
+    async def _request(
+        self,
+        method: str,
+        key: str,
+        *,
+        query: dict[str, str] | None = None,
+        content: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> _Answer:
+        try:
+            async with self._session().request(
+                method, self._signed(method, key, query), data=content, headers=headers
+            ) as response:
+                headers = {k.lower(): v for k, v in response.headers.items()}
+                answer = _Answer(response.status, headers, await response.read())
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
+            raise ObjectStoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        if answer.status == 404:
+            raise ObjectNotFound(key)
+        if answer.status >= 500:
+            raise ObjectStoreUnavailable(f"{method} {key}: HTTP {answer.status}")
+        if answer.status >= 300:
+            raise ObjectStoreError(f"{method} {key}: HTTP {answer.status}: {answer.body[:300]!r}")
+        return answer
+
+    async def put_stream(
+        self,
+        key: str,
+        chunks: AsyncIterator[bytes],
+        *,
+        content_type: str,
+        max_bytes: int,
+        length: int | None = None,
+    ) -> StoredObject:
+        """Stream ``chunks`` into ``key``, hashing on the way. Nothing is kept if it fails.
+
+        With a known ``length`` of at most one part, the body goes out in one PUT as it arrives;
+        otherwise it is cut into parts of ``part_size`` and sent as a multipart upload.
+        """
+        digest = hashlib.sha256()
+        size = 0
+
+        async def counted() -> AsyncIterator[bytes]:
+            # Network chunks are small (tens of KiB); each costs the HTTP client a round of work, so
+            # they are gathered into blocks of _WRITE_BLOCK before going out.
+            nonlocal size
+            block: list[bytes] = []
+            pending = 0
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > max_bytes:
+                    raise ObjectTooLarge(max_bytes)
+                digest.update(chunk)
+                block.append(chunk)
+                pending += len(chunk)
+                if pending >= _WRITE_BLOCK:
+                    yield b"".join(block)
+                    block.clear()
+                    pending = 0
+            if block:
+                yield b"".join(block)
+
+        headers = {"Content-Type": content_type}
+        if length is not None and length <= self.part_size:
+            if length > max_bytes:
+                raise ObjectTooLarge(max_bytes)
+            await self._request(
+                "PUT", key, content=_exactly(counted(), length), headers={**headers, "Content-Length": str(length)}
+            )
+        else:
+            await self._put_parts(key, counted(), headers)
+        return StoredObject(key=key, size=size, sha256=digest.hexdigest())
+
+    async def _put_parts(self, key: str, body: AsyncIterator[bytes], headers: dict[str, str]) -> None:
+        pending: list[bytes] = []  # blocks of the part being gathered, joined once when it is full
+        pending_size = 0
+        upload_id: str | None = None
+        etags: list[str] = []
+        in_flight: asyncio.Task[str] | None = None
+
+        def take_part() -> bytes:
+            """Exactly part_size bytes off the front of the pending blocks, copied once."""
+            nonlocal pending, pending_size
+            taken: list[bytes] = []
+            need = self.part_size
+            while need:
+                block = pending.pop(0)
+                if len(block) > need:
+                    taken.append(block[:need])
+                    pending.insert(0, block[need:])
+                    need = 0
+                else:
+                    taken.append(block)
+                    need -= len(block)
+            pending_size -= self.part_size
+            return b"".join(taken)
+
+        try:
+            async for chunk in body:
+                pending.append(chunk)
+                pending_size += len(chunk)
+                while pending_size >= self.part_size:
+                    part = take_part()
+                    if upload_id is None:
+                        upload_id = await self.start_multipart(key, headers["Content-Type"])
+                    if in_flight is not None:  # one part uploading while the next one is read
+                        etags.append(await in_flight)
+                    in_flight = asyncio.ensure_future(self.put_part(key, upload_id, len(etags) + 1, part))
+                    del part
+            last = b"".join(pending)
+            pending = []
+            if upload_id is None:  # it all fit in one part after all
+                await self._request("PUT", key, content=last, headers={**headers, "Content-Length": str(len(last))})
+                return
+            if in_flight is not None:
+                etags.append(await in_flight)
+                in_flight = None
+            if last:
+                etags.append(await self.put_part(key, upload_id, len(etags) + 1, last))
+            await self.complete_multipart(key, upload_id, etags)
+        except BaseException:
+            if in_flight is not None:
+                in_flight.cancel()
+            if upload_id is not None:
+                await self.abort_multipart(key, upload_id)
+            raise
+
+    async def start_multipart(self, key: str, content_type: str) -> str:
+        response = await self._request("POST", key, query={"uploads": ""}, headers={"Content-Type": content_type})
+        upload_id = _xml_text(response.body, "UploadId")
+        if not upload_id:
+            raise ObjectStoreError(f"no UploadId in the answer for {key}")
+        return upload_id
+
+    async def put_part(self, key: str, upload_id: str, number: int, data: bytes) -> str:
+        response = await self._request(
+            "PUT", key, query={"partNumber": str(number), "uploadId": upload_id}, content=data
+        )
+        return str(response.headers.get("etag", "")).strip('"')
+
+    async def complete_multipart(self, key: str, upload_id: str, etags: list[str]) -> None:
+        parts = "".join(
+            f"<Part><PartNumber>{n}</PartNumber><ETag>&quot;{etag}&quot;</ETag></Part>"
+            for n, etag in enumerate(etags, start=1)
+        )
+        body = f"<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>".encode()
+        response = await self._request(
+            "POST", key, query={"uploadId": upload_id}, content=body, headers={"Content-Type": "application/xml"}
+        )
+        # S3 may answer 200 and still report an error in the body.
+        if b"<Error>" in response.body:
+            raise ObjectStoreError(f"completing {key} failed: {response.body[:300]!r}")
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        try:
+            await self._request("DELETE", key, query={"uploadId": upload_id})
+        except (ObjectStoreUnavailable, ObjectStoreError, ObjectNotFound) as exc:
+            log.warning("could not abort multipart upload %s of %s: %s", upload_id, key, exc)
 
     async def put_bytes(self, key: str, data: bytes, *, content_type: str) -> None:
         await self._run(
@@ -205,17 +374,17 @@ class ObjectStore:
         return int(stat.size)
 
     async def stream(self, key: str, chunk_size: int = _READ_CHUNK) -> AsyncIterator[bytes]:
-        """The object's bytes, chunk by chunk."""
-        response = await self._run(self._client.get_object, bucket_name=self.bucket, object_name=key)
+        """The object's bytes, chunk by chunk. Raises ObjectNotFound before the first chunk."""
         try:
-            while True:
-                chunk: bytes = await self._run(response.read, chunk_size)
-                if not chunk:
-                    break
-                yield chunk
-        finally:
-            response.close()
-            response.release_conn()
+            async with self._session().get(self._signed("GET", key)) as response:
+                if response.status == 404:
+                    raise ObjectNotFound(key)
+                if response.status >= 300:
+                    raise ObjectStoreUnavailable(f"GET {key}: HTTP {response.status}")
+                async for chunk in response.content.iter_chunked(chunk_size):
+                    yield chunk
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
+            raise ObjectStoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     async def download(self, key: str, path: Path) -> None:
         await self._run(self._client.fget_object, bucket_name=self.bucket, object_name=key, file_path=str(path))

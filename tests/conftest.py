@@ -37,7 +37,7 @@ async def prepared(settings: Settings) -> AsyncIterator[Settings]:
     await migrate(settings.database_url)
     store = object_store(settings)
     await store.ensure_bucket()
-    store.close()
+    await store.aclose()
     r = aioredis.from_url(settings.redis_url)
     await r.flushdb()
     await r.aclose()

@@ -10,7 +10,7 @@ import httpx
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from storage import Accounts, Database, Settings
+from storage import Accounts, Database, Queue, Settings, drain_safely
 from warehouse.security import hash_password
 from warehouse.seed import org_code
 from workers import build_worker
@@ -98,9 +98,17 @@ class Api:
         }
         return await self.client.post(f"/api/v1/dossiers/{dossier_id}/files", content=data, headers=all_headers)
 
-    async def run_worker(self) -> int:
-        """Run the inspection worker until the queue is empty; returns how many jobs it completed."""
-        worker = build_worker(self.settings, burst=True, handle_signals=False, poll_delay=0.05, cron_jobs=[])
+    async def run_worker(self, settings: Settings | None = None) -> int:
+        """Drain the outbox, then run the worker until the queue is empty; returns the jobs it completed."""
+        settings = settings or self.settings
+        queue = Queue.from_url(settings.redis_url)
+        try:
+            await drain_safely(self.db, queue)
+        finally:
+            await queue.close()
+        worker = build_worker(
+            settings, drain_outbox=False, burst=True, handle_signals=False, poll_delay=0.05, cron_jobs=[]
+        )
         try:
             await worker.main()
             return int(worker.jobs_complete)

@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             yield
         finally:
             await queue.close()
-            objects.close()
+            await objects.aclose()
             await db.close()
 
     prometheus = PrometheusConfig(app_name="warehouse", prefix="warehouse", group_path=True, exclude=["^/metrics"])

@@ -33,7 +33,7 @@ async def _ensure_bucket(settings: Settings, wait_seconds: float = 60) -> None:
                     raise RuntimeError(f"the S3 server did not accept the bucket: {exc}") from exc
                 await asyncio.sleep(1)
     finally:
-        store.close()
+        await store.aclose()
 
 
 async def _migrate(settings: Settings) -> None:
@@ -64,21 +64,22 @@ async def _seed(settings: Settings) -> None:
 
 
 def _serve(settings: Settings) -> None:
-    import uvicorn
+    from granian import Granian
+    from granian.constants import Interfaces, Loops
 
     from warehouse.app import resolve_secret
 
     resolve_secret(settings)  # create the shared signing key once, before worker processes start
-    uvicorn.run(
+    Granian(
         "warehouse.app:create_app",
         factory=True,
-        host=settings.host,
+        address=settings.host,
         port=settings.port,
+        interface=Interfaces.ASGI,
         workers=settings.api_workers,
-        log_level="info",
-        proxy_headers=True,
-        timeout_keep_alive=30,
-    )
+        loop=Loops.uvloop,
+        log_access=settings.access_log,
+    ).serve()
 
 
 def _up(settings: Settings) -> int:

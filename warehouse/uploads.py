@@ -16,7 +16,7 @@ from uuid import UUID, uuid4
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from storage import File, NewFile, ObjectTooLarge, nfc, original_key
+from storage import BodyLengthMismatch, File, NewFile, ObjectTooLarge, nfc, original_key
 from warehouse.auth import Principal
 from warehouse.context import Services
 from warehouse.dossiers import dossier_for_write
@@ -77,6 +77,22 @@ def check_idempotency_key(value: str | None) -> str | None:
     if not _IDEMPOTENCY_KEY.fullmatch(value):
         raise Problem(422, "invalid_idempotency_key", "Idempotency-Key must be 1 to 200 visible ASCII characters.")
     return value
+
+
+async def drain(body: AsyncIterator[bytes], limit: int) -> None:
+    """Read and drop what is left of a refused body, up to ``limit`` bytes.
+
+    A client that is still sending when the answer comes sees a broken connection instead of the
+    answer; reading the rest lets a moderately oversized upload get its clear 413.
+    """
+    seen = 0
+    try:
+        async for chunk in body:
+            seen += len(chunk)
+            if seen > limit:
+                return
+    except Exception:  # the client went away; nothing to tell it
+        return
 
 
 async def pdf_stream(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -243,6 +259,8 @@ async def receive_file(
             return Received(earlier, replayed=True)
 
     if declared_length is not None and declared_length > settings.max_file_bytes:
+        if declared_length - settings.max_file_bytes <= settings.upload_drain_bytes:
+            await drain(body, settings.upload_drain_bytes + settings.max_file_bytes)
         raise too_large(settings.max_file_bytes)
     if declared_length == 0:
         raise Problem(400, "empty_body", "The request carried no file. Attach the PDF and send it again.")
@@ -253,10 +271,19 @@ async def receive_file(
     stream = await pdf_stream(body)
     try:
         stored = await services.objects.put_stream(
-            key, stream, content_type=PDF_MEDIA_TYPE, max_bytes=settings.max_file_bytes
+            key,
+            stream,
+            content_type=PDF_MEDIA_TYPE,
+            max_bytes=settings.max_file_bytes,
+            length=None if kind_after_body is not None else declared_length,
         )
     except ObjectTooLarge:
+        await drain(body, settings.upload_drain_bytes)
         raise too_large(settings.max_file_bytes) from None
+    except BodyLengthMismatch as exc:
+        raise Problem(
+            400, "body_length_mismatch", f"The upload was cut off or malformed ({exc}). Send the file again."
+        ) from None
 
     try:
         if kind_after_body is not None:
@@ -286,12 +313,12 @@ async def receive_file(
             created_at=received_at,
             idempotency_key=idempotency_key,
         )
-        inserted = await services.files.insert(new)
+        recorded = await services.files.insert(new)
     except BaseException:
         await _discard(services, key)
         raise
 
-    if not inserted:
+    if recorded is None:
         # A concurrent retry with the same key won the race: answer with its file, drop our copy.
         await _discard(services, key)
         assert idempotency_key is not None
@@ -299,9 +326,7 @@ async def receive_file(
         assert earlier is not None
         return Received(earlier, replayed=True)
 
-    await services.queue.enqueue_inspection(file_id)
-    recorded = await services.files.get_unscoped(file_id)
-    assert recorded is not None
+    # The row is the inspection outbox: a worker queues the job (see storage.outbox).
     return Received(recorded, replayed=False)
 
 

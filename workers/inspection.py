@@ -11,7 +11,7 @@ from uuid import UUID
 
 from arq import Retry
 
-from storage import Files, Inspection, ObjectNotFound, ObjectStoreUnavailable, Queue, Settings
+from storage import Files, Inspection, ObjectNotFound, ObjectStoreUnavailable, Settings, drain_safely, requeue_lost
 from storage.objects import ObjectStore
 from workers.pdfcheck import inspect_pdf
 from workers.sandbox import run_limited
@@ -125,13 +125,10 @@ async def inspect_file(ctx: dict[str, Any], file_id: str) -> str:
 
 
 async def requeue_stuck(ctx: dict[str, Any]) -> int:
-    """Queue again files whose inspection job was lost (Redis was down, a worker was killed)."""
+    """Return to the outbox files whose job was lost (a worker killed mid-job, Redis flushed)."""
     settings: Settings = ctx["settings"]
-    files: Files = ctx["files"]
-    queue: Queue = ctx["queue"]
-    stuck = await files.stuck(older_than_seconds=settings.stuck_after_seconds)
-    queued = [fid for fid in stuck if await queue.enqueue_inspection(fid)]
-    if queued:
-        await files.touch(queued)
-        log.info("requeued %d files stuck in processing", len(queued))
-    return len(queued)
+    n = await requeue_lost(ctx["db"], older_than_seconds=settings.stuck_after_seconds)
+    if n:
+        log.info("returned %d files with lost inspection jobs to the outbox", n)
+        await drain_safely(ctx["db"], ctx["queue"])
+    return n

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from datetime import timedelta
 from typing import Any
@@ -19,14 +21,18 @@ from storage import (
     get_settings,
     object_store,
     redis_settings,
+    run_drainer,
 )
 from workers.inspection import inspect_file, requeue_stuck
 
 log = logging.getLogger(__name__)
 
 
-def build_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
-    """A worker for these settings; ``overrides`` go to arq (tests pass ``burst=True``)."""
+def build_worker(settings: Settings | None = None, *, drain_outbox: bool = True, **overrides: Any) -> Worker:
+    """A worker for these settings; ``overrides`` go to arq (tests pass ``burst=True``).
+
+    ``drain_outbox`` runs the outbox drainer beside the jobs (every worker may: they share the work).
+    """
     settings = settings or get_settings()
 
     async def startup(ctx: dict[str, Any]) -> None:
@@ -35,12 +41,18 @@ def build_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
         ctx["files"] = Files(ctx["db"].pool)
         ctx["objects"] = object_store(settings)
         ctx["queue"] = Queue.from_url(settings.redis_url)
+        if drain_outbox:
+            ctx["drainer"] = asyncio.create_task(run_drainer(ctx["db"], settings.database_url, ctx["queue"]))
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        if "drainer" in ctx:
+            ctx["drainer"].cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ctx["drainer"]
         if "queue" in ctx:
             await ctx["queue"].close()
         if "objects" in ctx:
-            ctx["objects"].close()
+            await ctx["objects"].aclose()
         if "db" in ctx:
             await ctx["db"].close()
 

@@ -36,7 +36,7 @@ async def object_keys(api: Api) -> set[str]:
             )
         )
     finally:
-        store.close()
+        await store.aclose()
 
 
 async def test_scan_uploads_streams_and_becomes_ready_with_its_pages(api: Api) -> None:

@@ -79,21 +79,15 @@ async def test_a_time_limit_rejects_a_file_that_takes_too_long(api: Api) -> None
     _, token = await api.account("operator", commune(25, 4))
     dossier = await api.dossier(token)
     file_id = (await api.upload(token, dossier["id"], scanned_pdf(pages=1, dpi=100))).json()["id"]
-    from workers import build_worker
-
-    worker = build_worker(slow, burst=True, handle_signals=False, poll_delay=0.05, cron_jobs=[])
-    try:
-        await worker.main()
-    finally:
-        await worker.close()
+    await api.run_worker(slow)
     f = await api.file(token, file_id)
     assert (f["state"], f["reason_code"]) == ("rejected", "pdf_inspection_timeout")
 
 
-async def test_upload_lands_with_redis_down_and_the_sweeper_queues_it_later(api: Api) -> None:
+async def test_upload_lands_with_redis_down_and_is_inspected_when_it_returns(api: Api) -> None:
+    from storage import Queue, drain_safely
     from tests.conftest import make_client
     from tests.factories import auth, free_port
-    from workers.inspection import requeue_stuck
 
     no_redis = api.settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
     _, token = await api.account("operator", commune(25, 5))
@@ -106,18 +100,30 @@ async def test_upload_lands_with_redis_down_and_the_sweeper_queues_it_later(api:
         )
     assert r.status_code == 201, r.text
     file_id = r.json()["id"]
-    assert await api.run_worker() == 0  # nothing was queued
+
+    dead = Queue.from_url(no_redis.redis_url)
+    assert await drain_safely(api.db, dead) == 0  # Redis still down: the file waits in the outbox
+    await dead.close()
     assert (await api.file(token, file_id))["state"] == "processing"
 
-    from storage import Files, Queue
+    await api.run_worker()  # Redis is back
+    assert (await api.file(token, file_id))["state"] == "ready"
 
+
+async def test_a_lost_job_is_queued_again_by_the_sweeper(api: Api) -> None:
+    from storage import Queue
+    from workers.inspection import requeue_stuck
+
+    _, token = await api.account("operator", commune(25, 6))
+    dossier = await api.dossier(token)
+    file_id = (await api.upload(token, dossier["id"], text_pdf())).json()["id"]
+    # As if a worker had taken the job and died: queued long ago, never finished, gone from Redis.
+    await api.db.pool.execute("UPDATE files SET queued_at = now() - interval '1 hour' WHERE id = $1::uuid", file_id)
     queue = Queue.from_url(api.settings.redis_url)
-    ctx = {
-        "settings": api.settings.model_copy(update={"stuck_after_seconds": 0}),
-        "files": Files(api.db.pool),
-        "queue": queue,
-    }
-    assert await requeue_stuck(ctx) >= 1
-    await queue.close()
+    try:
+        ctx = {"settings": api.settings, "db": api.db, "queue": queue}
+        assert await requeue_stuck(ctx) == 1
+    finally:
+        await queue.close()
     await api.run_worker()
     assert (await api.file(token, file_id))["state"] == "ready"

@@ -1,0 +1,104 @@
+"""The inspection outbox: recorded files whose inspection job is not queued yet.
+
+The API only writes the file's row (in the same statement that records it); a worker drains the
+outbox into the job queue. A Postgres notification wakes the drainer at once, and a slow poll
+catches anything a notification missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import asyncpg
+
+from storage.db import Database
+from storage.queue import Queue
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "file_recorded"
+
+
+async def drain(db: Database, queue: Queue, *, limit: int = 200) -> int:
+    """Queue the inspection of files waiting in the outbox. Returns how many were queued.
+
+    Rows are claimed with SKIP LOCKED, so several workers drain side by side without doubling work;
+    when Redis refuses, the transaction rolls back and the rows wait for the next round.
+    """
+    async with db.transaction() as conn:
+        rows = await conn.fetch(
+            """
+            SELECT id FROM files
+            WHERE state = 'processing' AND queued_at IS NULL
+            ORDER BY created_at
+            LIMIT $1
+            FOR UPDATE SKIP LOCKED
+            """,
+            limit,
+        )
+        if not rows:
+            return 0
+        ids = [r["id"] for r in rows]
+        for file_id in ids:
+            if not await queue.enqueue_inspection(file_id):
+                raise _QueueDown
+        await conn.execute("UPDATE files SET queued_at = clock_timestamp() WHERE id = ANY($1)", ids)
+    return len(ids)
+
+
+class _QueueDown(Exception):
+    pass
+
+
+async def drain_safely(db: Database, queue: Queue) -> int:
+    total = 0
+    try:
+        while n := await drain(db, queue):
+            total += n
+    except _QueueDown:
+        log.warning("the queue is unreachable; %d files queued, the rest wait in the outbox", total)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        log.warning("outbox drain interrupted: %s", exc)
+    return total
+
+
+async def requeue_lost(db: Database, *, older_than_seconds: int) -> int:
+    """Put back into the outbox files queued long ago and still not inspected (their job was lost)."""
+    status: str = await db.pool.execute(
+        """
+        UPDATE files SET queued_at = NULL
+        WHERE state = 'processing' AND queued_at < clock_timestamp() - make_interval(secs => $1)
+        """,
+        older_than_seconds,
+    )
+    return int(status.split()[-1])
+
+
+async def run_drainer(db: Database, database_url: str, queue: Queue, *, poll_seconds: float = 5.0) -> None:
+    """Drain on every notification, and every ``poll_seconds`` regardless. Runs until cancelled."""
+    wake = asyncio.Event()
+    listener: Any = None
+
+    def notified(*_: object) -> None:
+        wake.set()
+
+    while True:
+        if listener is None or listener.is_closed():
+            try:
+                listener = await asyncpg.connect(database_url)
+                await listener.add_listener(CHANNEL, notified)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("cannot listen for new files (%s); polling", exc)
+                listener = None
+        try:
+            await drain_safely(db, queue)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=poll_seconds)
+            wake.clear()
+        except asyncio.CancelledError:
+            if listener is not None and not listener.is_closed():
+                await listener.close()
+            raise
