@@ -8,7 +8,8 @@ from uuid import UUID
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from storage import DossierFilter, InvalidCursor, decode_cursor, encode_cursor
@@ -89,7 +90,7 @@ class DossiersController(Controller):
 
     @post("/", operation_id="create_dossier", status_code=HTTP_201_CREATED)
     async def create(
-        self, data: DossierCreate, request: Request[Principal, Any, Any], services: Services
+        self, data: JSONBody[DossierCreate], request: Request[Principal, Any, Any], services: NamedDependency[Services]
     ) -> Response[DossierOut]:
         """Create a dossier. Its code (<unit code>-YYMMDD-XXXX) is generated when not given."""
         require_writer(request.user)
@@ -108,7 +109,9 @@ class DossiersController(Controller):
         )
 
     @get("/{dossier_id:uuid}", operation_id="get_dossier")
-    async def get_one(self, dossier_id: UUID, request: Request[Principal, Any, Any], services: Services) -> DossierOut:
+    async def get_one(
+        self, dossier_id: FromPath[UUID], request: Request[Principal, Any, Any], services: NamedDependency[Services]
+    ) -> DossierOut:
         """A dossier with its files."""
         dossier = await dossier_for_read(services, request.user, dossier_id)
         files = await services.files.for_dossier(dossier.id)
@@ -118,17 +121,17 @@ class DossiersController(Controller):
     async def list_dossiers(
         self,
         request: Request[Principal, Any, Any],
-        services: Services,
-        q: Annotated[str | None, Parameter(max_length=200, description="codes, names, file text")] = None,
-        unit: Annotated[str | None, Parameter(description="unit code: that unit and the units below")] = None,
-        procedure: str | None = None,
-        subject_id: str | None = None,
-        valid: bool | None = None,
-        received_from: date | None = None,
-        received_to: date | None = None,
-        record_state: Annotated[Literal["active", "deleted"], Parameter(query="state")] = "active",
-        limit: Annotated[int | None, Parameter(ge=1)] = None,
-        cursor: str | None = None,
+        services: NamedDependency[Services],
+        q: Annotated[str | None, QueryParameter(max_length=200, description="codes, names, file text")] = None,
+        unit: Annotated[str | None, QueryParameter(description="unit code: that unit and the units below")] = None,
+        procedure: FromQuery[str | None] = None,
+        subject_id: FromQuery[str | None] = None,
+        valid: FromQuery[bool | None] = None,
+        received_from: FromQuery[date | None] = None,
+        received_to: FromQuery[date | None] = None,
+        record_state: Annotated[Literal["active", "deleted"], QueryParameter(name="state")] = "active",
+        limit: Annotated[int | None, QueryParameter(ge=1)] = None,
+        cursor: FromQuery[str | None] = None,
     ) -> DossierPage:
         """Dossiers the caller may see, newest first, one page at a time (follow next_cursor)."""
         settings = services.settings
@@ -171,7 +174,11 @@ class DossiersController(Controller):
 
     @patch("/{dossier_id:uuid}", operation_id="update_dossier")
     async def update(
-        self, dossier_id: UUID, data: DossierPatch, request: Request[Principal, Any, Any], services: Services
+        self,
+        dossier_id: FromPath[UUID],
+        data: JSONBody[DossierPatch],
+        request: Request[Principal, Any, Any],
+        services: NamedDependency[Services],
     ) -> DossierOut:
         """Change a dossier's fields; its code and unit stay."""
         dossier = await update_dossier(services, request.user, dossier_id, _patch_values(data))
@@ -179,7 +186,9 @@ class DossiersController(Controller):
         return DossierOut.of(dossier, today=today_local(), files=files)
 
     @delete("/{dossier_id:uuid}", operation_id="delete_dossier", status_code=HTTP_204_NO_CONTENT)
-    async def remove(self, dossier_id: UUID, request: Request[Principal, Any, Any], services: Services) -> None:
+    async def remove(
+        self, dossier_id: FromPath[UUID], request: Request[Principal, Any, Any], services: NamedDependency[Services]
+    ) -> None:
         """Mark a dossier deleted. It is kept, and can still be listed with state=deleted."""
         dossier = await dossier_for_write(services, request.user, dossier_id)
         await services.dossiers.mark_deleted(dossier.id)

@@ -8,6 +8,8 @@ from uuid import UUID
 
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import ResponseHeader
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Stream
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT, HTTP_307_TEMPORARY_REDIRECT
 
@@ -29,7 +31,7 @@ def _content_length(request: Request[Any, Any, Any]) -> int | None:
         raise Problem(400, "bad_content_length", "The Content-Length header is not a number.") from None
 
 
-async def _file_for_read(services: Services, principal: Principal, file_id: UUID) -> File:
+async def _file_for_read(services: NamedDependency[Services], principal: Principal, file_id: FromPath[UUID]) -> File:
     f = await services.files.get(file_id, scope=principal.read_scope)
     if f is None:
         raise Problem(404, "file_not_found", f"There is no file {file_id} that you may see.")
@@ -48,7 +50,7 @@ class FilesController(Controller):
         response_headers=[ResponseHeader(name="Location", description="the new file", documentation_only=True)],
     )
     async def upload(
-        self, dossier_id: UUID, request: Request[Principal, Any, Any], services: Services
+        self, dossier_id: FromPath[UUID], request: Request[Principal, Any, Any], services: NamedDependency[Services]
     ) -> Response[FileOut]:
         """Upload a PDF into a dossier: the raw bytes as the body (Content-Type: application/pdf,
         X-Filename, X-File-Kind, optional X-Content-SHA256 and Idempotency-Key), or multipart/form-data
@@ -96,13 +98,19 @@ class FilesController(Controller):
         return Response(FileOut.of(received.file), status_code=HTTP_201_CREATED, headers=headers)
 
     @get("/files/{file_id:uuid}", operation_id="get_file")
-    async def get_file(self, file_id: UUID, request: Request[Principal, Any, Any], services: Services) -> FileOut:
+    async def get_file(
+        self, file_id: FromPath[UUID], request: Request[Principal, Any, Any], services: NamedDependency[Services]
+    ) -> FileOut:
         """A file's metadata, state and inspection findings."""
         return FileOut.of(await _file_for_read(services, request.user, file_id))
 
     @get("/files/{file_id:uuid}/content", operation_id="get_file_content", response_model=None)
     async def content(
-        self, file_id: UUID, request: Request[Principal, Any, Any], services: Services, redirect: bool = False
+        self,
+        file_id: FromPath[UUID],
+        request: Request[Principal, Any, Any],
+        services: NamedDependency[Services],
+        redirect: FromQuery[bool] = False,
     ) -> Stream | Redirect:
         """The file's bytes, streamed; with ?redirect=1 a 307 to a short-lived presigned URL."""
         f = await _file_for_read(services, request.user, file_id)
@@ -138,7 +146,9 @@ class FilesController(Controller):
         )
 
     @delete("/files/{file_id:uuid}", operation_id="delete_file", status_code=HTTP_204_NO_CONTENT)
-    async def remove(self, file_id: UUID, request: Request[Principal, Any, Any], services: Services) -> None:
+    async def remove(
+        self, file_id: FromPath[UUID], request: Request[Principal, Any, Any], services: NamedDependency[Services]
+    ) -> None:
         """Mark a file deleted. Its bytes are kept for the retention period."""
         f = await _file_for_read(services, request.user, file_id)
         dossier = await services.dossiers.get(f.dossier_id, scope=None)

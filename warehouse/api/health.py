@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar import Controller, Response, get
+from litestar.di import NamedDependency
 
 from warehouse.context import Services
 
@@ -32,7 +33,7 @@ class HealthController(Controller):
         return {"status": "ok"}
 
     @get("/ready", operation_id="health_ready", security=[])
-    async def ready(self, services: Services) -> Response[dict[str, Any]]:
+    async def ready(self, services: NamedDependency[Services]) -> Response[dict[str, Any]]:
         """200 when Postgres, Redis and the object store answer; 503 naming the ones that do not."""
         names = ("postgres", "redis", "object_store")
         results = await asyncio.gather(

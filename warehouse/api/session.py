@@ -6,6 +6,8 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK
 
 from warehouse.auth import Principal
@@ -56,7 +58,7 @@ class SessionController(Controller):
     tags = ["auth"]
 
     @post("/auth/login", operation_id="login", status_code=HTTP_200_OK, security=[])
-    async def login(self, data: LoginIn, services: Services) -> TokenOut:
+    async def login(self, data: JSONBody[LoginIn], services: NamedDependency[Services]) -> TokenOut:
         """Exchange a login and password for a bearer token."""
         account = await services.accounts.get_by_login(data.login.strip().lower())
         # Verify even for unknown logins so timing does not reveal which logins exist.
@@ -87,7 +89,10 @@ class SessionController(Controller):
 
     @post("/me/password", operation_id="change_password", status_code=HTTP_200_OK)
     async def change_password(
-        self, data: PasswordChangeIn, request: Request[Principal, Any, Any], services: Services
+        self,
+        data: JSONBody[PasswordChangeIn],
+        request: Request[Principal, Any, Any],
+        services: NamedDependency[Services],
     ) -> dict[str, str]:
         """Set a new password; required once after a one-time password."""
         account = request.user.account

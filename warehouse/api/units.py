@@ -6,7 +6,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, get
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromQuery, QueryParameter
 
 from storage import Unit
 from warehouse.auth import Principal
@@ -37,9 +38,9 @@ class UnitsController(Controller):
     async def list_units(
         self,
         request: Request[Principal, Any, Any],
-        services: Services,
-        level: Level | None = None,
-        parent: Annotated[str | None, Parameter(description="code of the parent unit")] = None,
+        services: NamedDependency[Services],
+        level: FromQuery[Level | None] = None,
+        parent: Annotated[str | None, QueryParameter(description="code of the parent unit")] = None,
     ) -> list[UnitOut]:
         """Units the caller may see, filtered by level and parent."""
         parent_id = None
