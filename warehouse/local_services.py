@@ -68,6 +68,24 @@ def wait_until_answers(address: Address, seconds: float, what: str) -> None:
     raise RuntimeError(f"{what} did not start answering on {address.host}:{address.port} in {seconds:.0f}s")
 
 
+def _alive(pid: int) -> bool:
+    """Whether the process runs (a zombie, whose parent has not reaped it yet, counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _wait_gone(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.1)
+    return not _alive(pid)
+
+
 class LocalServices:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -95,10 +113,9 @@ class LocalServices:
         path = self._pidfile(name)
         try:
             pid = int(path.read_text().strip())
-            os.kill(pid, 0)
         except (OSError, ValueError):
             return None
-        return pid
+        return pid if _alive(pid) else None
 
     # -- status ----------------------------------------------------------------------------------
 
@@ -334,12 +351,9 @@ class LocalServices:
             if pid is None:
                 continue
             os.kill(pid, signal.SIGTERM)
-            for _ in range(100):
-                try:
-                    os.kill(pid, 0)
-                except OSError:
-                    break
-                time.sleep(0.1)
+            if not _wait_gone(pid, 30):
+                os.kill(pid, signal.SIGKILL)
+                _wait_gone(pid, 5)
             self._pidfile(name).unlink(missing_ok=True)
             out.append(f"{name}: stopped")
         return out or ["nothing started from this data folder is running"]
