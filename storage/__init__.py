@@ -4,11 +4,14 @@ Callers see these names, not SQL strings or SDK objects. This package imports no
 """
 
 from storage.accounts import ROLES, Account, Accounts
+from storage.api_keys import ApiKey, ApiKeys
+from storage.audit import Audit, AuditEvent, AuditFilter
 from storage.config import Settings, get_settings
 from storage.db import Database, drop_database, ensure_database, migrate
 from storage.dossiers import Dossier, DossierFilter, Dossiers, InvalidCursor, decode_cursor, encode_cursor
 from storage.files import File, Files, Inspection, NewFile
 from storage.keys import original_key
+from storage.limits import Counters, Window, WindowState
 from storage.objects import (
     BodyLengthMismatch,
     ObjectNotFound,
@@ -30,7 +33,13 @@ __all__ = [
     "ROLES",
     "Account",
     "Accounts",
+    "ApiKey",
+    "ApiKeys",
+    "Audit",
+    "AuditEvent",
+    "AuditFilter",
     "BodyLengthMismatch",
+    "Counters",
     "Database",
     "Dossier",
     "DossierFilter",
@@ -50,6 +59,8 @@ __all__ = [
     "StoredObject",
     "Unit",
     "Units",
+    "Window",
+    "WindowState",
     "decode_cursor",
     "drain_safely",
     "drop_database",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -20,25 +22,19 @@ class Account:
     state: str
     password_hash: str
     password_change_required: bool
+    failed_logins: int
+    locked_until: datetime | None
+    limits: dict[str, Any]
+    created_at: datetime
 
     @classmethod
     def from_record(cls, r: asyncpg.Record) -> Account:
-        return cls(
-            id=r["id"],
-            login=r["login"],
-            unit_id=r["unit_id"],
-            unit_code=r["unit_code"],
-            unit_name=r["unit_name"],
-            role=r["role"],
-            state=r["state"],
-            password_hash=r["password_hash"],
-            password_change_required=r["password_change_required"],
-        )
+        return cls(**{f.name: r[f.name] for f in fields(cls)})
 
 
 _SELECT = """
 SELECT a.id, a.login, a.unit_id, u.code AS unit_code, u.name AS unit_name, a.role, a.state,
-       a.password_hash, a.password_change_required
+       a.password_hash, a.password_change_required, a.failed_logins, a.locked_until, a.limits, a.created_at
 FROM accounts a JOIN units u ON u.id = a.unit_id
 """
 
@@ -63,12 +59,13 @@ class Accounts:
         role: str,
         password_hash: str,
         password_change_required: bool,
+        created_by: int | None = None,
     ) -> int | None:
         """Create an account; None when the login is taken."""
         account_id: int | None = await self._pool.fetchval(
             """
-            INSERT INTO accounts (login, unit_id, role, password_hash, password_change_required)
-            VALUES ($1, $2, $3, $4, $5)
+            INSERT INTO accounts (login, unit_id, role, password_hash, password_change_required, created_by)
+            VALUES ($1, $2, $3, $4, $5, $6)
             ON CONFLICT (login) DO NOTHING
             RETURNING id
             """,
@@ -77,8 +74,64 @@ class Accounts:
             role,
             password_hash,
             password_change_required,
+            created_by,
         )
         return account_id
+
+    async def list(self, *, unit_ids: list[int] | None) -> list[Account]:
+        rows = await self._pool.fetch(
+            _SELECT + " WHERE ($1::bigint[] IS NULL OR a.unit_id = ANY($1)) ORDER BY u.code, a.login", unit_ids
+        )
+        return [Account.from_record(r) for r in rows]
+
+    async def logins_with_prefix(self, prefix: str) -> set[str]:
+        rows = await self._pool.fetch("SELECT login FROM accounts WHERE starts_with(login, $1)", prefix)
+        return {r["login"] for r in rows}
+
+    async def update(
+        self, account_id: int, *, state: str | None, role: str | None, limits: dict[str, Any] | None
+    ) -> None:
+        await self._pool.execute(
+            """
+            UPDATE accounts SET state = coalesce($2, state), role = coalesce($3, role),
+                limits = coalesce($4, limits), updated_at = now(),
+                failed_logins = CASE WHEN $2 = 'active' THEN 0 ELSE failed_logins END,
+                locked_until = CASE WHEN $2 = 'active' THEN NULL ELSE locked_until END
+            WHERE id = $1
+            """,
+            account_id,
+            state,
+            role,
+            limits,
+        )
+
+    async def record_failed_login(
+        self, account_id: int, *, free_attempts: int, base_seconds: int, max_seconds: int
+    ) -> datetime | None:
+        """Count a failed login; past ``free_attempts`` lock the account, twice as long each time."""
+        locked_until: datetime | None = await self._pool.fetchval(
+            """
+            UPDATE accounts SET
+                failed_logins = failed_logins + 1,
+                locked_until = CASE
+                    WHEN failed_logins + 1 >= $2 THEN clock_timestamp()
+                        + make_interval(secs => least($4::float8, $3::float8 * power(2, failed_logins + 1 - $2)))
+                    ELSE locked_until END
+            WHERE id = $1
+            RETURNING locked_until
+            """,
+            account_id,
+            free_attempts,
+            base_seconds,
+            max_seconds,
+        )
+        return locked_until
+
+    async def record_login(self, account_id: int) -> None:
+        await self._pool.execute(
+            "UPDATE accounts SET failed_logins = 0, locked_until = NULL WHERE id = $1 AND failed_logins > 0",
+            account_id,
+        )
 
     async def set_password(self, account_id: int, password_hash: str, *, change_required: bool) -> None:
         await self._pool.execute(

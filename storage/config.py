@@ -47,6 +47,17 @@ class Settings(BaseSettings):
     secret_key: str = Field(default="", description="JWT signing key; generated under data_dir when empty")
     token_ttl_seconds: int = 3600
     admin_password: str = ""
+    login_free_attempts: int = Field(default=5, ge=1, description="failed logins before an account is locked")
+    login_lock_seconds: int = Field(default=60, ge=1, description="first lock; each further failure doubles it")
+    login_lock_max_seconds: int = Field(default=3600, ge=1)
+
+    # Fair share: per account (overridable in the account's limits) and per unit.
+    rate_account_rps: int = Field(default=20, ge=1, description="requests per second per account")
+    rate_unit_rps: int = Field(default=60, ge=1, description="requests per second per unit")
+    rate_account_uploads: int = Field(default=4, ge=1, description="concurrent uploads per account")
+    rate_unit_uploads: int = Field(default=8, ge=1, description="concurrent uploads per unit")
+    rate_account_upload_mb_per_minute: int = Field(default=1024, ge=1)
+    rate_unit_upload_mb_per_minute: int = Field(default=2048, ge=1)
 
     # Units and codes.
     province_org_suffix: str = Field(

@@ -41,6 +41,11 @@ class Queue:
         pool = ConnectionPool.from_url(url, socket_connect_timeout=2, socket_timeout=5)
         return cls(ArqRedis(pool, default_queue_name=QUEUE_NAME))
 
+    @property
+    def redis(self) -> ArqRedis:
+        """The connection pool, shared with the other Redis users of the process (rate counters)."""
+        return self._redis
+
     async def close(self) -> None:
         await self._redis.aclose()
 

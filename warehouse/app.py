@@ -9,23 +9,27 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from litestar import Litestar
-from litestar.datastructures import State
+from litestar.datastructures import MutableScopeHeaders, State
 from litestar.di import Provide
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.types import Message, Scope
 
 from storage import Database, Queue, Settings, get_settings, object_store
+from warehouse.api.accounts import AccountsController, ApiKeysController, AuditController
 from warehouse.api.dossiers import DossiersController
 from warehouse.api.files import FilesController
 from warehouse.api.health import HealthController
 from warehouse.api.session import SessionController
 from warehouse.api.units import UnitsController
+from warehouse.audit import audit_middleware
 from warehouse.auth import PUBLIC_PATHS, AuthMiddleware
 from warehouse.context import Services
 from warehouse.errors import EXCEPTION_HANDLERS
+from warehouse.fair_share import rate_headers
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,15 @@ def resolve_secret(settings: Settings) -> Settings:
 def _services(state: State) -> Services:
     services: Services = state.services
     return services
+
+
+async def _rate_limit_headers(message: Message, scope: Scope) -> None:
+    """RateLimit-* headers on every answer to a counted request."""
+    state = scope.get("state", {}).get("ratelimit")
+    if message["type"] == "http.response.start" and state is not None:
+        headers = MutableScopeHeaders.from_message(message)
+        for name, value in rate_headers(state).items():
+            headers.setdefault(name, value)
 
 
 class MetricsController(PrometheusController):
@@ -89,14 +102,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
             UnitsController,
             DossiersController,
             FilesController,
+            AccountsController,
+            ApiKeysController,
+            AuditController,
             MetricsController,
         ],
         dependencies={"services": Provide(_services, sync_to_thread=False)},
         middleware=[
+            audit_middleware,
             prometheus.middleware,
             DefineMiddleware(AuthMiddleware, exclude=PUBLIC_PATHS),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
+        before_send=[_rate_limit_headers],
         openapi_config=openapi,
         lifespan=[lifespan],
         request_max_body_size=1024 * 1024,  # JSON bodies; file uploads set their own limit

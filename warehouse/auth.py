@@ -11,6 +11,7 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from storage import Account
 from warehouse.context import Services
 from warehouse.errors import Problem
+from warehouse.fair_share import check_request
 from warehouse.security import InvalidToken, read_token
 
 PASSWORD_CHANGE_PATH = "/api/v1/me/password"
@@ -57,20 +58,13 @@ def _unauthenticated(detail: str) -> Problem:
 
 
 class AuthMiddleware(AbstractAuthenticationMiddleware):
-    """Reads the bearer token, checks the account is still active, and attaches its principal."""
+    """Reads the bearer token or API key, checks the account is still active, counts the request
+    against the fair-share limits, and attaches the caller's principal."""
 
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
         services: Services = connection.app.state.services
-        header = connection.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise _unauthenticated("Sign in first: send 'Authorization: Bearer <token>' from /api/v1/auth/login.")
-        try:
-            claims = read_token(services.settings.secret_key, token.strip())
-        except InvalidToken:
-            raise _unauthenticated("Your sign-in has expired or is not valid. Sign in again.") from None
-        account = await services.accounts.get(claims.account_id)
-        if account is None or account.state != "active":
+        account = await _account_of(services, connection)
+        if account.state != "active":
             raise _unauthenticated("This account is disabled. Ask your unit's administrator.")
         if account.password_change_required and connection.url.path != PASSWORD_CHANGE_PATH:
             raise Problem(
@@ -78,7 +72,46 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
                 "password_change_required",
                 "Change your one-time password first (POST /api/v1/me/password), then sign in again.",
             )
-        return AuthenticationResult(user=await principal_for(services, account), auth=claims)
+        rate = await check_request(services, account)
+        if rate is not None:
+            connection.scope.setdefault("state", {})["ratelimit"] = rate
+        return AuthenticationResult(user=await principal_for(services, account), auth=None)
+
+
+async def _account_of(services: Services, connection: ASGIConnection[Any, Any, Any, Any]) -> Account:
+    key = connection.headers.get("x-api-key")
+    if key:
+        account_id = await services.api_keys.account_for(key.strip())
+        if account_id is None:
+            raise _unauthenticated("This API key is not valid or was revoked. Ask for a new one.")
+    else:
+        header = connection.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _unauthenticated(
+                "Sign in first: send 'Authorization: Bearer <token>' from /api/v1/auth/login, or 'X-API-Key'."
+            )
+        try:
+            account_id = read_token(services.settings.secret_key, token.strip()).account_id
+        except InvalidToken:
+            raise _unauthenticated("Your sign-in has expired or is not valid. Sign in again.") from None
+    account = await services.accounts.get(account_id)
+    if account is None:
+        raise _unauthenticated("This account no longer exists.")
+    return account
+
+
+ADMIN_ROLES = ("province_admin", "unit_admin")
+
+
+def require_admin(principal: Principal) -> None:
+    if principal.role not in ADMIN_ROLES:
+        raise Problem(403, "forbidden", "Only an administrator may do this.")
+
+
+def require_province_admin(principal: Principal) -> None:
+    if principal.role != "province_admin":
+        raise Problem(403, "forbidden", "Only the province administrator may do this.")
 
 
 def require_writer(principal: Principal) -> None:

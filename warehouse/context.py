@@ -5,7 +5,19 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from storage import Accounts, Database, Dossiers, Files, ObjectStore, Queue, Settings, Units
+from storage import (
+    Accounts,
+    ApiKeys,
+    Audit,
+    Counters,
+    Database,
+    Dossiers,
+    Files,
+    ObjectStore,
+    Queue,
+    Settings,
+    Units,
+)
 
 
 @dataclass
@@ -18,6 +30,9 @@ class Services:
     accounts: Accounts = field(init=False)
     dossiers: Dossiers = field(init=False)
     files: Files = field(init=False)
+    api_keys: ApiKeys = field(init=False)
+    audit: Audit = field(init=False)
+    counters: Counters = field(init=False)
     _subtrees: dict[int, tuple[float, list[int]]] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
@@ -26,6 +41,9 @@ class Services:
         self.accounts = Accounts(pool)
         self.dossiers = Dossiers(pool)
         self.files = Files(pool)
+        self.api_keys = ApiKeys(pool)
+        self.audit = Audit(pool)
+        self.counters = Counters(self.queue.redis)
 
     async def subtree(self, unit_id: int, max_age: float = 10.0) -> list[int]:
         """A unit and the units below it, cached briefly: the tree changes rarely, requests often."""

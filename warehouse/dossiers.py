@@ -60,6 +60,10 @@ async def create_dossier(
         raise Problem(404, "unit_not_found", f"There is no unit with code {unit_code!r} that you may see.")
     if not principal.can_write(unit.id):
         raise Problem(403, "forbidden", f"Your account may not create dossiers for unit {unit.code}.")
+    if unit.retired:
+        raise Problem(
+            409, "unit_retired", f"Unit {unit.code} was merged into {unit.successor_code}; file the dossier there."
+        )
 
     values = normalise_fields(values)
     received_on: date = values.get("received_on") or today_local()

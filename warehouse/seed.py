@@ -95,7 +95,7 @@ async def seed(db: Database, *, suffix: str, admin_password: str) -> SeedReport:
     """Create what is missing of the unit tree and the ``admin`` account; change nothing that exists."""
     await seed_units(db, suffix)
     units, accounts = Units(db.pool), Accounts(db.pool)
-    (province,) = await units.list(level="province", parent_id=None, scope=None)
+    (province,) = await units.find(level="province", parent_id=None, scope=None)
     generated: str | None = None
     created = False
     if await accounts.get_by_login("admin") is None:

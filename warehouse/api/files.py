@@ -15,10 +15,12 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT, HTTP_30
 
 from storage import File, ObjectNotFound
 from warehouse.api.schemas import FileOut
+from warehouse.audit import AUDIT_READS
 from warehouse.auth import Principal
 from warehouse.context import Services
 from warehouse.errors import Problem
-from warehouse.uploads import PDF_MEDIA_TYPE, MultipartUpload, multipart_file, receive_file
+from warehouse.fair_share import upload_slot
+from warehouse.uploads import PDF_MEDIA_TYPE, MultipartUpload, Received, multipart_file, receive_file
 
 
 def _content_length(request: Request[Any, Any, Any]) -> int | None:
@@ -60,6 +62,26 @@ class FilesController(Controller):
         declared_length = _content_length(request)
         declared_sha256 = request.headers.get("x-content-sha256")
         idempotency_key = request.headers.get("idempotency-key")
+        async with upload_slot(services, request.user.account, declared_length):
+            received = await self._receive(
+                request, services, dossier_id, media, content_type, declared_length, declared_sha256, idempotency_key
+            )
+        headers = {"Location": f"/api/v1/files/{received.file.id}"}
+        if received.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return Response(FileOut.of(received.file), status_code=HTTP_201_CREATED, headers=headers)
+
+    async def _receive(
+        self,
+        request: Request[Principal, Any, Any],
+        services: Services,
+        dossier_id: UUID,
+        media: str,
+        content_type: str,
+        declared_length: int | None,
+        declared_sha256: str | None,
+        idempotency_key: str | None,
+    ) -> Received:
         if media == "multipart/form-data":
             form = MultipartUpload()
             received = await receive_file(
@@ -92,10 +114,7 @@ class FilesController(Controller):
                 "unsupported_media_type",
                 "Send the PDF as the raw body with Content-Type: application/pdf, or as multipart/form-data.",
             )
-        headers = {"Location": f"/api/v1/files/{received.file.id}"}
-        if received.replayed:
-            headers["Idempotent-Replayed"] = "true"
-        return Response(FileOut.of(received.file), status_code=HTTP_201_CREATED, headers=headers)
+        return received
 
     @get("/files/{file_id:uuid}", operation_id="get_file")
     async def get_file(
@@ -104,7 +123,7 @@ class FilesController(Controller):
         """A file's metadata, state and inspection findings."""
         return FileOut.of(await _file_for_read(services, request.user, file_id))
 
-    @get("/files/{file_id:uuid}/content", operation_id="get_file_content", response_model=None)
+    @get("/files/{file_id:uuid}/content", operation_id="get_file_content", response_model=None, opt=AUDIT_READS)
     async def content(
         self,
         file_id: FromPath[UUID],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -12,6 +14,7 @@ from litestar.status_codes import HTTP_200_OK
 
 from warehouse.auth import Principal
 from warehouse.context import Services
+from warehouse.dossier_rules import LOCAL_TZ
 from warehouse.errors import Problem
 from warehouse.security import hash_password_async, issue_token, verify_password_async
 
@@ -53,23 +56,55 @@ class PasswordChangeIn(msgspec.Struct, forbid_unknown_fields=True):
 _BAD_LOGIN = Problem(401, "bad_credentials", "The login or password is wrong. Check them and try again.")
 
 
+def _locked(until: datetime, now: datetime) -> Problem:
+    seconds = max(1, math.ceil((until - now).total_seconds()))
+    local = until.astimezone(LOCAL_TZ)
+    return Problem(
+        429,
+        "account_locked",
+        f"Too many wrong passwords: this account is locked until {local:%H:%M:%S %d/%m/%Y}. "
+        f"Try again in {seconds} seconds, or ask your administrator to unlock it.",
+        headers={"Retry-After": str(seconds)},
+        extra={"locked_until": until.isoformat()},
+    )
+
+
 class SessionController(Controller):
     path = "/api/v1"
     tags = ["auth"]
 
     @post("/auth/login", operation_id="login", status_code=HTTP_200_OK, security=[])
-    async def login(self, data: JSONBody[LoginIn], services: NamedDependency[Services]) -> TokenOut:
-        """Exchange a login and password for a bearer token."""
+    async def login(
+        self, data: JSONBody[LoginIn], request: Request[Any, Any, Any], services: NamedDependency[Services]
+    ) -> TokenOut:
+        """Exchange a login and password for a bearer token. Repeated failures lock the account for a while."""
+        settings = services.settings
         account = await services.accounts.get_by_login(data.login.strip().lower())
         # Verify even for unknown logins so timing does not reveal which logins exist.
         ok = await verify_password_async(account.password_hash if account else _DUMMY_HASH, data.password)
-        if account is None or not ok:
+        if account is None:
+            raise _BAD_LOGIN
+        request.state.audit_account = account.id
+        request.state.audit_unit = account.unit_id
+        now = datetime.now(UTC)
+        if account.locked_until is not None and account.locked_until > now:
+            raise _locked(account.locked_until, now)
+        if not ok:
+            locked_until = await services.accounts.record_failed_login(
+                account.id,
+                free_attempts=settings.login_free_attempts,
+                base_seconds=settings.login_lock_seconds,
+                max_seconds=settings.login_lock_max_seconds,
+            )
+            if locked_until is not None and locked_until > now:
+                raise _locked(locked_until, now)
             raise _BAD_LOGIN
         if account.state != "active":
             raise Problem(401, "account_disabled", "This account is disabled. Ask your unit's administrator.")
-        ttl = services.settings.token_ttl_seconds
+        await services.accounts.record_login(account.id)
+        ttl = settings.token_ttl_seconds
         return TokenOut(
-            access_token=issue_token(services.settings.secret_key, account.id, ttl),
+            access_token=issue_token(settings.secret_key, account.id, ttl),
             expires_in=ttl,
             password_change_required=account.password_change_required,
         )

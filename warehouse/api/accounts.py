@@ -1,0 +1,325 @@
+"""Accounts, provisioning, API keys and the audit trail (administrators)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
+
+from storage import Account, ApiKey, AuditEvent, AuditFilter
+from warehouse.accounts import NewCredentials, change_account, create_account, provision, reset_password
+from warehouse.auth import Principal, require_admin
+from warehouse.context import Services
+from warehouse.errors import Problem
+from warehouse.fair_share import account_limits
+
+Role = Literal["province_admin", "unit_admin", "operator", "viewer"]
+Level = Literal["department", "district", "commune"]
+
+
+class AccountIn(msgspec.Struct, forbid_unknown_fields=True):
+    login: Annotated[str, msgspec.Meta(min_length=2, max_length=63)]
+    unit_code: Annotated[str, msgspec.Meta(max_length=35)]
+    role: Role
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=256)] | None = None
+
+
+class AccountPatch(msgspec.Struct, forbid_unknown_fields=True):
+    state: Literal["active", "disabled"] | None = None
+    role: Role | None = None
+    limits: dict[str, int] | None = None
+
+
+class ProvisionIn(msgspec.Struct, forbid_unknown_fields=True):
+    parent_unit_code: Annotated[str, msgspec.Meta(max_length=35)]
+    level: Level
+    per_unit: Annotated[int, msgspec.Meta(ge=1, le=50)]
+    role: Role = "operator"
+
+
+class AccountOut(msgspec.Struct):
+    id: int
+    login: str
+    unit_code: str
+    role: str
+    state: str
+    password_change_required: bool
+    locked_until: datetime | None
+    limits: dict[str, int]
+    created_at: datetime
+
+
+class CredentialsOut(msgspec.Struct):
+    id: int
+    login: str
+    unit_code: str
+    role: str
+    password: str | None
+
+
+class ProvisionOut(msgspec.Struct):
+    accounts: list[CredentialsOut]
+
+
+class KeyIn(msgspec.Struct, forbid_unknown_fields=True):
+    label: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+
+
+class KeyOut(msgspec.Struct):
+    id: int
+    label: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    key: str | None = None
+
+
+class AuditOut(msgspec.Struct):
+    id: int
+    at: datetime
+    account_id: int | None
+    login: str | None
+    unit_code: str | None
+    action: str
+    record_type: str | None
+    record_id: str | None
+    status: int | None
+    client_addr: str | None
+    request_id: str | None
+    details: dict[str, Any]
+
+
+class AuditPage(msgspec.Struct):
+    items: list[AuditOut]
+    next_cursor: str | None
+
+
+def _account_out(services: Services, a: Account) -> AccountOut:
+    return AccountOut(
+        id=a.id,
+        login=a.login,
+        unit_code=a.unit_code,
+        role=a.role,
+        state=a.state,
+        password_change_required=a.password_change_required,
+        locked_until=a.locked_until,
+        limits=account_limits(services.settings, a),
+        created_at=a.created_at,
+    )
+
+
+def _credentials(c: NewCredentials) -> CredentialsOut:
+    return CredentialsOut(
+        id=c.account_id, login=c.login, unit_code=c.unit_code, role=c.role, password=c.password or None
+    )
+
+
+def _key_out(k: ApiKey, key: str | None = None) -> KeyOut:
+    return KeyOut(
+        id=k.id, label=k.label, created_at=k.created_at, last_used_at=k.last_used_at, revoked_at=k.revoked_at, key=key
+    )
+
+
+def _csv(rows: list[CredentialsOut]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["login", "password", "unit_code", "role"])
+    for r in rows:
+        writer.writerow([r.login, r.password or "", r.unit_code, r.role])
+    return out.getvalue()
+
+
+def _wants_csv(request: Request[Any, Any, Any]) -> bool:
+    return "text/csv" in request.headers.get("accept", "")
+
+
+class AccountsController(Controller):
+    path = "/api/v1/accounts"
+    tags = ["accounts"]
+
+    @post("/", operation_id="create_account", status_code=HTTP_201_CREATED)
+    async def create(
+        self, data: JSONBody[AccountIn], request: Request[Principal, Any, Any], services: NamedDependency[Services]
+    ) -> Response[CredentialsOut]:
+        """Create an account. Without a password it gets a one-time password, shown here once."""
+        created = await create_account(
+            services, request.user, login=data.login, password=data.password, unit_code=data.unit_code, role=data.role
+        )
+        return Response(
+            _credentials(created),
+            status_code=HTTP_201_CREATED,
+            headers={"Location": f"/api/v1/accounts/{created.account_id}"},
+        )
+
+    @get("/", operation_id="list_accounts")
+    async def list_accounts(
+        self,
+        request: Request[Principal, Any, Any],
+        services: NamedDependency[Services],
+        unit: Annotated[str | None, QueryParameter(description="unit code: that unit and the units below")] = None,
+    ) -> list[AccountOut]:
+        """Accounts of the units the administrator manages."""
+        require_admin(request.user)
+        unit_ids = request.user.read_scope
+        if unit is not None:
+            row = await services.units.get_by_code(unit)
+            if row is None or not request.user.can_read(row.id):
+                raise Problem(404, "unit_not_found", f"There is no unit with code {unit!r} that you may see.")
+            unit_ids = await services.subtree(row.id)
+        return [_account_out(services, a) for a in await services.accounts.list(unit_ids=unit_ids)]
+
+    @get("/{account_id:int}", operation_id="get_account")
+    async def get_account(
+        self, account_id: FromPath[int], request: Request[Principal, Any, Any], services: NamedDependency[Services]
+    ) -> AccountOut:
+        require_admin(request.user)
+        a = await services.accounts.get(account_id)
+        if a is None or not request.user.can_read(a.unit_id):
+            raise Problem(404, "account_not_found", f"There is no account {account_id} that you may see.")
+        return _account_out(services, a)
+
+    @patch("/{account_id:int}", operation_id="update_account")
+    async def update(
+        self,
+        account_id: FromPath[int],
+        data: JSONBody[AccountPatch],
+        request: Request[Principal, Any, Any],
+        services: NamedDependency[Services],
+    ) -> AccountOut:
+        """Disable or enable an account, change its role, or override its limits. Enabling unlocks."""
+        changed = await change_account(
+            services, request.user, account_id, state=data.state, role=data.role, limits=data.limits
+        )
+        return _account_out(services, changed)
+
+    @post("/{account_id:int}/reset-password", operation_id="reset_password", status_code=HTTP_200_OK)
+    async def reset(
+        self, account_id: FromPath[int], request: Request[Principal, Any, Any], services: NamedDependency[Services]
+    ) -> CredentialsOut:
+        """Give the account a new one-time password (shown once) and lift any lockout."""
+        return _credentials(await reset_password(services, request.user, account_id))
+
+    @post("/provision", operation_id="provision_accounts", status_code=HTTP_201_CREATED)
+    async def provision_accounts(
+        self, data: JSONBody[ProvisionIn], request: Request[Principal, Any, Any], services: NamedDependency[Services]
+    ) -> Response[Any]:
+        """Create per_unit accounts for every unit of the level under the parent; again, only the missing ones.
+
+        The answer lists the new accounts with their one-time passwords, once (CSV with Accept: text/csv)."""
+        created = [
+            _credentials(c)
+            for c in await provision(
+                services,
+                request.user,
+                parent_code=data.parent_unit_code,
+                level=data.level,
+                per_unit=data.per_unit,
+                role=data.role,
+            )
+        ]
+        request.state.audit_details = {"created": len(created), "parent": data.parent_unit_code, "level": data.level}
+        if _wants_csv(request):
+            return Response(_csv(created), media_type="text/csv; charset=utf-8", status_code=HTTP_201_CREATED)
+        return Response(ProvisionOut(accounts=created), status_code=HTTP_201_CREATED)
+
+
+class ApiKeysController(Controller):
+    path = "/api/v1/api-keys"
+    tags = ["accounts"]
+
+    @post("/", operation_id="create_api_key", status_code=HTTP_201_CREATED)
+    async def create(
+        self, data: JSONBody[KeyIn], request: Request[Principal, Any, Any], services: NamedDependency[Services]
+    ) -> Response[KeyOut]:
+        """A key for scanner software, acting with this account's rights. The key is shown once."""
+        key, secret = await services.api_keys.create(request.user.account.id, data.label.strip())
+        return Response(
+            _key_out(key, secret), status_code=HTTP_201_CREATED, headers={"Location": f"/api/v1/api-keys/{key.id}"}
+        )
+
+    @get("/", operation_id="list_api_keys")
+    async def list_keys(
+        self, request: Request[Principal, Any, Any], services: NamedDependency[Services]
+    ) -> list[KeyOut]:
+        """This account's keys, with when each was last used."""
+        return [_key_out(k) for k in await services.api_keys.list(request.user.account.id)]
+
+    @delete("/{key_id:int}", operation_id="revoke_api_key", status_code=HTTP_204_NO_CONTENT)
+    async def revoke(
+        self, key_id: FromPath[int], request: Request[Principal, Any, Any], services: NamedDependency[Services]
+    ) -> None:
+        """Revoke a key at once. Administrators may revoke the keys of accounts they manage."""
+        key = await services.api_keys.get(key_id)
+        owner = await services.accounts.get(key.account_id) if key else None
+        mine = key is not None and key.account_id == request.user.account.id
+        managed = (
+            owner is not None
+            and request.user.role in ("province_admin", "unit_admin")
+            and request.user.can_write(owner.unit_id)
+        )
+        if key is None or not (mine or managed):
+            raise Problem(404, "api_key_not_found", f"There is no API key {key_id} that you may revoke.")
+        await services.api_keys.revoke(key.id)
+
+
+class AuditController(Controller):
+    path = "/api/v1/audit"
+    tags = ["accounts"]
+
+    @get("/", operation_id="list_audit_events")
+    async def list_events(
+        self,
+        request: Request[Principal, Any, Any],
+        services: NamedDependency[Services],
+        record: FromQuery[str | None] = None,
+        account: FromQuery[int | None] = None,
+        unit: FromQuery[str | None] = None,
+        since: Annotated[datetime | None, QueryParameter(name="from")] = None,
+        until: Annotated[datetime | None, QueryParameter(name="to")] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
+        cursor: FromQuery[str | None] = None,
+    ) -> AuditPage:
+        """Who did what, newest first: writes, logins and reads of file content in the caller's units."""
+        require_admin(request.user)
+        unit_ids = None
+        if unit is not None:
+            row = await services.units.get_by_code(unit)
+            if row is None or not request.user.can_read(row.id):
+                raise Problem(404, "unit_not_found", f"There is no unit with code {unit!r} that you may see.")
+            unit_ids = await services.subtree(row.id)
+        try:
+            before = int(cursor) if cursor else None
+        except ValueError:
+            raise Problem(422, "invalid_cursor", "cursor is not one this warehouse gave out.") from None
+        rows = await services.audit.list(
+            AuditFilter(record_id=record, account_id=account, unit_ids=unit_ids, since=since, until=until),
+            scope=request.user.read_scope,
+            limit=limit + 1,
+            before_id=before,
+        )
+        items = [_audit_out(e) for e in rows[:limit]]
+        return AuditPage(items=items, next_cursor=str(rows[limit - 1].id) if len(rows) > limit else None)
+
+
+def _audit_out(e: AuditEvent) -> AuditOut:
+    return AuditOut(
+        id=e.id,
+        at=e.at,
+        account_id=e.account_id,
+        login=e.login,
+        unit_code=e.unit_code,
+        action=e.action,
+        record_type=e.record_type,
+        record_id=e.record_id,
+        status=e.status,
+        client_addr=e.client_addr,
+        request_id=e.request_id,
+        details=e.details,
+    )
