@@ -67,6 +67,21 @@ class Units:
         )
         return [r["id"] for r in rows]
 
+    async def with_predecessors(self, unit_id: int) -> list[int]:
+        """The unit and every unit merged into it, directly or through earlier merges."""
+        rows = await self._pool.fetch(
+            """
+            WITH RECURSIVE sub AS (
+                SELECT id FROM units WHERE id = $1
+                UNION
+                SELECT u.id FROM units u JOIN sub ON u.successor_id = sub.id
+            )
+            SELECT id FROM sub
+            """,
+            unit_id,
+        )
+        return [r["id"] for r in rows]
+
     async def find(
         self,
         *,
@@ -95,7 +110,7 @@ class Units:
         """The units that existed on ``day``, each under the parent it had then."""
         rows = await self._pool.fetch(
             """
-            WITH then AS (
+            WITH as_of AS (
                 SELECT u.*, coalesce(
                     (SELECT c.old_parent_id FROM unit_changes c
                      WHERE c.unit_id = u.id AND c.kind = 'move' AND c.effective_on > $1
@@ -106,7 +121,7 @@ class Units:
             )
             SELECT t.id, t.code, t.name, t.level, t.parent_then AS parent_id, p.code AS parent_code,
                    t.placeholder, t.valid_from, t.valid_to, s.code AS successor_code
-            FROM then t LEFT JOIN units p ON p.id = t.parent_then LEFT JOIN units s ON s.id = t.successor_id
+            FROM as_of t LEFT JOIN units p ON p.id = t.parent_then LEFT JOIN units s ON s.id = t.successor_id
             WHERE ($2::bigint[] IS NULL OR t.id = ANY($2))
             ORDER BY t.level = 'province' DESC, t.parent_then NULLS FIRST, t.code
             """,

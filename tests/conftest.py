@@ -27,7 +27,14 @@ assert Settings().database_url.rsplit("/", 1)[-1].endswith("_test"), "tests must
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    return Settings(admin_password=ADMIN_PASSWORD)
+    # Tests fire requests far faster than people do; the fair-share tests set their own limits.
+    return Settings(
+        admin_password=ADMIN_PASSWORD,
+        rate_account_rps=100_000,
+        rate_unit_rps=100_000,
+        rate_account_uploads=1000,
+        rate_unit_uploads=1000,
+    )
 
 
 @pytest.fixture(scope="session")

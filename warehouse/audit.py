@@ -68,7 +68,10 @@ async def _record(scope: Scope, status: int, location: str | None) -> None:
     for name, value in params.items():
         record_type, record_id = name.removesuffix("_id"), str(value)
         break
-    if record_id is None and location and 200 <= status < 300:
+    details = dict(state.get("audit_details") or {})
+    if location and status == 201:  # a new record: name it, and keep the one it was made in
+        if record_id is not None:
+            details.setdefault("in", f"{record_type}:{record_id}")
         record_type = location.rstrip("/").split("/")[-2].rstrip("s")
         record_id = location.rstrip("/").split("/")[-1]
     client = scope.get("client")
@@ -82,7 +85,7 @@ async def _record(scope: Scope, status: int, location: str | None) -> None:
             status=status,
             client_addr=client[0] if client else None,
             request_id=state.get("request_id"),
-            details=state.get("audit_details") or {},
+            details=details,
         )
     except Exception as exc:  # the answer has gone out; never turn it into an error now
         log.error("could not write the audit event for %s %s: %s", method, scope.get("path"), exc)

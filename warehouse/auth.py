@@ -50,7 +50,8 @@ async def principal_for(services: Services, account: Account) -> Principal:
         return Principal(account, subtree, subtree)
     if account.role == "viewer":
         return Principal(account, subtree, [])
-    return Principal(account, [account.unit_id], [account.unit_id])
+    own = await services.own_units(account.unit_id)
+    return Principal(account, own, own)
 
 
 def _unauthenticated(detail: str) -> Problem:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import logging
 import os
 import signal
@@ -11,8 +12,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from storage import Database, Settings, get_settings, migrate, object_store
+from warehouse.errors import Problem
 from warehouse.local_services import LocalServices
 from warehouse.seed import seed
 
@@ -122,6 +125,48 @@ def _up(settings: Settings) -> int:
                 print(line)
 
 
+async def _provision(settings: Settings, args: argparse.Namespace) -> list[Any] | None:
+    from storage import Queue
+    from warehouse.accounts import provision
+    from warehouse.auth import principal_for
+    from warehouse.context import Services
+
+    db = await Database.connect(settings.database_url, min_size=1, max_size=2)
+    store = object_store(settings)
+    queue = Queue.from_url(settings.redis_url)
+    try:
+        services = Services(settings=settings, db=db, objects=store, queue=queue)
+        admin = await services.accounts.get_by_login(args.as_login)
+        if admin is None:
+            print(f"warehouse: no account {args.as_login!r} to act as", file=sys.stderr)
+            return None
+        return await provision(
+            services,
+            await principal_for(services, admin),
+            parent_code=args.parent,
+            level=args.level,
+            per_unit=args.per_unit,
+            role=args.role,
+        )
+    finally:
+        await queue.close()
+        await store.aclose()
+        await db.close()
+
+
+def _write_credentials(created: list[Any], output: str | None) -> None:
+    out = open(output, "w", newline="", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
+    try:
+        writer = csv.writer(out)
+        writer.writerow(["login", "password", "unit_code", "role"])
+        for c in created:
+            writer.writerow([c.login, c.password, c.unit_code, c.role])
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    print(f"accounts: {len(created)} created (their one-time passwords are shown this once)", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="warehouse", description="Kho số hóa: the digitization warehouse")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -132,6 +177,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("seed", help="create the province's units and the first admin (idempotent)")
     services = sub.add_parser("services", help="local Postgres, Redis and S3 server")
     services.add_argument("action", choices=["up", "down", "status"])
+    accounts = sub.add_parser("accounts", help="manage accounts")
+    accounts_sub = accounts.add_subparsers(dest="accounts_command", required=True)
+    prov = accounts_sub.add_parser(
+        "provision", help="create N accounts for every unit of a level under a parent (only the missing ones)"
+    )
+    prov.add_argument("--parent", required=True, help="code of the parent unit, e.g. 000.00.22.HXX")
+    prov.add_argument("--level", required=True, choices=["department", "district", "commune"])
+    prov.add_argument("--per-unit", type=int, default=3)
+    prov.add_argument("--role", default="operator", choices=["unit_admin", "operator", "viewer"])
+    prov.add_argument("--as-login", default="admin", help="the administrator the change is recorded for")
+    prov.add_argument("--output", help="write the CSV of new accounts here instead of standard output")
     return parser
 
 
@@ -150,6 +206,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_migrate(settings))
         elif args.command == "seed":
             asyncio.run(_seed(settings))
+        elif args.command == "accounts":
+            created = asyncio.run(_provision(settings, args))
+            if created is None:
+                return 1
+            _write_credentials(created, args.output)
         elif args.command == "services":
             local = LocalServices(settings)
             if args.action == "up":
@@ -163,5 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(f"{name}: {'answering' if ok else 'NOT answering'} on {addr.host}:{addr.port}")
     except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
         print(f"warehouse: {exc}", file=sys.stderr)
+        return 1
+    except Problem as exc:
+        print(f"warehouse: {exc.detail}", file=sys.stderr)
         return 1
     return 0

@@ -34,6 +34,7 @@ class Services:
     audit: Audit = field(init=False)
     counters: Counters = field(init=False)
     _subtrees: dict[int, tuple[float, list[int]]] = field(default_factory=dict, init=False)
+    _own: dict[int, tuple[float, list[int]]] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         pool = self.db.pool
@@ -55,5 +56,16 @@ class Services:
         self._subtrees[unit_id] = (now, ids)
         return ids
 
+    async def own_units(self, unit_id: int, max_age: float = 10.0) -> list[int]:
+        """A unit and the units merged into it (an operator's reach), cached like subtree()."""
+        now = time.monotonic()
+        hit = self._own.get(unit_id)
+        if hit and now - hit[0] < max_age:
+            return hit[1]
+        ids = await self.units.with_predecessors(unit_id)
+        self._own[unit_id] = (now, ids)
+        return ids
+
     def forget_subtrees(self) -> None:
+        self._own.clear()
         self._subtrees.clear()
