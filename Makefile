@@ -42,6 +42,7 @@ test: lint typecheck pytest
 
 bench: services
 	$(BIN)/python -m loadtests.bench_upload
+	$(BIN)/python -m loadtests.bench_fairness
 
 load: services
 	$(BIN)/python -m loadtests.run $(if $(SHAPE),--shape $(SHAPE)) $(if $(DURATION),--duration $(DURATION)) $(if $(HOST),--host $(HOST))

@@ -14,9 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -27,9 +24,19 @@ from typing import Any
 import httpx
 from minio import Minio
 
+from loadtests.harness import MiB, Warehouse, auth, clear_bucket, login, prepare, s3_client, serving
 from loadtests.pdfgen import scanned_pdf
 
-MiB = 1024 * 1024
+# Uploads go through the fair-share limits like everyone's; the benchmark measures the path, not them.
+UNLIMITED = {
+    "WAREHOUSE_MAX_FILE_BYTES": str(2 * 1024 * MiB),
+    "WAREHOUSE_RATE_ACCOUNT_UPLOADS": "1000",
+    "WAREHOUSE_RATE_UNIT_UPLOADS": "1000",
+    "WAREHOUSE_RATE_ACCOUNT_UPLOAD_MB_PER_MINUTE": "1000000",
+    "WAREHOUSE_RATE_UNIT_UPLOAD_MB_PER_MINUTE": "1000000",
+    "WAREHOUSE_RATE_ACCOUNT_RPS": "100000",
+    "WAREHOUSE_RATE_UNIT_RPS": "100000",
+}
 
 
 @dataclass
@@ -37,38 +44,6 @@ class Target:
     api: str
     token: str
     dossier_id: str
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _env(port: int, password: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "WAREHOUSE_DATABASE_URL": os.environ.get(
-            "BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/warehouse_bench"
-        ),
-        "WAREHOUSE_REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"),
-        "WAREHOUSE_S3_BUCKET": "warehouse-bench",
-        "WAREHOUSE_ADMIN_PASSWORD": password,
-        "WAREHOUSE_SECRET_KEY": secrets.token_urlsafe(32),
-        "WAREHOUSE_HOST": "127.0.0.1",
-        "WAREHOUSE_PORT": str(port),
-        "WAREHOUSE_MAX_FILE_BYTES": str(2 * 1024 * MiB),
-    }
-
-
-def _s3_client(env: dict[str, str]) -> Minio:
-    return Minio(
-        endpoint=env.get("WAREHOUSE_S3_ENDPOINT", "127.0.0.1:8333"),
-        access_key=env.get("WAREHOUSE_S3_ACCESS_KEY", "warehouse"),
-        secret_key=env.get("WAREHOUSE_S3_SECRET_KEY", "warehouse-local-secret"),
-        secure=env.get("WAREHOUSE_S3_SECURE", "false").lower() == "true",
-        region="us-east-1",
-    )
 
 
 def _tree(pid: int) -> list[int]:
@@ -111,7 +86,7 @@ async def _throughput(
 
 
 async def bench_ratio(target: Target, s3: Minio, bucket: str, files: list[bytes], clients: int, count: int) -> float:
-    headers = {"Authorization": f"Bearer {target.token}", "Content-Type": "application/pdf", "X-File-Kind": "component"}
+    headers = auth(target.token, **{"Content-Type": "application/pdf", "X-File-Kind": "component"})
 
     async def api_upload(http: httpx.AsyncClient, i: int) -> None:
         r = await http.post(
@@ -137,11 +112,11 @@ async def bench_ratio(target: Target, s3: Minio, bucket: str, files: list[bytes]
 
 async def bench_memory(target: Target, pid: int, gib: float) -> tuple[float, float]:
     total = max(2, round(gib * 1024)) * MiB
-    chunk = b"%PDF-1.4\n" + b"0" * (MiB - 9)
+    first = b"%PDF-1.4\n" + b"0" * (MiB - 9)
     filler = b"1" * MiB
 
     async def body() -> AsyncIterator[bytes]:
-        yield chunk
+        yield first
         for _ in range(total // MiB - 1):
             yield filler
 
@@ -150,40 +125,29 @@ async def bench_memory(target: Target, pid: int, gib: float) -> tuple[float, flo
         r = await http.post(
             f"{target.api}/api/v1/dossiers/{target.dossier_id}/files",
             content=body(),
-            headers={
-                "Authorization": f"Bearer {target.token}",
-                "Content-Type": "application/pdf",
-                "X-File-Kind": "component",
-                "Content-Length": str(total),
-            },
+            headers=auth(
+                target.token,
+                **{"Content-Type": "application/pdf", "X-File-Kind": "component", "Content-Length": str(total)},
+            ),
         )
         r.raise_for_status()
         assert r.json()["size"] == total
     return idle, _rss_mb(pid, "VmHWM")
 
 
-async def prepare(api: str, password: str) -> Target:
-    async with httpx.AsyncClient(base_url=api, timeout=30) as http:
-        r = await http.post("/api/v1/auth/login", json={"login": "admin", "password": password})
-        r.raise_for_status()
-        token = r.json()["access_token"]
+async def _target(server: Warehouse) -> Target:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        token = await login(http, "admin", server.admin_password)
         r = await http.post(
             "/api/v1/dossiers",
             json={
                 "procedure_code": "1.002891",
                 "subject": {"name": "Hồ sơ đo hiệu năng", "id_kind": "other", "id_number": "bench"},
             },
-            headers={"Authorization": f"Bearer {token}"},
+            headers=auth(token),
         )
         r.raise_for_status()
-        return Target(api=api, token=token, dossier_id=r.json()["id"])
-
-
-def _clear_bucket(s3: Minio, bucket: str) -> None:
-    if not s3.bucket_exists(bucket_name=bucket):
-        return
-    for obj in s3.list_objects(bucket_name=bucket, recursive=True):
-        s3.remove_object(bucket_name=bucket, object_name=obj.object_name)
+        return Target(api=server.url, token=token, dossier_id=r.json()["id"])
 
 
 def main() -> int:
@@ -192,45 +156,26 @@ def main() -> int:
     parser.add_argument("--memory-gib", type=float, default=1.0, help="size of the streamed body for RSS")
     args = parser.parse_args()
 
-    password = secrets.token_urlsafe(16)
-    port = _free_port()
-    env = _env(port, password)
-    warehouse = [sys.executable, "-m", "warehouse"]
-    subprocess.run([*warehouse, "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
-    subprocess.run([*warehouse, "seed"], env=env, check=True, stdout=subprocess.DEVNULL)
-    s3 = _s3_client(env)
+    env, password = prepare("bench", **UNLIMITED)
     bucket = env["WAREHOUSE_S3_BUCKET"]
+    s3 = s3_client(env)
     print("generating scans (5 pages, colour, 200 dpi) ...", flush=True)
     files = [scanned_pdf(pages=5, dpi=200, seed=s) for s in range(4)]
     print(f"  {len(files)} files, {sum(map(len, files)) / len(files) / MiB:.2f} MiB on average", flush=True)
-
-    log = open(os.path.join(env.get("WAREHOUSE_DATA_DIR", ".data"), "bench-api.log"), "wb")  # noqa: SIM115
-    server = subprocess.Popen([*warehouse, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    api = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(api + "/health/live", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the API did not start") from None
-                time.sleep(0.2)
-        target = asyncio.run(prepare(api, password))
-        ratios = {}
-        for clients in (1, 8):
-            ratios[clients] = asyncio.run(bench_ratio(target, s3, bucket, files, clients, args.count))
-        idle, peak = asyncio.run(bench_memory(target, server.pid, args.memory_gib))
-        print(
-            f"  API resident memory: {idle:.0f} MiB idle, {peak:.0f} MiB peak with a "
-            f"{args.memory_gib:g} GiB body streaming through",
-            flush=True,
-        )
+        with serving(env, password) as server:
+            target = asyncio.run(_target(server))
+            ratios = {
+                clients: asyncio.run(bench_ratio(target, s3, bucket, files, clients, args.count)) for clients in (1, 8)
+            }
+            idle, peak = asyncio.run(bench_memory(target, server.pid, args.memory_gib))
+            print(
+                f"  API resident memory: {idle:.0f} MiB idle, {peak:.0f} MiB peak with a "
+                f"{args.memory_gib:g} GiB body streaming through",
+                flush=True,
+            )
     finally:
-        server.terminate()
-        server.wait(30)
-        _clear_bucket(s3, bucket)
+        clear_bucket(env)
     print(f"upload_ratio_c1={ratios[1]:.2f}")
     print(f"upload_ratio_c8={ratios[8]:.2f}")
     print(f"api_peak_rss_mb={peak:.0f}")

@@ -54,10 +54,11 @@ class Settings(BaseSettings):
     # Fair share: per account (overridable in the account's limits) and per unit.
     rate_account_rps: int = Field(default=20, ge=1, description="requests per second per account")
     rate_unit_rps: int = Field(default=60, ge=1, description="requests per second per unit")
-    rate_account_uploads: int = Field(default=4, ge=1, description="concurrent uploads per account")
-    rate_unit_uploads: int = Field(default=8, ge=1, description="concurrent uploads per unit")
-    rate_account_upload_mb_per_minute: int = Field(default=1024, ge=1)
-    rate_unit_upload_mb_per_minute: int = Field(default=2048, ge=1)
+    rate_account_uploads: int = Field(default=2, ge=1, description="concurrent uploads per account")
+    rate_unit_uploads: int = Field(default=6, ge=1, description="concurrent uploads per unit")
+    # A commune's link rarely carries more than a few MB/s; these leave room for a campaign's bursts.
+    rate_account_upload_mb_per_minute: int = Field(default=300, ge=1)
+    rate_unit_upload_mb_per_minute: int = Field(default=600, ge=1)
 
     # Units and codes.
     province_org_suffix: str = Field(

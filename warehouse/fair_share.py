@@ -98,13 +98,23 @@ async def upload_slot(services: Services, account: Account, declared_bytes: int 
             await services.counters.release(keys)
 
 
+# Per-minute byte budgets are enforced in windows of a sixth of a minute, so a greedy sender is held
+# to its pace instead of spending the whole minute's budget in a burst and then waiting.
+_BYTE_WINDOW_SECONDS = 10
+_WINDOWS_PER_MINUTE = 60 // _BYTE_WINDOW_SECONDS
+
+
 async def count_upload_bytes(services: Services, account: Account, size: int) -> None:
     limits = account_limits(services.settings, account)
     amount = max(1, size // MiB)
+    per_window = [
+        max(1, limits["upload_mb_per_minute"] // _WINDOWS_PER_MINUTE),
+        max(1, services.settings.rate_unit_upload_mb_per_minute // _WINDOWS_PER_MINUTE),
+    ]
     states = await services.counters.hit(
         [
-            Window(f"rl:mb:a:{account.id}", limits["upload_mb_per_minute"], 60, amount),
-            Window(f"rl:mb:u:{account.unit_id}", services.settings.rate_unit_upload_mb_per_minute, 60, amount),
+            Window(f"rl:mb:a:{account.id}", per_window[0], _BYTE_WINDOW_SECONDS, amount),
+            Window(f"rl:mb:u:{account.unit_id}", per_window[1], _BYTE_WINDOW_SECONDS, amount),
         ]
     )
     for state in states or []:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 from uuid import UUID
@@ -20,7 +21,7 @@ from warehouse.auth import Principal
 from warehouse.context import Services
 from warehouse.errors import Problem
 from warehouse.fair_share import upload_slot
-from warehouse.uploads import PDF_MEDIA_TYPE, MultipartUpload, Received, multipart_file, receive_file
+from warehouse.uploads import PDF_MEDIA_TYPE, MultipartUpload, Received, drain, multipart_file, receive_file
 
 
 def _content_length(request: Request[Any, Any, Any]) -> int | None:
@@ -62,10 +63,24 @@ class FilesController(Controller):
         declared_length = _content_length(request)
         declared_sha256 = request.headers.get("x-content-sha256")
         idempotency_key = request.headers.get("idempotency-key")
-        async with upload_slot(services, request.user.account, declared_length):
-            received = await self._receive(
-                request, services, dossier_id, media, content_type, declared_length, declared_sha256, idempotency_key
-            )
+        body = request.stream()
+        try:
+            async with upload_slot(services, request.user.account, declared_length):
+                received = await self._receive(
+                    request,
+                    services,
+                    dossier_id,
+                    body,
+                    media,
+                    content_type,
+                    declared_length,
+                    declared_sha256,
+                    idempotency_key,
+                )
+        except Problem:
+            # A client still sending its body would see a broken connection instead of this answer.
+            await drain(body, services.settings.upload_drain_bytes)
+            raise
         headers = {"Location": f"/api/v1/files/{received.file.id}"}
         if received.replayed:
             headers["Idempotent-Replayed"] = "true"
@@ -76,6 +91,7 @@ class FilesController(Controller):
         request: Request[Principal, Any, Any],
         services: Services,
         dossier_id: UUID,
+        body: AsyncIterator[bytes],
         media: str,
         content_type: str,
         declared_length: int | None,
@@ -88,7 +104,7 @@ class FilesController(Controller):
                 services,
                 request.user,
                 dossier_id,
-                body=multipart_file(content_type, request.stream(), form),
+                body=multipart_file(content_type, body, form),
                 filename=request.headers.get("x-filename"),
                 kind=None,
                 kind_after_body=form,
@@ -101,7 +117,7 @@ class FilesController(Controller):
                 services,
                 request.user,
                 dossier_id,
-                body=request.stream(),
+                body=body,
                 filename=request.headers.get("x-filename"),
                 kind=request.headers.get("x-file-kind"),
                 declared_length=declared_length,

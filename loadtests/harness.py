@@ -1,0 +1,163 @@
+"""Starting a private warehouse for a benchmark: its own database, Redis database and bucket.
+
+Everything goes through the ``warehouse`` command and HTTP, as a real deployment would be driven.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import httpx
+from minio import Minio
+
+MiB = 1024 * 1024
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Warehouse:
+    url: str
+    admin_password: str
+    env: dict[str, str]
+    pid: int
+
+
+def bench_env(name: str, port: int, password: str, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "WAREHOUSE_DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/warehouse_{name}",
+        "WAREHOUSE_REDIS_URL": "redis://127.0.0.1:6379/14",
+        "WAREHOUSE_S3_BUCKET": f"warehouse-{name}",
+        "WAREHOUSE_ADMIN_PASSWORD": password,
+        "WAREHOUSE_SECRET_KEY": secrets.token_urlsafe(32),
+        "WAREHOUSE_HOST": "127.0.0.1",
+        "WAREHOUSE_PORT": str(port),
+        **extra,
+    }
+
+
+def reset_database(url: str) -> None:
+    import asyncio
+
+    async def drop() -> None:
+        base, name = url.rsplit("/", 1)
+        conn = await asyncpg.connect(base + "/postgres")
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
+
+
+def s3_client(env: dict[str, str]) -> Minio:
+    return Minio(
+        endpoint=env.get("WAREHOUSE_S3_ENDPOINT", "127.0.0.1:8333"),
+        access_key=env.get("WAREHOUSE_S3_ACCESS_KEY", "warehouse"),
+        secret_key=env.get("WAREHOUSE_S3_SECRET_KEY", "warehouse-local-secret"),
+        secure=env.get("WAREHOUSE_S3_SECURE", "false").lower() == "true",
+        region="us-east-1",
+    )
+
+
+def clear_bucket(env: dict[str, str]) -> None:
+    s3 = s3_client(env)
+    bucket = env["WAREHOUSE_S3_BUCKET"]
+    if not s3.bucket_exists(bucket_name=bucket):
+        return
+    for obj in s3.list_objects(bucket_name=bucket, recursive=True):
+        s3.remove_object(bucket_name=bucket, object_name=obj.object_name)
+
+
+def prepare(name: str, **extra: str) -> tuple[dict[str, str], str]:
+    """A fresh database for this benchmark, migrated and seeded. Returns (environment, admin password)."""
+    password = secrets.token_urlsafe(16)
+    env = bench_env(name, free_port(), password, **extra)
+    reset_database(env["WAREHOUSE_DATABASE_URL"])
+    warehouse = [sys.executable, "-m", "warehouse"]
+    subprocess.run([*warehouse, "migrate"], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run([*warehouse, "seed"], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return env, password
+
+
+@contextmanager
+def serving(env: dict[str, str], password: str, **extra: str) -> Iterator[Warehouse]:
+    """The API as its own process, for the length of the block."""
+    env = {**env, **extra}
+    log_path = os.path.join(env.get("WAREHOUSE_DATA_DIR", ".data"), f"bench-{env['WAREHOUSE_PORT']}.log")
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen([sys.executable, "-m", "warehouse", "serve"], env=env, stdout=log, stderr=log)
+        url = f"http://127.0.0.1:{env['WAREHOUSE_PORT']}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx.get(url + "/health/live", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError(f"the API did not start; see {log_path}")
+                time.sleep(0.2)
+            yield Warehouse(url=url, admin_password=password, env=env, pid=server.pid)
+        finally:
+            server.terminate()
+            server.wait(30)
+
+
+async def login(http: httpx.AsyncClient, user: str, password: str) -> str:
+    r = await http.post("/api/v1/auth/login", json={"login": user, "password": password})
+    r.raise_for_status()
+    token: str = r.json()["access_token"]
+    return token
+
+
+async def operator_tokens(http: httpx.AsyncClient, admin: str, parent: str, per_unit: int) -> dict[str, list[str]]:
+    """Provision operators for every commune under ``parent``, set their passwords, sign them in.
+
+    Returns unit code -> bearer tokens."""
+    r = await http.post(
+        "/api/v1/accounts/provision",
+        json={"parent_unit_code": parent, "level": "commune", "per_unit": per_unit, "role": "operator"},
+        headers={"Authorization": f"Bearer {admin}"},
+    )
+    r.raise_for_status()
+    tokens: dict[str, list[str]] = {}
+    for account in r.json()["accounts"]:
+        one_time = await login(http, account["login"], account["password"])
+        new = secrets.token_urlsafe(16)
+        changed = await http.post(
+            "/api/v1/me/password",
+            json={"current_password": account["password"], "new_password": new},
+            headers={"Authorization": f"Bearer {one_time}"},
+        )
+        changed.raise_for_status()
+        tokens.setdefault(account["unit_code"], []).append(await login(http, account["login"], new))
+    return tokens
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def auth(token: str, **more: Any) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", **more}
