@@ -93,3 +93,26 @@ async def test_import_names_the_placeholder_communes_or_refuses_the_whole_file(a
     assert (r.status_code, r.json()["code"]) == (422, "invalid_rows")
     assert len(r.json()["errors"]) >= 4
     assert (await api.client.get("/api/v1/units/000.10.21.HXX", headers=auth(admin))).status_code == 404
+
+
+async def test_province_admin_adds_a_unit_where_its_level_fits(api: Api) -> None:
+    admin = await api.admin()
+    r = await api.client.post(
+        "/api/v1/units",
+        json={"code": "000.25.24.HXX", "name": "Xã Hữu Liên", "level": "commune", "parent_code": district(24)},
+        headers=auth(admin),
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["parent_code"] == district(24) and r.json()["placeholder"] is False
+    again = await api.client.post(
+        "/api/v1/units",
+        json={"code": "000.25.24.HXX", "name": "Xã Hữu Liên", "level": "commune", "parent_code": district(24)},
+        headers=auth(admin),
+    )
+    assert (again.status_code, again.json()["code"]) == (409, "unit_code_taken")
+    wrong = await api.client.post(
+        "/api/v1/units",
+        json={"code": "000.26.24.HXX", "name": "Sai cấp", "level": "district", "parent_code": district(24)},
+        headers=auth(admin),
+    )
+    assert (wrong.status_code, wrong.json()["code"]) == (422, "invalid_parent")
