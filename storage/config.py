@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     secret_key: str = Field(default="", description="JWT signing key; generated under data_dir when empty")
     token_ttl_seconds: int = 3600
     admin_password: str = ""
+    # argon2id cost: the OWASP Password Storage Cheat Sheet's first option (19 MiB, 2 passes, 1 lane),
+    # about 37 ms a login here; the library default (64 MiB, 3 passes, 4 lanes) costs 150 ms, and a
+    # morning's logins of every commune's operators then take minutes of CPU.
+    password_time_cost: int = Field(default=2, ge=1)
+    password_memory_kib: int = Field(default=19456, ge=8192)
+    password_parallelism: int = Field(default=1, ge=1)
     login_free_attempts: int = Field(default=5, ge=1, description="failed logins before an account is locked")
     login_lock_seconds: int = Field(default=60, ge=1, description="first lock; each further failure doubles it")
     login_lock_max_seconds: int = Field(default=3600, ge=1)

@@ -20,6 +20,7 @@ from litestar.testing import AsyncTestClient
 from storage import Database, Settings, drop_database, migrate, object_store
 from tests.factories import ADMIN_PASSWORD, Api
 from warehouse.app import create_app
+from warehouse.security import Passwords
 from warehouse.seed import seed
 
 assert Settings().database_url.rsplit("/", 1)[-1].endswith("_test"), "tests must run on a *_test database"
@@ -49,7 +50,12 @@ async def prepared(settings: Settings) -> AsyncIterator[Settings]:
     await r.flushdb()
     await r.aclose()
     db = await Database.connect(settings.database_url, min_size=1, max_size=2)
-    await seed(db, suffix=settings.province_org_suffix, admin_password=ADMIN_PASSWORD)
+    await seed(
+        db,
+        suffix=settings.province_org_suffix,
+        admin_password=ADMIN_PASSWORD,
+        passwords=Passwords.from_settings(settings),
+    )
     await db.close()
     yield settings
 

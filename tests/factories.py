@@ -11,7 +11,8 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from storage import Accounts, Database, Queue, Settings, drain_safely
-from warehouse.security import hash_password
+from storage import Settings as _Settings
+from warehouse.security import Passwords
 from warehouse.seed import org_code
 from workers import build_worker
 
@@ -19,7 +20,7 @@ ADMIN_PASSWORD = "mat-khau-quan-tri-thu-nghiem"
 PASSWORD = "mat-khau-thu-nghiem-1"
 _serial = itertools.count(1)
 # Hashing is slow on purpose; all test accounts share one hash of PASSWORD.
-_PASSWORD_HASH = hash_password(PASSWORD)
+_PASSWORD_HASH = Passwords.from_settings(_Settings()).hash(PASSWORD)
 
 
 def commune(district: int = 21, number: int = 1, suffix: str = "HXX") -> str:

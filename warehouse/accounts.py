@@ -11,7 +11,7 @@ from warehouse.auth import Principal, require_admin
 from warehouse.context import Services
 from warehouse.errors import Problem
 from warehouse.fair_share import LIMIT_KEYS
-from warehouse.security import generate_password, hash_one_time_password, hash_password_async
+from warehouse.security import generate_password, hash_one_time_password
 
 LOGIN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
 ROLE_ABBREVIATIONS = {"operator": "op", "viewer": "vw", "unit_admin": "qt", "province_admin": "qtt"}
@@ -84,7 +84,7 @@ async def create_account(
     secret = password if password is not None else generate_password()
     if not one_time and len(secret) < 10:
         raise Problem(422, "password_too_short", "A password has at least 10 characters.")
-    password_hash = hash_one_time_password(secret) if one_time else await hash_password_async(secret)
+    password_hash = hash_one_time_password(secret) if one_time else await services.passwords.hash_async(secret)
     account_id = await services.accounts.create(
         login=login,
         unit_id=unit.id,

@@ -17,6 +17,7 @@ from typing import Any
 from storage import Database, Settings, get_settings, migrate, object_store
 from warehouse.errors import Problem
 from warehouse.local_services import LocalServices
+from warehouse.security import Passwords
 from warehouse.seed import seed
 
 log = logging.getLogger("warehouse")
@@ -49,7 +50,12 @@ async def _migrate(settings: Settings) -> None:
 async def _seed(settings: Settings) -> None:
     db = await Database.connect(settings.database_url, min_size=1, max_size=2)
     try:
-        report = await seed(db, suffix=settings.province_org_suffix, admin_password=settings.admin_password)
+        report = await seed(
+            db,
+            suffix=settings.province_org_suffix,
+            admin_password=settings.admin_password,
+            passwords=Passwords.from_settings(settings),
+        )
     finally:
         await db.close()
     units = ", ".join(f"{n} {level}" for level, n in sorted(report.units.items()))

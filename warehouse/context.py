@@ -18,6 +18,7 @@ from storage import (
     Settings,
     Units,
 )
+from warehouse.security import Passwords
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Services:
     api_keys: ApiKeys = field(init=False)
     audit: Audit = field(init=False)
     counters: Counters = field(init=False)
+    passwords: Passwords = field(init=False)
     _subtrees: dict[int, tuple[float, list[int]]] = field(default_factory=dict, init=False)
     _own: dict[int, tuple[float, list[int]]] = field(default_factory=dict, init=False)
 
@@ -45,6 +47,7 @@ class Services:
         self.api_keys = ApiKeys(pool)
         self.audit = Audit(pool)
         self.counters = Counters(self.queue.redis)
+        self.passwords = Passwords.from_settings(self.settings)
 
     async def subtree(self, unit_id: int, max_age: float = 10.0) -> list[int]:
         """A unit and the units below it, cached briefly: the tree changes rarely, requests often."""

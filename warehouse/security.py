@@ -13,15 +13,10 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-_hasher = PasswordHasher()  # argon2id with the library's recommended parameters
+from storage import Settings
+
 _ALGORITHM = "HS256"
-
-
 _ONE_TIME = "sha256$"
-
-
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
 
 
 def hash_one_time_password(password: str) -> str:
@@ -31,23 +26,41 @@ def hash_one_time_password(password: str) -> str:
     return _ONE_TIME + hashlib.sha256(password.encode()).hexdigest()
 
 
-def verify_password(password_hash: str, password: str) -> bool:
-    if password_hash.startswith(_ONE_TIME):
-        expected = hash_one_time_password(password)
-        return hmac.compare_digest(expected, password_hash)
-    try:
-        return _hasher.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
+class Passwords:
+    """argon2id with the configured cost. Hashes made with other parameters still verify, and are
+    replaced at the next successful login (``needs_rehash``)."""
 
+    def __init__(self, *, time_cost: int, memory_kib: int, parallelism: int) -> None:
+        self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
 
-async def verify_password_async(password_hash: str, password: str) -> bool:
-    """Argon2 is deliberately slow: keep it off the event loop."""
-    return await asyncio.to_thread(verify_password, password_hash, password)
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Passwords:
+        return cls(
+            time_cost=settings.password_time_cost,
+            memory_kib=settings.password_memory_kib,
+            parallelism=settings.password_parallelism,
+        )
 
+    def hash(self, password: str) -> str:
+        return self._hasher.hash(password)
 
-async def hash_password_async(password: str) -> str:
-    return await asyncio.to_thread(hash_password, password)
+    def verify(self, password_hash: str, password: str) -> bool:
+        if password_hash.startswith(_ONE_TIME):
+            return hmac.compare_digest(hash_one_time_password(password), password_hash)
+        try:
+            return self._hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return not password_hash.startswith(_ONE_TIME) and self._hasher.check_needs_rehash(password_hash)
+
+    async def hash_async(self, password: str) -> str:
+        """Argon2 is deliberately slow: keep it off the event loop."""
+        return await asyncio.to_thread(self.hash, password)
+
+    async def verify_async(self, password_hash: str, password: str) -> bool:
+        return await asyncio.to_thread(self.verify, password_hash, password)
 
 
 def generate_password(length: int = 14) -> str:

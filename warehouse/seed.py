@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from storage import Accounts, Database, Units
-from warehouse.security import generate_password, hash_password_async
+from warehouse.security import Passwords, generate_password
 
 PROVINCE_NAME = "UBND tỉnh Lạng Sơn"
 
@@ -91,7 +91,7 @@ async def seed_units(db: Database, suffix: str) -> None:
                 )
 
 
-async def seed(db: Database, *, suffix: str, admin_password: str) -> SeedReport:
+async def seed(db: Database, *, suffix: str, admin_password: str, passwords: Passwords) -> SeedReport:
     """Create what is missing of the unit tree and the ``admin`` account; change nothing that exists."""
     await seed_units(db, suffix)
     units, accounts = Units(db.pool), Accounts(db.pool)
@@ -105,7 +105,7 @@ async def seed(db: Database, *, suffix: str, admin_password: str) -> SeedReport:
                 login="admin",
                 unit_id=province.id,
                 role="province_admin",
-                password_hash=await hash_password_async(password),
+                password_hash=await passwords.hash_async(password),
                 password_change_required=False,
             )
             is not None

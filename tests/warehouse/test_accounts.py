@@ -174,3 +174,15 @@ async def test_api_key_acts_for_its_account_until_revoked(api: Api) -> None:
     assert (await api.client.delete(f"/api/v1/api-keys/{key_id}", headers=auth(token))).status_code == 204
     assert (await api.client.get("/api/v1/me", headers={"X-API-Key": key})).status_code == 401
     assert (await api.client.get("/api/v1/me", headers={"X-API-Key": "kho_made-up"})).status_code == 401
+
+
+async def test_a_hash_made_with_older_parameters_is_replaced_at_login(api: Api) -> None:
+    from argon2 import PasswordHasher
+
+    login, _ = await api.account("operator", commune(24, 6))
+    old = PasswordHasher(time_cost=3, memory_cost=65536, parallelism=4).hash(PASSWORD)
+    await api.db.pool.execute("UPDATE accounts SET password_hash = $2 WHERE login = $1", login, old)
+    await api.login(login, PASSWORD)
+    stored = await api.db.pool.fetchval("SELECT password_hash FROM accounts WHERE login = $1", login)
+    assert stored != old and "m=19456,t=2,p=1" in stored
+    await api.login(login, PASSWORD)

@@ -6,6 +6,7 @@ import pytest
 
 from storage import Database
 from tests.factories import ADMIN_PASSWORD, Api, auth
+from warehouse.security import Passwords
 from warehouse.seed import DISTRICTS, seed
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -30,7 +31,12 @@ async def test_units_by_level_and_communes_per_district(api: Api) -> None:
 
 async def test_seed_twice_changes_nothing(api: Api, db: Database) -> None:
     before = await db.pool.fetchval("SELECT count(*) FROM units")
-    report = await seed(db, suffix=api.settings.province_org_suffix, admin_password="another-password")
+    report = await seed(
+        db,
+        suffix=api.settings.province_org_suffix,
+        admin_password="another-password",
+        passwords=Passwords.from_settings(api.settings),
+    )
     assert report.admin_created is False
     assert await db.pool.fetchval("SELECT count(*) FROM units") == before
     assert await api.login("admin", ADMIN_PASSWORD)

@@ -16,7 +16,7 @@ from warehouse.auth import Principal
 from warehouse.context import Services
 from warehouse.dossier_rules import LOCAL_TZ
 from warehouse.errors import Problem
-from warehouse.security import hash_password_async, issue_token, verify_password_async
+from warehouse.security import issue_token
 
 Password = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 
@@ -81,7 +81,7 @@ class SessionController(Controller):
         settings = services.settings
         account = await services.accounts.get_by_login(data.login.strip().lower())
         # Verify even for unknown logins so timing does not reveal which logins exist.
-        ok = await verify_password_async(account.password_hash if account else _DUMMY_HASH, data.password)
+        ok = await services.passwords.verify_async(account.password_hash if account else _DUMMY_HASH, data.password)
         if account is None:
             raise _BAD_LOGIN
         request.state.audit_account = account.id
@@ -102,6 +102,9 @@ class SessionController(Controller):
         if account.state != "active":
             raise Problem(401, "account_disabled", "This account is disabled. Ask your unit's administrator.")
         await services.accounts.record_login(account.id)
+        if services.passwords.needs_rehash(account.password_hash):
+            new_hash = await services.passwords.hash_async(data.password)
+            await services.accounts.set_password(account.id, new_hash, change_required=account.password_change_required)
         ttl = settings.token_ttl_seconds
         return TokenOut(
             access_token=issue_token(settings.secret_key, account.id, ttl),
@@ -131,12 +134,12 @@ class SessionController(Controller):
     ) -> dict[str, str]:
         """Set a new password; required once after a one-time password."""
         account = request.user.account
-        if not await verify_password_async(account.password_hash, data.current_password):
+        if not await services.passwords.verify_async(account.password_hash, data.current_password):
             raise Problem(422, "wrong_current_password", "The current password is wrong.")
         if data.new_password == data.current_password:
             raise Problem(422, "password_unchanged", "Choose a new password different from the current one.")
         await services.accounts.set_password(
-            account.id, await hash_password_async(data.new_password), change_required=False
+            account.id, await services.passwords.hash_async(data.new_password), change_required=False
         )
         return {"status": "changed"}
 
