@@ -1,0 +1,310 @@
+"""The province at work, as Locust users: who calls what, how often, and with which files.
+
+Run through ``make load`` (``loadtests/run.py``), which provisions the accounts, picks the shape and
+judges the result. The reasoning behind every weight and think time is in ``loadtests/README.md``.
+Environment: ``LOAD_SHAPE`` (before, communes, campaign, soak, capacity, smoke), ``LOAD_DURATION``
+(seconds at full load), ``LOAD_ACCOUNTS`` (the credentials file the runner wrote), ``LOAD_REPORT_DIR``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from locust import FastHttpUser, LoadTestShape, events, task
+from locust.env import Environment
+
+from loadtests.pdfgen import scanned_pdf
+from loadtests.shapes import PACE, plan_for
+
+SHAPE = os.environ.get("LOAD_SHAPE", "smoke")
+DURATION = float(os.environ.get("LOAD_DURATION", "60"))
+CACHE = Path(__file__).resolve().parent / ".cache"
+
+SURNAMES = ["Nguyễn", "Hoàng", "Lương", "Lý", "Vi", "Nông", "Hà", "Triệu", "Lục", "Đàm", "Chu", "Mã", "Lăng"]
+GIVEN = ["Văn An", "Thị Hoa", "Văn Bình", "Thị Lan", "Đức Thắng", "Thị Mai", "Văn Sáng", "Thị Hương", "Minh Tú"]
+PROCEDURES = ["1.002891", "1.001612", "1.000894", "2.000908", "1.003583", "1.004227"]
+
+# Scans as the stations make them: (pages, dpi, weight). A 5-page A4 colour page at 200 dpi is ~3 MB.
+SCAN_MIX = [(1, 200, 3), (3, 200, 3), (5, 200, 3), (8, 200, 1)]
+_files: list[tuple[bytes, str, str, int]] = []  # (bytes, sha256, size label, weight)
+_accounts: dict[str, list[dict[str, str]]] = {}
+_next_account: dict[str, int] = {}
+
+
+def _scan(pages: int, dpi: int) -> bytes:
+    CACHE.mkdir(exist_ok=True)
+    path = CACHE / f"scan-{pages}p-{dpi}dpi.pdf"
+    if not path.exists():
+        path.write_bytes(scanned_pdf(pages=pages, dpi=dpi, seed=pages))
+    return path.read_bytes()
+
+
+@events.init.add_listener
+def _prepare(environment: Environment, **_: Any) -> None:
+    for pages, dpi, weight in SCAN_MIX:
+        data = _scan(pages, dpi)
+        label = f"{len(data) / 1_000_000:.1f} MB"
+        _files.append((data, hashlib.sha256(data).hexdigest(), label, weight))
+    path = os.environ.get("LOAD_ACCOUNTS")
+    if path:
+        _accounts.update(json.loads(Path(path).read_text()))
+
+
+def _credential(role: str, environment: Environment) -> dict[str, str]:
+    """Accounts are dealt round-robin; with more users than accounts, sessions share an account."""
+    pool = _accounts.get(role) or []
+    if not pool:
+        raise RuntimeError(f"no accounts for {role}: run through loadtests/run.py, which provisions them")
+    runner = environment.runner
+    index, count = (getattr(runner, "worker_index", 0), max(1, getattr(runner, "worker_count", 1)))
+    n = _next_account.get(role, 0)
+    _next_account[role] = n + 1
+    return pool[(n * count + index) % len(pool)]
+
+
+def _subject() -> dict[str, str]:
+    return {
+        "name": f"{random.choice(SURNAMES)} {random.choice(GIVEN)}",
+        "id_kind": "cccd",
+        "id_number": "020" + "".join(random.choices("0123456789", k=9)),
+    }
+
+
+class WarehouseUser(FastHttpUser):
+    abstract = True
+    role = ""
+    think = (15.0, 35.0)
+    network_timeout = 120.0
+    connection_timeout = 30.0
+
+    def wait_time(self) -> float:
+        return random.uniform(*self.think) * PACE.get(SHAPE, 1.0)
+
+    def on_start(self) -> None:
+        self.credential = _credential(self.role, self.environment)
+        self.mine: list[str] = []
+        self.subjects: list[str] = []
+        self.auth: dict[str, str] = {}
+        self.sign_in()
+
+    def sign_in(self) -> None:
+        with self.client.post(
+            "/api/v1/auth/login",
+            json={"login": self.credential["login"], "password": self.credential["password"]},
+            name="POST /auth/login",
+            catch_response=True,
+        ) as r:
+            if r.status_code == 200:
+                self.auth = {"Authorization": f"Bearer {r.json()['access_token']}"}
+            else:
+                r.failure(f"login {self.credential['login']}: {r.status_code}")
+
+    def call(self, method: str, path: str, name: str, **kwargs: Any) -> Any:
+        headers = {**self.auth, **kwargs.pop("headers", {})}
+        r = self.client.request(method, path, name=name, headers=headers, **kwargs)
+        if r.status_code == 401:  # the token expired during a long run
+            self.sign_in()
+        return r
+
+    # -- what people do ------------------------------------------------------------------------
+
+    def create_dossier(self) -> str | None:
+        subject = _subject()
+        r = self.call(
+            "POST",
+            "/api/v1/dossiers",
+            "POST /dossiers",
+            json={
+                "procedure_code": random.choice(PROCEDURES),
+                "subject": subject,
+                "title": "Số hóa hồ sơ tồn đọng",
+                "result": {
+                    "number": f"{random.randint(1, 9999)}/GCN",
+                    "issued_on": "2022-06-01",
+                    "issuer": "UBND",
+                    "valid_until": "2030-12-31",
+                },
+            },
+        )
+        if r.status_code != 201:
+            return None
+        self.subjects = ([*self.subjects, subject["id_number"]])[-20:]
+        dossier_id: str = r.json()["id"]
+        self.mine = ([*self.mine, dossier_id])[-50:]
+        return dossier_id
+
+    def digitize(self) -> None:
+        """One dossier: create it, upload its scans, wait until the warehouse has checked them."""
+        dossier_id = self.create_dossier()
+        if dossier_id is None:
+            return
+        started = time.monotonic()
+        file_ids = []
+        for _ in range(random.choices([1, 2, 3], weights=[5, 3, 2])[0]):
+            data, digest, label, _w = random.choices(_files, weights=[f[3] for f in _files])[0]
+            r = self.call(
+                "POST",
+                f"/api/v1/dossiers/{dossier_id}/files",
+                f"POST /files ({label})",
+                data=data,
+                headers={
+                    "Content-Type": "application/pdf",
+                    "X-File-Kind": "component",
+                    "X-Filename": quote("Bản scan hồ sơ.pdf"),
+                    "X-Content-SHA256": digest,
+                },
+            )
+            if r.status_code == 201:
+                file_ids.append(r.json()["id"])
+        waiting = set(file_ids)
+        deadline = time.monotonic() + 300
+        while waiting and time.monotonic() < deadline:
+            time.sleep(2)
+            for file_id in list(waiting):
+                r = self.call("GET", f"/api/v1/files/{file_id}", "GET /files/{id}")
+                if r.status_code == 200 and r.json()["state"] != "processing":
+                    waiting.discard(file_id)
+        if file_ids:
+            self.environment.events.request.fire(
+                request_type="PIPELINE",
+                name="upload to ready",
+                response_time=(time.monotonic() - started) * 1000,
+                response_length=0,
+                exception=RuntimeError("not ready within 300 s") if waiting else None,
+                context={},
+            )
+
+    def list_unit(self) -> None:
+        self.call("GET", "/api/v1/dossiers?limit=20", "GET /dossiers (list)")
+
+    def search(self) -> None:
+        self.call("GET", f"/api/v1/dossiers?q={quote(random.choice(GIVEN))}&limit=20", "GET /dossiers (search)")
+
+    def reuse_lookup(self) -> None:
+        subject = random.choice(self.subjects) if self.subjects else "020" + "0" * 9
+        self.call("GET", f"/api/v1/dossiers?subject_id={subject}&valid=true", "GET /dossiers (reuse)")
+
+    def open_dossier(self) -> None:
+        if self.mine:
+            self.call("GET", f"/api/v1/dossiers/{random.choice(self.mine)}", "GET /dossiers/{id}")
+        else:
+            self.list_unit()
+
+
+class CommuneOperator(WarehouseUser):
+    """An operator at a commune's scanning station during a working session."""
+
+    role = "commune_operator"
+    weight = 600
+    think = (15.0, 35.0)
+
+    @task(1)
+    def digitize_task(self) -> None:
+        self.digitize()
+
+    @task(4)
+    def list_task(self) -> None:
+        self.list_unit()
+
+    @task(2)
+    def search_task(self) -> None:
+        self.search()
+
+    @task(2)
+    def open_task(self) -> None:
+        self.open_dossier()
+
+    @task(1)
+    def reuse_task(self) -> None:
+        self.reuse_lookup()
+
+
+class DistrictOperator(CommuneOperator):
+    """District one-stop desks: more dossiers per operator than a commune."""
+
+    role = "district_operator"
+    weight = 22
+    think = (10.0, 25.0)
+
+
+class DepartmentOperator(CommuneOperator):
+    role = "department_operator"
+    weight = 40
+    think = (10.0, 25.0)
+
+
+class Official(WarehouseUser):
+    """A district official: finds records to reuse, opens and downloads them."""
+
+    role = "official"
+    weight = 11
+    think = (10.0, 30.0)
+
+    @task(4)
+    def search_task(self) -> None:
+        self.search()
+
+    @task(3)
+    def reuse_task(self) -> None:
+        self.call(
+            "GET", f"/api/v1/dossiers?valid=true&limit=20&q={quote(random.choice(SURNAMES))}", "GET /dossiers (reuse)"
+        )
+
+    @task(2)
+    def browse_and_download(self) -> None:
+        r = self.call("GET", "/api/v1/dossiers?limit=20", "GET /dossiers (list)")
+        if r.status_code != 200 or not r.json()["items"]:
+            return
+        dossier = self.call("GET", f"/api/v1/dossiers/{random.choice(r.json()['items'])['id']}", "GET /dossiers/{id}")
+        files = dossier.json().get("files", []) if dossier.status_code == 200 else []
+        ready = [f for f in files if f["state"] == "ready"]
+        if ready:
+            self.call("GET", f"/api/v1/files/{random.choice(ready)['id']}/content", "GET /files/{id}/content")
+
+
+class Admin(WarehouseUser):
+    """The province admin: provisioning now and then, reading the audit trail."""
+
+    role = "admin"
+    weight = 1
+    fixed_count = 1
+    think = (60.0, 120.0)
+
+    @task(1)
+    def provision(self) -> None:
+        district = random.choice([f"000.00.{n}.HXX" for n in range(21, 32)])
+        self.call(
+            "POST",
+            "/api/v1/accounts/provision",
+            "POST /accounts/provision",
+            json={"parent_unit_code": district, "level": "commune", "per_unit": 3, "role": "operator"},
+        )
+
+    @task(2)
+    def audit(self) -> None:
+        self.call("GET", "/api/v1/audit?limit=50", "GET /audit")
+
+
+USER_CLASSES = {c.__name__: c for c in (CommuneOperator, DistrictOperator, DepartmentOperator, Official, Admin)}
+
+
+class WarehouseShape(LoadTestShape):
+    """The shape named by LOAD_SHAPE (see loadtests/shapes.py)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.plan = plan_for(SHAPE, DURATION, os.environ.get("LOAD_REPORT_DIR"))
+
+    def tick(self) -> tuple[int, float, list[type[Any]]] | None:
+        step = self.plan.step(self.get_run_time(), self.runner)
+        if step is None:
+            return None
+        users, rate, classes = step
+        return users, rate, [USER_CLASSES[name] for name in classes]
