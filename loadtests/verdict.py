@@ -164,46 +164,53 @@ def write_summary(report_dir: Path, shape: str, host: str, checks: list[Check], 
     return passed
 
 
-def plot(report_dir: Path) -> None:
-    """Latency and throughput over time (PNG), from Locust's history of the aggregated stats."""
+def plot(report_dir: Path, targets: dict[str, Any] | None = None) -> None:
+    """p95 per endpoint group, requests per second and users over time (PNG), from Locust's history."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    targets = targets or load_targets()
     history = report_dir / "locust_stats_history.csv"
     if not history.exists():
         return
-    t, users, rps, p50, p95 = [], [], [], [], []
+    p95: dict[str, dict[int, float]] = {}
+    users: dict[int, int] = {}
+    rps: dict[int, float] = {}
     with history.open(newline="") as fh:
         for r in csv.DictReader(fh):
-            if r["Name"] != "Aggregated":
+            stamp = int(r["Timestamp"])
+            if r["Name"] == "Aggregated":
+                users[stamp] = int(r["User Count"])
+                rps[stamp] = float(r["Requests/s"])
                 continue
-            t.append(int(r["Timestamp"]))
-            users.append(int(r["User Count"]))
-            rps.append(float(r["Requests/s"]))
-            p50.append(_ms(r["50%"]))
-            p95.append(_ms(r["95%"]))
-    if not t:
+            group = group_of(r["Name"], targets)
+            series = p95.setdefault(group, {})
+            series[stamp] = max(series.get(stamp, 0.0), _ms(r["95%"]))
+    if not users:
         return
-    seconds = [x - t[0] for x in t]
+    start = min(users)
     fig, ax = plt.subplots(figsize=(10, 4))
-    ax.plot(seconds, p50, label="p50")
-    ax.plot(seconds, p95, label="p95")
+    for group, series in sorted(p95.items()):
+        stamps = sorted(series)
+        ax.plot([t - start for t in stamps], [series[t] / 1000 for t in stamps], label=group)
+    ax.set_yscale("log")
     ax.set_xlabel("seconds")
-    ax.set_ylabel("ms")
-    ax.set_title("Response time (all requests)")
-    ax.legend()
+    ax.set_ylabel("p95, seconds (log)")
+    ax.set_title("p95 response time by endpoint group (worst request of the group)")
+    ax.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(report_dir / "latency.png")
     plt.close(fig)
+    stamps = sorted(users)
     fig, ax = plt.subplots(figsize=(10, 4))
-    ax.plot(seconds, rps, label="requests/s", color="tab:green")
+    ax.plot([t - start for t in stamps], [rps[t] for t in stamps], label="requests/s", color="tab:green")
     ax.set_xlabel("seconds")
     ax.set_ylabel("requests/s")
     ax2 = ax.twinx()
-    ax2.plot(seconds, users, label="users", color="tab:gray", linestyle="--")
-    ax2.set_ylabel("users")
+    ax2.plot([t - start for t in stamps], [users[t] for t in stamps], color="tab:gray", linestyle="--")
+    ax2.set_ylabel("users (dashed)")
     ax.set_title("Throughput and users")
     fig.tight_layout()
     fig.savefig(report_dir / "throughput.png")
