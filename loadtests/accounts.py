@@ -26,6 +26,13 @@ POPULATION = {
     "department_operator": ("department", 2, "operator"),
     "official": ("district", 1, "viewer"),
 }
+# A smoke run needs a handful: one account per unit, communes of the first district only.
+SMALL = {
+    "commune_operator": ("commune", 1, "operator"),
+    "district_operator": ("district", 1, "operator"),
+    "department_operator": ("department", 1, "operator"),
+    "official": ("district", 1, "viewer"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +86,16 @@ async def _settle(http: httpx.AsyncClient, login: str, one_time: str) -> str:
 
 
 async def prepare_accounts(
-    host: str, admin_login: str, admin_password: str, *, cache_key: str | None = None, concurrency: int = 8
+    host: str,
+    admin_login: str,
+    admin_password: str,
+    *,
+    cache_key: str | None = None,
+    concurrency: int = 8,
+    small: bool = False,
 ) -> dict[str, list[Credential]]:
-    """Provision (or reuse) every account of POPULATION; returns the credentials per suite role."""
+    """Provision (or reuse) every account of POPULATION (or SMALL); returns the credentials per suite role."""
+    population = SMALL if small else POPULATION
     cache_key = cache_key or host
     cache = _load_cache(cache_key)
     async with httpx.AsyncClient(base_url=host, timeout=120) as http:
@@ -95,9 +109,9 @@ async def prepare_accounts(
         districts = sorted(by_level["district"])
 
         pending: list[tuple[str, str, str]] = []  # (login, one-time password, unit code)
-        members: dict[str, list[tuple[str, str]]] = {role: [] for role in POPULATION}
-        for level, per_unit, role in POPULATION.values():
-            parents = districts if level == "commune" else [province]
+        members: dict[str, list[tuple[str, str]]] = {role: [] for role in population}
+        for level, per_unit, role in population.values():
+            parents = (districts[:1] if small else districts) if level == "commune" else [province]
             for parent in parents:
                 made = await _polite(
                     http,
@@ -109,10 +123,15 @@ async def prepare_accounts(
                 pending += [(a["login"], a["password"], a["unit_code"]) for a in made.json()["accounts"]]
         listed = await _polite(http, "GET", "/api/v1/accounts", headers=admin)
         ids = {a["login"]: a["id"] for a in listed.json()}
-        for suite_role, (level, per_unit, role) in POPULATION.items():
+        commune_scope = set(by_level["commune"])
+        if small:
+            first = await _polite(http, "GET", "/api/v1/units", params={"parent": districts[0]}, headers=admin)
+            commune_scope = {u["code"] for u in first.json()}
+        for suite_role, (level, per_unit, role) in population.items():
+            allowed = commune_scope if level == "commune" else by_level[level]
             suffix = {"operator": "-op", "viewer": "-vw"}[role]
             for a in listed.json():
-                if a["role"] != role or a["unit_code"] not in by_level[level] or suffix not in a["login"]:
+                if a["role"] != role or a["unit_code"] not in allowed or suffix not in a["login"]:
                     continue
                 number = a["login"].rsplit(suffix, 1)[1]
                 if number.isdigit() and int(number) <= per_unit:

@@ -145,7 +145,9 @@ def main() -> int:
 
     def run(host: str, password: str, cache_key: str | None = None) -> int:
         print(f"load: preparing accounts on {host} ...", flush=True)
-        accounts = asyncio.run(prepare_accounts(host, args.admin_login, password, cache_key=cache_key))
+        accounts = asyncio.run(
+            prepare_accounts(host, args.admin_login, password, cache_key=cache_key, small=args.shape == "smoke")
+        )
         accounts_file = report_dir / "accounts.json"
         write_accounts(accounts_file, accounts, (args.admin_login, password))
         print(
