@@ -44,7 +44,7 @@ bench: services
 	$(BIN)/python -m loadtests.bench_upload
 	$(BIN)/python -m loadtests.bench_fairness
 
-load: services
+load: install
 	$(BIN)/python -m loadtests.run $(if $(SHAPE),--shape $(SHAPE)) $(if $(DURATION),--duration $(DURATION)) $(if $(HOST),--host $(HOST))
 
 clean:

@@ -55,8 +55,8 @@ def local_warehouse(api_workers: int) -> Iterator[tuple[str, str]]:
         "WAREHOUSE_API_WORKERS": str(api_workers),
     }
     warehouse = [sys.executable, "-m", "warehouse"]
-    for step in ("migrate", "seed"):
-        subprocess.run([*warehouse, step], env=env, check=True, stdout=subprocess.DEVNULL)
+    for step in (["services", "up"], ["migrate"], ["seed"]):
+        subprocess.run([*warehouse, *step], env=env, check=True, stdout=subprocess.DEVNULL)
     log = (data_dir / "logs").joinpath("load-warehouse.log")
     log.parent.mkdir(exist_ok=True)
     with log.open("ab") as out:

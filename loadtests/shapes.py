@@ -68,13 +68,16 @@ class CapacityPlan:
     steps: list[dict[str, Any]] = field(default_factory=list)
     _current: int = 0
     _step_started: float = 0.0
-    _settle: float = 15.0
+    spawn_rate: float = 10.0
+    _settle: float = 20.0
 
     def step(self, run_time: float, runner: Any) -> tuple[int, float, list[str]] | None:
         if self._current == 0:
             self._current, self._step_started = self.start, run_time
         elapsed = run_time - self._step_started
-        spawn_rate = max(10.0, self.step_users / 10)
+        # People arrive over minutes, not all at once: each arrival is a login (argon2, ~40 ms of CPU),
+        # and a step spawned in a few seconds measures a login storm instead of the held load.
+        spawn_rate = self.spawn_rate
         ramp = self.step_users / spawn_rate if self.steps else self.start / spawn_rate
         if elapsed >= ramp + self._settle and not getattr(self, "_measuring", False):
             runner.stats.reset_all()  # measure each step after its ramp and a settling pause

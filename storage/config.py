@@ -88,7 +88,10 @@ class Settings(BaseSettings):
     inspect_max_pages: int = 2000
     inspect_text_chars: int = 1_000_000
     inspect_max_stream_mb: int = Field(default=512, ge=1, description="largest a compressed stream may inflate to")
-    worker_max_jobs: int = 2
+    worker_max_jobs: int = Field(default=4, ge=1, description="inspections at once per worker process")
+    worker_poll_seconds: float = Field(
+        default=0.1, gt=0, description="how often an idle worker looks for jobs (it takes max_jobs per look)"
+    )
     worker_job_tries: int = 5
     stuck_after_seconds: int = 300
 

@@ -72,6 +72,9 @@ def build_worker(settings: Settings | None = None, *, drain_outbox: bool = True,
         "on_startup": startup,
         "on_shutdown": shutdown,
         "max_jobs": settings.worker_max_jobs,
+        # arq reads at most max_jobs per poll: with 2 jobs every 0.5 s a worker could not start more than
+        # 4 inspections a second, and the communes' busy hour makes about 4.5 files a second.
+        "poll_delay": settings.worker_poll_seconds,
         # Results are in Postgres; keeping none lets a lost job's id be queued again at once.
         "keep_result": 0,
         "health_check_interval": timedelta(seconds=30),
