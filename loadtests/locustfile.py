@@ -163,14 +163,14 @@ class WarehouseUser(FastHttpUser):
             )
             if r.status_code == 201:
                 file_ids.append(r.json()["id"])
+        # Wait as a station's software does: one look at the whole dossier every 3 s, not one per file.
         waiting = set(file_ids)
         deadline = time.monotonic() + 300
         while waiting and time.monotonic() < deadline:
-            time.sleep(2)
-            for file_id in list(waiting):
-                r = self.call("GET", f"/api/v1/files/{file_id}", "GET /files/{id}")
-                if r.status_code == 200 and r.json()["state"] != "processing":
-                    waiting.discard(file_id)
+            time.sleep(3)
+            r = self.call("GET", f"/api/v1/dossiers/{dossier_id}", "GET /dossiers/{id} (wait for checks)")
+            if r.status_code == 200:
+                waiting -= {f["id"] for f in r.json()["files"] if f["state"] != "processing"}
         if file_ids:
             self.environment.events.request.fire(
                 request_type="PIPELINE",

@@ -139,7 +139,8 @@ def plan_for(shape: str, duration: float, report_dir: str | None) -> Plan | Capa
     if shape == "before":
         return Plan(before_total, BEFORE, 5.0, duration)
     if shape in ("communes", "campaign", "soak"):
-        return Plan(communes_total, ALL, 10.0, duration)
+        scale = float(os.environ.get("LOAD_SCALE", "1"))  # e.g. 3 for a province three times as large
+        return Plan(round(communes_total * scale), ALL, 10.0, duration)
     if shape == "capacity":
         return CapacityPlan(
             start=int(os.environ.get("LOAD_CAPACITY_START", "500")),

@@ -149,6 +149,7 @@ async def reset_password(services: Services, principal: Principal, account_id: i
     secret = generate_password()
     await services.accounts.set_password(account.id, hash_one_time_password(secret), change_required=True)
     await services.accounts.record_login(account.id)  # a reset also lifts a lockout
+    services.forget_account(account.id)
     return NewCredentials(account.id, account.login, secret, account.unit_code, account.role)
 
 
@@ -178,6 +179,7 @@ async def change_account(
                 f"limits take positive whole numbers for {', '.join(LIMIT_KEYS)}.",
             )
     await services.accounts.update(account.id, state=state, role=role, limits=limits)
+    services.forget_account(account.id)
     changed = await services.accounts.get(account.id)
     assert changed is not None
     return changed

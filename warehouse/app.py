@@ -73,10 +73,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
         db = await Database.connect(settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
         objects = object_store(settings)
         queue = Queue.from_url(settings.redis_url)
-        app.state.services = Services(settings=settings, db=db, objects=objects, queue=queue)
+        services = Services(settings=settings, db=db, objects=objects, queue=queue)
+        services.start_watching()
+        app.state.services = services
         try:
             yield
         finally:
+            if services.watch is not None:
+                await services.watch.stop()
             await queue.close()
             await objects.aclose()
             await db.close()

@@ -82,7 +82,7 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
 async def _account_of(services: Services, connection: ASGIConnection[Any, Any, Any, Any]) -> Account:
     key = connection.headers.get("x-api-key")
     if key:
-        account_id = await services.api_keys.account_for(key.strip())
+        account_id = await services.api_key_account(key.strip())
         if account_id is None:
             raise _unauthenticated("This API key is not valid or was revoked. Ask for a new one.")
     else:
@@ -96,7 +96,7 @@ async def _account_of(services: Services, connection: ASGIConnection[Any, Any, A
             account_id = read_token(services.settings.secret_key, token.strip()).account_id
         except InvalidToken:
             raise _unauthenticated("Your sign-in has expired or is not valid. Sign in again.") from None
-    account = await services.accounts.get(account_id)
+    account = await services.account(account_id)
     if account is None:
         raise _unauthenticated("This account no longer exists.")
     return account

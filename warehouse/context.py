@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from storage import (
+    Account,
     Accounts,
     ApiKeys,
     Audit,
@@ -18,6 +21,8 @@ from storage import (
     Settings,
     Units,
 )
+from storage.api_keys import key_hash
+from storage.watch import ChangeWatch
 from warehouse.security import Passwords
 
 
@@ -37,6 +42,11 @@ class Services:
     passwords: Passwords = field(init=False)
     _subtrees: dict[int, tuple[float, list[int]]] = field(default_factory=dict, init=False)
     _own: dict[int, tuple[float, list[int]]] = field(default_factory=dict, init=False)
+    _accounts: dict[int, Account] = field(default_factory=dict, init=False)
+    _keys: dict[str, int] = field(default_factory=dict, init=False)
+    _key_used: dict[str, float] = field(default_factory=dict, init=False)
+    _background: set[asyncio.Task[Any]] = field(default_factory=set, init=False)
+    watch: ChangeWatch | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         pool = self.db.pool
@@ -68,6 +78,50 @@ class Services:
         ids = await self.units.with_predecessors(unit_id)
         self._own[unit_id] = (now, ids)
         return ids
+
+    async def account(self, account_id: int) -> Account | None:
+        """The account, from memory while change notifications flow, else from Postgres."""
+        if self.watch is not None and self.watch.live and account_id in self._accounts:
+            return self._accounts[account_id]
+        account = await self.accounts.get(account_id)
+        if account is not None and self.watch is not None and self.watch.live:
+            self._accounts[account_id] = account
+        return account
+
+    async def api_key_account(self, key: str) -> int | None:
+        digest = key_hash(key)
+        if self.watch is not None and self.watch.live and digest in self._keys:
+            now = time.monotonic()
+            if now - self._key_used.get(digest, 0.0) > 60:  # keep "last used" true to the minute
+                self._key_used[digest] = now
+                task = asyncio.create_task(self.api_keys.account_for(key))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+            return self._keys[digest]
+        account_id = await self.api_keys.account_for(key)
+        if account_id is not None and self.watch is not None and self.watch.live:
+            self._keys[digest] = account_id
+        return account_id
+
+    def forget_account(self, account_id: int) -> None:
+        """Drop a cached account now (its notification reaches the other processes)."""
+        self._accounts.pop(account_id, None)
+
+    def start_watching(self) -> None:
+        def account_changed(payload: str) -> None:
+            self._accounts.pop(int(payload), None)
+
+        def key_changed(payload: str) -> None:
+            self._keys.pop(payload, None)
+
+        def lost() -> None:
+            self._accounts.clear()
+            self._keys.clear()
+
+        self.watch = ChangeWatch(
+            self.settings.database_url, {"account_changed": account_changed, "api_key_changed": key_changed}, lost
+        )
+        self.watch.start()
 
     def forget_subtrees(self) -> None:
         self._own.clear()

@@ -141,6 +141,7 @@ class SessionController(Controller):
         await services.accounts.set_password(
             account.id, await services.passwords.hash_async(data.new_password), change_required=False
         )
+        services.forget_account(account.id)
         return {"status": "changed"}
 
 
