@@ -21,6 +21,10 @@ class Settings(BaseSettings):
     port: int = 8000
     api_workers: int = Field(default=1, ge=1, description="API worker processes")
     access_log: bool = Field(default=False, description="log every request (metrics count them anyway)")
+    # granian's backpressure counts open connections, idle keep-alive ones included (its default,
+    # backlog / workers, stalled the 1,200th commune operator for 20-30 s).
+    api_max_connections: int = Field(default=8192, ge=64, description="open client connections, all workers")
+    api_backlog: int = Field(default=4096, ge=128, description="connections waiting to be accepted")
 
     # Backing services.
     database_url: str = "postgresql://postgres@127.0.0.1:5432/warehouse"

@@ -86,6 +86,8 @@ def _serve(settings: Settings) -> None:
         port=settings.port,
         interface=Interfaces.ASGI,
         workers=settings.api_workers,
+        backlog=settings.api_backlog,
+        backpressure=max(64, settings.api_max_connections // settings.api_workers),
         loop=Loops.uvloop,
         log_access=settings.access_log,
     ).serve()
