@@ -51,6 +51,10 @@ def _load_cache(host: str) -> dict[str, dict[str, str]]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def forget_cached_accounts(host: str) -> None:
+    _cache_path(host).unlink(missing_ok=True)
+
+
 def _save_cache(host: str, cache: dict[str, dict[str, str]]) -> None:
     CACHE_DIR.mkdir(exist_ok=True)
     path = _cache_path(host)

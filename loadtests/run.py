@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import secrets
 import subprocess
@@ -23,11 +24,12 @@ from pathlib import Path
 
 import httpx
 
-from loadtests.accounts import prepare_accounts, write_accounts
-from loadtests.harness import free_port
+from loadtests.accounts import forget_cached_accounts, prepare_accounts, write_accounts
+from loadtests.harness import clear_bucket, free_port, reset_database
 from loadtests.verdict import judge, plot, write_summary
 
 HERE = Path(__file__).resolve().parent
+LOCAL_CACHE_KEY = "local-warehouse_load"
 DEFAULT_DURATION = {"before": 120, "communes": 120, "campaign": 120, "soak": 7200, "capacity": 60, "smoke": 10}
 
 
@@ -55,8 +57,14 @@ def local_warehouse(api_workers: int) -> Iterator[tuple[str, str]]:
         "WAREHOUSE_API_WORKERS": str(api_workers),
     }
     warehouse = [sys.executable, "-m", "warehouse"]
-    for step in (["services", "up"], ["migrate"], ["seed"]):
-        subprocess.run([*warehouse, *step], env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([*warehouse, "services", "up"], env=env, check=True, stdout=subprocess.DEVNULL)
+    # Each local run starts empty, so runs compare and their scans do not pile up on this disk.
+    reset_database(env["WAREHOUSE_DATABASE_URL"])
+    with contextlib.suppress(Exception):
+        clear_bucket(env)
+    forget_cached_accounts(LOCAL_CACHE_KEY)
+    for step in ("migrate", "seed"):
+        subprocess.run([*warehouse, step], env=env, check=True, stdout=subprocess.DEVNULL)
     log = (data_dir / "logs").joinpath("load-warehouse.log")
     log.parent.mkdir(exist_ok=True)
     with log.open("ab") as out:
@@ -85,6 +93,8 @@ def local_warehouse(api_workers: int) -> Iterator[tuple[str, str]]:
                     p.wait(60)
                 except subprocess.TimeoutExpired:
                     p.kill()
+            with contextlib.suppress(Exception):
+                clear_bucket(env)
 
 
 def run_locust(host: str, shape: str, duration: float, report_dir: Path, accounts: Path, workers: int) -> int:
@@ -176,7 +186,7 @@ def main() -> int:
             parser.error("--admin-password (or LOAD_ADMIN_PASSWORD) is needed with --host")
         return run(args.host.rstrip("/"), args.admin_password)
     with local_warehouse(args.api_workers) as (url, password):
-        return run(url, password, cache_key="local-warehouse_load")
+        return run(url, password, cache_key=LOCAL_CACHE_KEY)
 
 
 if __name__ == "__main__":
