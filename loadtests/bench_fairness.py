@@ -22,18 +22,11 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from loadtests.harness import MiB, auth, clear_bucket, login, operator_tokens, percentile, prepare, serving
+from loadtests.harness import NO_LIMITS, MiB, auth, clear_bucket, login, operator_tokens, percentile, prepare, serving
 from loadtests.pdfgen import scanned_pdf
 
 DISTRICT = "000.00.22.HXX"  # Tràng Định: 22 communes
-OFF = {
-    "WAREHOUSE_RATE_ACCOUNT_UPLOADS": "1000",
-    "WAREHOUSE_RATE_UNIT_UPLOADS": "1000",
-    "WAREHOUSE_RATE_ACCOUNT_UPLOAD_MB_PER_MINUTE": "1000000",
-    "WAREHOUSE_RATE_UNIT_UPLOAD_MB_PER_MINUTE": "1000000",
-    "WAREHOUSE_RATE_ACCOUNT_RPS": "100000",
-    "WAREHOUSE_RATE_UNIT_RPS": "100000",
-}
+OFF = NO_LIMITS
 
 
 @dataclass

@@ -24,19 +24,11 @@ from typing import Any
 import httpx
 from minio import Minio
 
-from loadtests.harness import MiB, Warehouse, auth, clear_bucket, login, prepare, s3_client, serving
+from loadtests.harness import NO_LIMITS, MiB, Warehouse, auth, clear_bucket, login, prepare, s3_client, serving
 from loadtests.pdfgen import scanned_pdf
 
 # Uploads go through the fair-share limits like everyone's; the benchmark measures the path, not them.
-UNLIMITED = {
-    "WAREHOUSE_MAX_FILE_BYTES": str(2 * 1024 * MiB),
-    "WAREHOUSE_RATE_ACCOUNT_UPLOADS": "1000",
-    "WAREHOUSE_RATE_UNIT_UPLOADS": "1000",
-    "WAREHOUSE_RATE_ACCOUNT_UPLOAD_MB_PER_MINUTE": "1000000",
-    "WAREHOUSE_RATE_UNIT_UPLOAD_MB_PER_MINUTE": "1000000",
-    "WAREHOUSE_RATE_ACCOUNT_RPS": "100000",
-    "WAREHOUSE_RATE_UNIT_RPS": "100000",
-}
+UNLIMITED = {**NO_LIMITS, "WAREHOUSE_MAX_FILE_BYTES": str(2 * 1024 * MiB)}
 
 
 @dataclass
