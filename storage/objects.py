@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 from xml.etree import ElementTree
 
@@ -26,7 +25,6 @@ import urllib3
 from minio import Minio
 from minio.error import S3Error
 
-T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 _READ_CHUNK = 256 * 1024
@@ -358,20 +356,6 @@ class ObjectStore:
             await self._request("DELETE", key, query={"uploadId": upload_id})
         except (ObjectStoreUnavailable, ObjectStoreError, ObjectNotFound) as exc:
             log.warning("could not abort multipart upload %s of %s: %s", upload_id, key, exc)
-
-    async def put_bytes(self, key: str, data: bytes, *, content_type: str) -> None:
-        await self._run(
-            self._client.put_object,
-            bucket_name=self.bucket,
-            object_name=key,
-            data=io.BytesIO(data),
-            length=len(data),
-            content_type=content_type,
-        )
-
-    async def size_of(self, key: str) -> int:
-        stat = await self._run(self._client.stat_object, bucket_name=self.bucket, object_name=key)
-        return int(stat.size)
 
     async def stream(self, key: str, chunk_size: int = _READ_CHUNK) -> AsyncIterator[bytes]:
         """The object's bytes, chunk by chunk. Raises ObjectNotFound before the first chunk."""

@@ -63,6 +63,3 @@ class Queue:
             log.warning("could not enqueue %s %s: %s", name, job_id, exc)
             return False
         return True
-
-    async def depth(self) -> int:
-        return int(await self._redis.zcard(QUEUE_NAME))

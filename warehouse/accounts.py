@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from storage import ROLES, Account, Unit
-from warehouse.auth import Principal, require_admin
+from warehouse.auth import Principal, require_admin, visible_unit
 from warehouse.context import Services
 from warehouse.errors import Problem
 from warehouse.fair_share import LIMIT_KEYS
@@ -46,9 +46,7 @@ def check_role(principal: Principal, role: str) -> None:
 async def managed_unit(services: Services, principal: Principal, unit_code: str) -> Unit:
     """A unit whose accounts the caller may manage (404 outside the caller's units)."""
     require_admin(principal)
-    unit = await services.units.get_by_code(unit_code)
-    if unit is None or not principal.can_read(unit.id):
-        raise Problem(404, "unit_not_found", f"There is no unit with code {unit_code!r} that you may see.")
+    unit = await visible_unit(services, principal, unit_code)
     if not principal.can_write(unit.id):
         raise Problem(403, "forbidden", f"Your account may not manage the accounts of unit {unit.code}.")
     if unit.retired:

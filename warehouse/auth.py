@@ -8,7 +8,7 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
-from storage import Account
+from storage import Account, Unit
 from warehouse.context import Services
 from warehouse.errors import Problem
 from warehouse.fair_share import check_request
@@ -100,6 +100,21 @@ async def _account_of(services: Services, connection: ASGIConnection[Any, Any, A
     if account is None:
         raise _unauthenticated("This account no longer exists.")
     return account
+
+
+async def visible_unit(services: Services, principal: Principal, code: str) -> Unit:
+    """The unit with that code, if the caller may see it; 404 otherwise (codes do not leak)."""
+    unit = await services.units.get_by_code(code)
+    if unit is None or not principal.can_read(unit.id):
+        raise Problem(404, "unit_not_found", f"There is no unit with code {code!r} that you may see.")
+    return unit
+
+
+async def visible_subtree(services: Services, principal: Principal, code: str | None) -> list[int] | None:
+    """A ``unit=`` filter: that unit and the units below it, or None (no filter) without a code."""
+    if code is None:
+        return None
+    return await services.subtree((await visible_unit(services, principal, code)).id)
 
 
 ADMIN_ROLES = ("province_admin", "unit_admin")

@@ -8,7 +8,7 @@ from uuid import UUID, uuid4
 
 from storage import Dossier, nfc
 from storage.dossiers import EDITABLE
-from warehouse.auth import Principal
+from warehouse.auth import Principal, visible_unit
 from warehouse.context import Services
 from warehouse.dossier_rules import check_dates, check_identifier, format_dossier_code, today_local
 from warehouse.errors import Problem
@@ -55,9 +55,7 @@ async def create_dossier(
     services: Services, principal: Principal, unit_code: str | None, code: str | None, values: dict[str, Any]
 ) -> Dossier:
     unit_code = unit_code or principal.account.unit_code
-    unit = await services.units.get_by_code(unit_code)
-    if unit is None or not principal.can_read(unit.id):
-        raise Problem(404, "unit_not_found", f"There is no unit with code {unit_code!r} that you may see.")
+    unit = await visible_unit(services, principal, unit_code)
     if not principal.can_write(unit.id):
         raise Problem(403, "forbidden", f"Your account may not create dossiers for unit {unit.code}.")
     if unit.retired:

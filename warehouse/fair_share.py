@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from storage import Account, Settings, Window, WindowState
 from warehouse.context import Services
@@ -120,7 +119,3 @@ async def count_upload_bytes(services: Services, account: Account, size: int) ->
     for state in states or []:
         if state.exceeded:
             raise _refusal(state, "megabytes uploaded in the last minute")
-
-
-def limits_view(settings: Settings, account: Account) -> dict[str, Any]:
-    return account_limits(settings, account)

@@ -259,8 +259,6 @@ async def receive_file(
             return Received(earlier, replayed=True)
 
     if declared_length is not None and declared_length > settings.max_file_bytes:
-        if declared_length - settings.max_file_bytes <= settings.upload_drain_bytes:
-            await drain(body, settings.upload_drain_bytes + settings.max_file_bytes)
         raise too_large(settings.max_file_bytes)
     if declared_length == 0:
         raise Problem(400, "empty_body", "The request carried no file. Attach the PDF and send it again.")
@@ -278,7 +276,6 @@ async def receive_file(
             length=None if kind_after_body is not None else declared_length,
         )
     except ObjectTooLarge:
-        await drain(body, settings.upload_drain_bytes)
         raise too_large(settings.max_file_bytes) from None
     except BodyLengthMismatch as exc:
         raise Problem(

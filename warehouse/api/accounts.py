@@ -15,7 +15,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 
 from storage import Account, ApiKey, AuditEvent, AuditFilter
 from warehouse.accounts import NewCredentials, change_account, create_account, provision, reset_password
-from warehouse.auth import Principal, require_admin
+from warehouse.auth import Principal, require_admin, visible_subtree
 from warehouse.context import Services
 from warehouse.errors import Problem
 from warehouse.fair_share import account_limits
@@ -167,12 +167,7 @@ class AccountsController(Controller):
     ) -> list[AccountOut]:
         """Accounts of the units the administrator manages."""
         require_admin(request.user)
-        unit_ids = request.user.read_scope
-        if unit is not None:
-            row = await services.units.get_by_code(unit)
-            if row is None or not request.user.can_read(row.id):
-                raise Problem(404, "unit_not_found", f"There is no unit with code {unit!r} that you may see.")
-            unit_ids = await services.subtree(row.id)
+        unit_ids = await visible_subtree(services, request.user, unit) or request.user.read_scope
         return [_account_out(services, a) for a in await services.accounts.list(unit_ids=unit_ids)]
 
     @get("/{account_id:int}", operation_id="get_account")
@@ -288,12 +283,7 @@ class AuditController(Controller):
     ) -> AuditPage:
         """Who did what, newest first: writes, logins and reads of file content in the caller's units."""
         require_admin(request.user)
-        unit_ids = None
-        if unit is not None:
-            row = await services.units.get_by_code(unit)
-            if row is None or not request.user.can_read(row.id):
-                raise Problem(404, "unit_not_found", f"There is no unit with code {unit!r} that you may see.")
-            unit_ids = await services.subtree(row.id)
+        unit_ids = await visible_subtree(services, request.user, unit)
         try:
             before = int(cursor) if cursor else None
         except ValueError:

@@ -14,7 +14,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from storage import DossierFilter, InvalidCursor, decode_cursor, encode_cursor
 from warehouse.api.schemas import DossierOut, DossierPage
-from warehouse.auth import Principal, require_writer
+from warehouse.auth import Principal, require_writer, visible_subtree
 from warehouse.context import Services
 from warehouse.dossier_rules import DOSSIER_CODE, PROCEDURE_CODE, today_local
 from warehouse.dossiers import create_dossier, dossier_for_read, dossier_for_write, update_dossier
@@ -148,12 +148,7 @@ class DossiersController(Controller):
                     "invalid_cursor",
                     "cursor is not one this warehouse gave out; start from the first page.",
                 ) from None
-        unit_ids = None
-        if unit is not None:
-            unit_row = await services.units.get_by_code(unit)
-            if unit_row is None or not request.user.can_read(unit_row.id):
-                raise Problem(404, "unit_not_found", f"There is no unit with code {unit!r} that you may see.")
-            unit_ids = await services.subtree(unit_row.id)
+        unit_ids = await visible_subtree(services, request.user, unit)
         flt = DossierFilter(
             q=q,
             unit_ids=unit_ids,

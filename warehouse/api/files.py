@@ -78,8 +78,11 @@ class FilesController(Controller):
                     idempotency_key,
                 )
         except Problem:
-            # A client still sending its body would see a broken connection instead of this answer.
-            await drain(body, services.settings.upload_drain_bytes)
+            # A client still sending its body would see a broken connection instead of this answer;
+            # read the rest when it is small enough to be worth it.
+            limit = services.settings.upload_drain_bytes
+            if declared_length is None or declared_length <= services.settings.max_file_bytes + limit:
+                await drain(body, limit + (declared_length or 0))
             raise
         headers = {"Location": f"/api/v1/files/{received.file.id}"}
         if received.replayed:

@@ -12,7 +12,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from storage import Unit
-from warehouse.auth import Principal
+from warehouse.auth import Principal, visible_unit
 from warehouse.context import Services
 from warehouse.errors import Problem
 from warehouse.units import UNIT_CODE_PATTERN, create_unit, import_units, merge_unit, move_unit
@@ -83,12 +83,7 @@ class UnitsController(Controller):
                 for u in units
                 if (level is None or u.level == level) and (parent is None or u.parent_code == parent)
             ]
-        parent_id = None
-        if parent is not None:
-            parent_unit = await services.units.get_by_code(parent)
-            if parent_unit is None or not request.user.can_read(parent_unit.id):
-                raise Problem(404, "unit_not_found", f"There is no unit with code {parent!r} that you may see.")
-            parent_id = parent_unit.id
+        parent_id = (await visible_unit(services, request.user, parent)).id if parent is not None else None
         units = await services.units.find(
             level=level, parent_id=parent_id, scope=request.user.read_scope, include_retired=include_retired
         )
@@ -98,10 +93,7 @@ class UnitsController(Controller):
     async def get_unit(
         self, code: FromPath[str], request: Request[Principal, Any, Any], services: NamedDependency[Services]
     ) -> UnitOut:
-        unit = await services.units.get_by_code(code)
-        if unit is None or not request.user.can_read(unit.id):
-            raise Problem(404, "unit_not_found", f"There is no unit with code {code!r} that you may see.")
-        return UnitOut.of(unit)
+        return UnitOut.of(await visible_unit(services, request.user, code))
 
     @post("/", operation_id="create_unit", status_code=HTTP_201_CREATED)
     async def create(
