@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     inspect_text_chars: int = 1_000_000
     inspect_max_stream_mb: int = Field(default=512, ge=1, description="largest a compressed stream may inflate to")
     worker_max_jobs: int = Field(default=4, ge=1, description="inspections at once per worker process")
+    inspect_child_max_files: int = Field(
+        default=100, ge=1, description="files an inspection child reads before it is replaced (returns memory)"
+    )
     worker_poll_seconds: float = Field(
         default=0.1, gt=0, description="how often an idle worker looks for jobs (it takes max_jobs per look)"
     )

@@ -45,6 +45,21 @@ def text_pdf(text: str = "Giay chung nhan quyen su dung dat so 123") -> bytes:
     )
 
 
+def slow_pdf(operators: int = 200_000) -> bytes:
+    """One page whose content stream holds so many text operators that reading it takes seconds."""
+    content = zlib.compress(b"BT /F1 1 Tf " + b"(a) Tj " * operators + b"ET")
+    return build_pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
+            b"/Resources << /Font << /F1 5 0 R >> >> >>",
+            stream_object(content, b"/Filter /FlateDecode"),
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        ]
+    )
+
+
 def truncated_pdf() -> bytes:
     """A scan cut off halfway, as a dropped link leaves it."""
     whole = scanned_pdf(pages=2, dpi=100)

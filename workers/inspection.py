@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import tempfile
 from pathlib import Path
@@ -14,7 +13,7 @@ from arq import Retry
 from storage import Files, Inspection, ObjectNotFound, ObjectStoreUnavailable, Settings, drain_safely, requeue_lost
 from storage.objects import ObjectStore
 from workers.pdfcheck import inspect_pdf
-from workers.sandbox import run_limited
+from workers.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -103,15 +102,14 @@ async def inspect_file(ctx: dict[str, Any], file_id: str) -> str:
             # Transient: try again later with backoff; the file stays 'processing'.
             job_try = int(ctx.get("job_try", 1))
             raise Retry(defer=min(300, 5 * 2**job_try)) from exc
-        outcome = await asyncio.to_thread(
-            run_limited,
+        sandbox: Sandbox = ctx["sandbox"]
+        outcome = await sandbox.run(
             inspect_pdf,
             str(path),
             settings.inspect_max_pages,
             settings.inspect_text_chars,
             settings.inspect_max_stream_mb * 1024 * 1024,
-            timeout=settings.inspect_timeout_seconds,
-            memory_mb=settings.inspect_memory_mb,
+            limit_seconds=settings.inspect_timeout_seconds,
         )
     if outcome.status == "ok":
         result = verdict(outcome.value)

@@ -24,6 +24,7 @@ from storage import (
     run_drainer,
 )
 from workers.inspection import inspect_file, requeue_stuck
+from workers.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,11 @@ def build_worker(settings: Settings | None = None, *, drain_outbox: bool = True,
         ctx["files"] = Files(ctx["db"].pool)
         ctx["objects"] = object_store(settings)
         ctx["queue"] = Queue.from_url(settings.redis_url)
+        ctx["sandbox"] = Sandbox(
+            workers=settings.worker_max_jobs,
+            memory_mb=settings.inspect_memory_mb,
+            max_tasks=settings.inspect_child_max_files,
+        )
         if drain_outbox:
             ctx["drainer"] = asyncio.create_task(run_drainer(ctx["db"], settings.database_url, ctx["queue"]))
 
@@ -49,6 +55,8 @@ def build_worker(settings: Settings | None = None, *, drain_outbox: bool = True,
             ctx["drainer"].cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ctx["drainer"]
+        if "sandbox" in ctx:
+            ctx["sandbox"].close()
         if "queue" in ctx:
             await ctx["queue"].close()
         if "objects" in ctx:

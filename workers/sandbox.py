@@ -1,20 +1,25 @@
-"""Run a function in a child process with a time limit and a memory limit.
+"""Run functions in long-lived child processes with a time limit and a memory limit.
 
 A hostile file can make a parser loop, recurse or allocate without end; in a child, that costs the
 child alone. The worker stays alive and answers with a verdict.
+
+The children are a pebble process pool: each sets its memory limit once when it starts, a child that
+runs past the time limit is killed and replaced, and every child is replaced after ``max_tasks`` jobs
+so memory a parser fragmented is given back. Forking a fresh child per file cost more CPU (most of it
+system time) than reading a typical scan.
 """
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
+import os
 import resource
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
 from typing import Any, Literal
 
-_context = multiprocessing.get_context("forkserver")
-_context.set_forkserver_preload(["workers.pdfcheck", "pypdf"])
+from pebble import ProcessExpired, ProcessPool
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,41 +29,50 @@ class Outcome:
     detail: str = ""
 
 
-def _child(conn: Connection, fn: Callable[..., Any], args: tuple[Any, ...], memory_bytes: int) -> None:
+def _limit_child(memory_bytes: int, niceness: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    try:
-        result = fn(*args)
-    except MemoryError:
-        conn.send(("crashed", "ran out of memory"))
-        return
-    except BaseException as exc:
-        conn.send(("crashed", f"{type(exc).__name__}: {exc}"[:300]))
-        return
-    conn.send(("ok", result))
+    if niceness:
+        os.nice(niceness)
 
 
-def run_limited(fn: Callable[..., Any], *args: Any, timeout: float, memory_mb: int) -> Outcome:
-    """Call ``fn(*args)`` in a fresh child process. Blocks; call it from a thread in async code."""
-    receiver, sender = _context.Pipe(duplex=False)
-    proc = _context.Process(target=_child, args=(sender, fn, args, memory_mb * 1024 * 1024), daemon=True)
-    proc.start()
-    sender.close()
-    try:
-        if receiver.poll(timeout):
-            try:
-                status, value = receiver.recv()
-            except (EOFError, OSError):
-                return Outcome("crashed", detail=f"child exited with code {proc.exitcode}")
-            if status == "ok":
-                return Outcome("ok", value=value)
-            return Outcome("crashed", detail=str(value))
-        if proc.is_alive():
-            return Outcome("timeout", detail=f"no answer within {timeout:.0f}s")
-        return Outcome("crashed", detail=f"child exited with code {proc.exitcode}")
-    finally:
-        if proc.is_alive():
-            proc.kill()
-        proc.join(5)
-        receiver.close()
-        proc.close()
+class Sandbox:
+    """A pool of ``workers`` limited children. ``run`` is awaited from the worker's event loop."""
+
+    def __init__(
+        self,
+        *,
+        workers: int,
+        memory_mb: int,
+        max_tasks: int = 100,
+        niceness: int = 0,
+        preload: Sequence[str] = ("workers.pdfcheck", "pypdf"),
+    ) -> None:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(list(preload))
+        self._pool = ProcessPool(
+            max_workers=workers,
+            max_tasks=max_tasks,
+            initializer=_limit_child,
+            initargs=(memory_mb * 1024 * 1024, niceness),
+            context=context,
+        )
+
+    async def run(self, fn: Callable[..., Any], *args: Any, limit_seconds: float) -> Outcome:
+        """Call ``fn(*args)`` in a child; the time limit counts from when a child starts on it."""
+        future = self._pool.schedule(fn, args=args, timeout=limit_seconds)
+        try:
+            return Outcome("ok", value=await asyncio.wrap_future(future))
+        except TimeoutError:
+            return Outcome("timeout", detail=f"no answer within {limit_seconds:g}s")
+        except ProcessExpired as exc:
+            return Outcome("crashed", detail=f"child exited with code {exc.exitcode}")
+        except MemoryError:
+            return Outcome("crashed", detail="ran out of memory")
+        except Exception as exc:  # whatever the parser raised, as a sentence
+            return Outcome("crashed", detail=f"{type(exc).__name__}: {exc}"[:300])
+
+    def close(self) -> None:
+        """Stop the children (a job still running is abandoned; its file is inspected again later)."""
+        self._pool.stop()
+        self._pool.join(timeout=10)

@@ -8,7 +8,7 @@ import pytest
 
 from loadtests.pdfgen import scanned_pdf
 from tests.factories import Api, commune
-from tests.pdfs import bomb_pdf, cyclic_pdf, encrypted_pdf, text_pdf, truncated_pdf
+from tests.pdfs import bomb_pdf, cyclic_pdf, encrypted_pdf, slow_pdf, text_pdf, truncated_pdf
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -75,11 +75,13 @@ async def test_a_file_inspected_twice_keeps_its_first_verdict(api: Api) -> None:
 
 
 async def test_a_time_limit_rejects_a_file_that_takes_too_long(api: Api) -> None:
-    slow = api.settings.model_copy(update={"inspect_timeout_seconds": 0.01})
+    slow = api.settings.model_copy(update={"inspect_timeout_seconds": 0.5})
     _, token = await api.account("operator", commune(25, 4))
     dossier = await api.dossier(token)
-    file_id = (await api.upload(token, dossier["id"], scanned_pdf(pages=1, dpi=100))).json()["id"]
+    file_id = (await api.upload(token, dossier["id"], slow_pdf())).json()["id"]  # seconds of parsing
+    started = time.monotonic()
     await api.run_worker(slow)
+    assert time.monotonic() - started < 3
     f = await api.file(token, file_id)
     assert (f["state"], f["reason_code"]) == ("rejected", "pdf_inspection_timeout")
 
