@@ -74,5 +74,5 @@ class Sandbox:
 
     def close(self) -> None:
         """Stop the children (a job still running is abandoned; its file is inspected again later)."""
-        self._pool.stop()
+        self._pool.stop()  # type: ignore[no-untyped-call]
         self._pool.join(timeout=10)
