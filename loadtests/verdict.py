@@ -66,7 +66,10 @@ def judge(report_dir: Path, shape: str, targets: dict[str, Any] | None = None) -
     rows, total = read_stats(report_dir / "locust_stats.csv")
     checks: list[Check] = []
     facts: dict[str, Any] = {}
-    for row in rows:
+    # A capacity run ends at the step that broke: its per-endpoint figures are in the table, and the
+    # verdict is the knee against the goal (each step was judged against the capacity limits).
+    judged = rows if shape != "capacity" else []
+    for row in judged:
         if row.count == 0:  # made only during the ramp, which is not judged
             continue
         group = group_of(row.name, targets)
