@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 export WAREHOUSE_DATA_DIR ?= $(CURDIR)/.data
 
-.PHONY: run test lint typecheck pytest bench load install services clean
+.PHONY: run test lint typecheck pytest bench load install ocr-tools services clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -15,7 +15,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP)
+# OCR needs Tesseract with Vietnamese from the distribution (OCRmyPDF itself comes from PyPI).
+SUDO := $(shell test "$$(id -u)" = 0 || echo sudo)
+OCR_PACKAGES := tesseract-ocr tesseract-ocr-vie
+ocr-tools:
+	@if command -v tesseract >/dev/null && tesseract --list-langs 2>/dev/null | grep -qx vie; then :; \
+	elif command -v apt-get >/dev/null; then \
+		echo "installing $(OCR_PACKAGES) for OCR"; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(OCR_PACKAGES) >/dev/null \
+		|| { $(SUDO) apt-get update -q >/dev/null && \
+		     $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(OCR_PACKAGES) >/dev/null; }; \
+	else echo "install Tesseract with the Vietnamese language data ($(OCR_PACKAGES)) for OCR" >&2; exit 1; fi
+
+install: $(STAMP) ocr-tools
 
 services: install
 	$(BIN)/warehouse services up
@@ -43,6 +55,7 @@ test: lint typecheck pytest
 bench: services
 	$(BIN)/python -m loadtests.bench_upload
 	$(BIN)/python -m loadtests.bench_fairness
+	$(BIN)/python -m loadtests.bench_inspect
 
 load: install
 	$(BIN)/python -m loadtests.run $(if $(SHAPE),--shape $(SHAPE)) $(if $(DURATION),--duration $(DURATION)) $(if $(HOST),--host $(HOST))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import random
+from pathlib import Path
 
 from PIL import Image, ImageDraw
 
@@ -51,5 +52,38 @@ def scanned_pdf(
     """A multi-page image-only PDF as a scanner writes it, each page drawn at ``dpi``."""
     images = [scanned_page(dpi, seed=seed * 1000 + i, mode=mode, noise=noise) for i in range(pages)]
     out = io.BytesIO()
-    images[0].save(out, format="PDF", save_all=True, append_images=images[1:], resolution=float(dpi), quality=quality)
+    compression = {"quality": quality} if mode in ("RGB", "L") else {}  # JPEG for colour and grey
+    images[0].save(out, format="PDF", save_all=True, append_images=images[1:], resolution=float(dpi), **compression)
     return out.getvalue()
+
+
+def vietnamese_scan_pdf(lines: list[str], dpi: int = 200) -> bytes:
+    """A Vietnamese page rendered, slightly blurred and rotated like a real scan, image-only."""
+    import matplotlib
+    from PIL import ImageFilter, ImageFont
+
+    font_path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    font = ImageFont.truetype(str(font_path), size=round(dpi * 0.16))  # about 12 pt
+    width, height = round(8.27 * dpi), round(11.69 * dpi)
+    page = Image.new("RGB", (width, height), (246, 243, 235))
+    draw = ImageDraw.Draw(page)
+    y = dpi
+    for line in lines:
+        draw.text((dpi, y), line, font=font, fill=(25, 25, 35))
+        y += round(dpi * 0.3)
+    page = page.rotate(0.8, resample=Image.Resampling.BICUBIC, fillcolor=(246, 243, 235))
+    page = page.filter(ImageFilter.GaussianBlur(0.6))
+    out = io.BytesIO()
+    page.save(out, format="PDF", resolution=float(dpi), quality=85)
+    return out.getvalue()
+
+
+# A page of a land-use right certificate, as the communes scan them most.
+VIETNAMESE_LINES = [
+    "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM",
+    "Độc lập - Tự do - Hạnh phúc",
+    "GIẤY CHỨNG NHẬN QUYỀN SỬ DỤNG ĐẤT",
+    "Người sử dụng đất: Nguyễn Thị Hường",
+    "Thửa đất số 128, tờ bản đồ số 15",
+    "Địa chỉ: xã Hoàng Đồng, thành phố Lạng Sơn",
+]

@@ -22,13 +22,15 @@ from storage.objects import (
     StoredObject,
 )
 from storage.outbox import drain_safely, requeue_lost, run_drainer
-from storage.queue import INSPECT_FILE, QUEUE_NAME, Queue, inspection_job_id, redis_settings
+from storage.queue import INSPECT_FILE, OCR_FILE, OCR_QUEUE_NAME, QUEUE_NAME, Queue, inspection_job_id, redis_settings
 from storage.text import fold, nfc
 from storage.units import LEVELS, Unit, Units
 
 __all__ = [
     "INSPECT_FILE",
     "LEVELS",
+    "OCR_FILE",
+    "OCR_QUEUE_NAME",
     "QUEUE_NAME",
     "ROLES",
     "Account",

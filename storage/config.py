@@ -100,6 +100,31 @@ class Settings(BaseSettings):
         default=0.1, gt=0, description="how often an idle worker looks for jobs (it takes max_jobs per look)"
     )
     worker_job_tries: int = 5
+
+    # The scan standard (DOMAIN.md) and which findings reject a file; the rest are warnings.
+    inspect_min_dpi: int = Field(default=200, ge=1, description="lowest scan resolution without a warning")
+    inspect_min_pdf_version: str = Field(default="1.4", pattern=r"^\d\.\d$")
+    inspect_paper_tolerance_mm: float = Field(default=6.0, ge=0, description="how far a page may be from A4/A3")
+    inspect_blank_ink_ratio: float = Field(
+        default=0.002, ge=0, le=1, description="a scanned page with less ink than this share of its pixels is blank"
+    )
+    inspect_reject: list[str] = Field(
+        default=["pdf_damaged", "pdf_javascript", "pdf_launch_action", "pdf_embedded_files"],
+        description="findings that reject a file (unreadable and encrypted files are always rejected)",
+    )
+    signature_trust_roots: Path | None = Field(
+        default=None, description="PEM file of trusted root certificates for validating signatures"
+    )
+
+    # OCR of image-only pages (its own queue and workers, at a lower CPU priority).
+    ocr_enabled: bool = True
+    ocr_languages: str = "vie"
+    ocr_max_jobs: int = Field(default=1, ge=1, description="files OCR'd at once per OCR worker process")
+    ocr_niceness: int = Field(default=10, ge=0, le=19, description="how much lower the OCR children's priority is")
+    ocr_memory_mb: int = Field(default=1536, ge=256)
+    ocr_seconds_per_page: float = Field(default=60.0, gt=0, description="OCR time limit per page of a file")
+    ocr_max_pages: int = Field(default=300, ge=1, description="files with more image-only pages are not OCR'd")
+    ocr_pdfa: bool = Field(default=True, description="write the OCR'd copy as PDF/A where it validates")
     stuck_after_seconds: int = 300
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -31,6 +31,11 @@ class File:
     created_at: datetime
     updated_at: datetime
     inspected_at: datetime | None
+    stage: str
+    stage_times: dict[str, Any]
+    attempts: int
+    last_error: str | None
+    ocr_object_key: str | None
 
     @classmethod
     def from_record(cls, r: asyncpg.Record) -> File:
@@ -62,11 +67,13 @@ class Inspection:
     text: str
     reason_code: str | None = None
     reason: str | None = None
+    page_texts: list[str] = field(default_factory=list)
 
 
 _COLUMNS = """
 f.id, f.dossier_id, f.kind, f.name, f.size, f.sha256, f.media_type, f.object_key, f.state,
-f.reason_code, f.reason, f.pages, f.inspection, f.created_by, f.created_at, f.updated_at, f.inspected_at
+f.reason_code, f.reason, f.pages, f.inspection, f.created_by, f.created_at, f.updated_at, f.inspected_at,
+f.stage, f.stage_times, f.attempts, f.last_error, f.ocr_object_key
 """
 
 
@@ -136,26 +143,161 @@ class Files:
         r = await self._pool.fetchrow(f"SELECT {_COLUMNS} FROM files f WHERE f.id = $1", file_id)
         return File.from_record(r) if r else None
 
-    async def record_inspection(self, file: File, result: Inspection) -> bool:
-        """Store the outcome; False when the file is no longer waiting for one (deleted, or done)."""
-        updated = await self._pool.fetchval(
+    async def start_inspection(self, file_id: UUID) -> int | None:
+        """Mark the file as being inspected; the attempt number, or None if it waits for nothing."""
+        attempts: int | None = await self._pool.fetchval(
             """
-            UPDATE files SET state = $2, pages = $3, inspection = $4, text_content = $5,
-                search_text = $6, reason_code = $7, reason = $8,
-                inspected_at = clock_timestamp(), updated_at = clock_timestamp()
-            WHERE id = $1 AND state = 'processing'
-            RETURNING true
+            UPDATE files SET stage = 'inspecting', attempts = attempts + 1,
+                stage_times = stage_times || jsonb_build_object('inspecting', clock_timestamp())
+            WHERE id = $1 AND state = 'processing' AND stage IN ('queued', 'inspecting')
+            RETURNING attempts
             """,
-            file.id,
-            result.state,
-            result.pages,
-            result.details,
-            result.text or None,
-            fold(file.name + " " + result.text),
-            result.reason_code,
-            result.reason,
+            file_id,
         )
+        return attempts
+
+    async def record_inspection(self, file: File, result: Inspection, *, ocr_pages: list[int]) -> bool:
+        """Store the verdict and the text layer per page; False when the file no longer waits for one.
+
+        A ready file with ``ocr_pages`` moves on to the ``ocr`` stage (its state is already ``ready``:
+        it can be used while OCR runs); otherwise the stage is the verdict.
+        """
+        stage = "ocr" if result.state == "ready" and ocr_pages else result.state
+        details = {**result.details, "ocr_pages": ocr_pages} if ocr_pages else result.details
+        numbers = [n for n, text in enumerate(result.page_texts, start=1) if text.strip()]
+        async with self._pool.acquire() as conn, conn.transaction():
+            updated = await conn.fetchval(
+                """
+                UPDATE files SET state = $2, pages = $3, inspection = $4, text_content = $5,
+                    search_text = $6, reason_code = $7, reason = $8, stage = $9, last_error = NULL,
+                    stage_times = stage_times || jsonb_build_object($9::text, clock_timestamp()),
+                    inspected_at = clock_timestamp(), updated_at = clock_timestamp()
+                WHERE id = $1 AND state = 'processing'
+                RETURNING true
+                """,
+                file.id,
+                result.state,
+                result.pages,
+                details,
+                result.text or None,
+                fold(file.name + " " + result.text),
+                result.reason_code,
+                result.reason,
+                stage,
+            )
+            if updated and numbers:
+                await conn.execute(
+                    """
+                    INSERT INTO file_pages (file_id, page, source, text)
+                    SELECT $1, n, 'layer', t FROM unnest($2::int[], $3::text[]) AS p(n, t)
+                    ON CONFLICT (file_id, page) DO UPDATE SET source = 'layer', text = excluded.text
+                    """,
+                    file.id,
+                    numbers,
+                    [result.page_texts[n - 1] for n in numbers],
+                )
         return bool(updated)
+
+    async def record_error(self, file_id: UUID, error: str, *, give_up: bool) -> None:
+        """A transient fault (object store down); ``give_up`` parks the file in the dead-letter list."""
+        await self._pool.execute(
+            """
+            UPDATE files SET last_error = $2, updated_at = clock_timestamp(),
+                stage = CASE WHEN $3 THEN 'failed' ELSE stage END,
+                stage_times = CASE WHEN $3 THEN stage_times || jsonb_build_object('failed', clock_timestamp())
+                                   ELSE stage_times END
+            WHERE id = $1 AND state <> 'deleted'
+            """,
+            file_id,
+            error[:500],
+            give_up,
+        )
+
+    async def record_ocr(
+        self, file: File, page_texts: dict[int, str], outcome: dict[str, Any], object_key: str | None
+    ) -> bool:
+        """Keep the recognised text per page, make it searchable and end the pipeline at ``ready``."""
+        numbers = sorted(n for n, text in page_texts.items() if text.strip())
+        async with self._pool.acquire() as conn, conn.transaction():
+            updated = await conn.fetchval(
+                """
+                UPDATE files SET stage = 'ready', ocr_object_key = coalesce($3, ocr_object_key),
+                    inspection = inspection || jsonb_build_object('ocr', $2::jsonb),
+                    stage_times = stage_times || jsonb_build_object('ready', clock_timestamp()),
+                    last_error = NULL, updated_at = clock_timestamp()
+                WHERE id = $1 AND stage = 'ocr' AND state = 'ready'
+                RETURNING true
+                """,
+                file.id,
+                outcome,
+                object_key,
+            )
+            if not updated:
+                return False
+            if numbers:
+                await conn.execute(
+                    """
+                    INSERT INTO file_pages (file_id, page, source, text)
+                    SELECT $1, n, 'ocr', t FROM unnest($2::int[], $3::text[]) AS p(n, t)
+                    ON CONFLICT (file_id, page) DO UPDATE SET source = 'ocr', text = excluded.text
+                    """,
+                    file.id,
+                    numbers,
+                    [page_texts[n] for n in numbers],
+                )
+                text = await conn.fetchval(
+                    "SELECT string_agg(text, E'\\n\\f' ORDER BY page) FROM file_pages WHERE file_id = $1", file.id
+                )
+                await conn.execute(
+                    "UPDATE files SET text_content = $2, search_text = $3 WHERE id = $1",
+                    file.id,
+                    text,
+                    fold(file.name + " " + (text or "")),
+                )
+        return True
+
+    async def reprocess(self, file_id: UUID) -> File | None:
+        """Send a file back through the whole pipeline (after a fault, or a change of the standard)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            r = await conn.fetchrow(
+                f"""
+                UPDATE files f SET state = 'processing', stage = 'queued', queued_at = NULL, ocr_queued_at = NULL,
+                    attempts = 0, last_error = NULL, reason_code = NULL, reason = NULL,
+                    stage_times = jsonb_build_object('queued', clock_timestamp()), updated_at = clock_timestamp()
+                WHERE id = $1 AND state <> 'deleted'
+                RETURNING {_COLUMNS}
+                """,
+                file_id,
+            )
+            if r is not None:
+                await conn.execute("DELETE FROM file_pages WHERE file_id = $1", file_id)
+        return File.from_record(r) if r else None
+
+    async def failed(self, *, limit: int, scope: list[int] | None) -> list[File]:
+        """The dead-letter list: files whose inspection gave up after transient faults, newest first."""
+        rows = await self._pool.fetch(
+            f"""
+            SELECT {_COLUMNS} FROM files f JOIN dossiers d ON d.id = f.dossier_id
+            WHERE f.stage = 'failed' AND f.state = 'processing'
+              AND ($2::bigint[] IS NULL OR d.unit_id = ANY($2))
+            ORDER BY f.updated_at DESC, f.id LIMIT $1
+            """,
+            limit,
+            scope,
+        )
+        return [File.from_record(r) for r in rows]
+
+    async def stage_counts(self) -> dict[str, int]:
+        rows = await self._pool.fetch(
+            "SELECT stage, count(*) AS n FROM files WHERE state <> 'deleted' AND stage NOT IN ('ready', 'rejected') "
+            "GROUP BY stage"
+        )
+        return {r["stage"]: r["n"] for r in rows}
+
+    async def pages(self, file_id: UUID) -> list[asyncpg.Record]:
+        return await self._pool.fetch(
+            "SELECT page, source, text FROM file_pages WHERE file_id = $1 ORDER BY page", file_id
+        )
 
     async def mark_deleted(self, file_id: UUID) -> None:
         await self._pool.execute(

@@ -9,3 +9,9 @@ from uuid import UUID
 def original_key(file_id: UUID, received_at: datetime) -> str:
     """Where the bytes of an uploaded file live: by month, so a prefix lists a month's intake."""
     return f"originals/{received_at:%Y/%m}/{file_id}.pdf"
+
+
+def ocr_key(original: str) -> str:
+    """The OCR'd copy of an original, beside it: ``originals/...`` -> ``derived/.../<id>.ocr.pdf``."""
+    stem = original.removeprefix("originals/").removesuffix(".pdf")
+    return f"derived/{stem}.ocr.pdf"

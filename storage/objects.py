@@ -373,6 +373,16 @@ class ObjectStore:
     async def download(self, key: str, path: Path) -> None:
         await self._run(self._client.fget_object, bucket_name=self.bucket, object_name=key, file_path=str(path))
 
+    async def put_file(self, key: str, path: Path, *, content_type: str) -> None:
+        """Store a file the worker made (derived objects such as the OCR'd copy)."""
+        await self._run(
+            self._client.fput_object,
+            bucket_name=self.bucket,
+            object_name=key,
+            file_path=str(path),
+            content_type=content_type,
+        )
+
     async def delete(self, key: str) -> None:
         await self._run(self._client.remove_object, bucket_name=self.bucket, object_name=key)
 

@@ -23,30 +23,37 @@ CHANNEL = "file_recorded"
 
 
 async def drain(db: Database, queue: Queue, *, limit: int = 200) -> int:
-    """Queue the inspection of files waiting in the outbox. Returns how many were queued.
+    """Queue the inspection, or the OCR, of files waiting in the outbox. Returns how many were queued.
 
     Rows are claimed with SKIP LOCKED, so several workers drain side by side without doubling work;
     when Redis refuses, the transaction rolls back and the rows wait for the next round.
     """
-    async with db.transaction() as conn:
-        rows = await conn.fetch(
-            """
-            SELECT id FROM files
-            WHERE state = 'processing' AND queued_at IS NULL
-            ORDER BY created_at
-            LIMIT $1
-            FOR UPDATE SKIP LOCKED
-            """,
-            limit,
-        )
-        if not rows:
-            return 0
-        ids = [r["id"] for r in rows]
-        for file_id in ids:
-            if not await queue.enqueue_inspection(file_id):
-                raise _QueueDown
-        await conn.execute("UPDATE files SET queued_at = clock_timestamp() WHERE id = ANY($1)", ids)
-    return len(ids)
+    queued = 0
+    for select, mark, enqueue in (
+        (
+            "SELECT id FROM files WHERE state = 'processing' AND queued_at IS NULL "
+            "AND stage IN ('queued', 'inspecting') ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+            "UPDATE files SET queued_at = clock_timestamp() WHERE id = ANY($1)",
+            queue.enqueue_inspection,
+        ),
+        (
+            "SELECT id FROM files WHERE stage = 'ocr' AND ocr_queued_at IS NULL "
+            "ORDER BY updated_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+            "UPDATE files SET ocr_queued_at = clock_timestamp() WHERE id = ANY($1)",
+            queue.enqueue_ocr,
+        ),
+    ):
+        async with db.transaction() as conn:
+            rows = await conn.fetch(select, limit)
+            if not rows:
+                continue
+            ids = [r["id"] for r in rows]
+            for file_id in ids:
+                if not await enqueue(file_id):
+                    raise _QueueDown
+            await conn.execute(mark, ids)
+            queued += len(ids)
+    return queued
 
 
 class _QueueDown(Exception):
@@ -70,11 +77,21 @@ async def requeue_lost(db: Database, *, older_than_seconds: int) -> int:
     status: str = await db.pool.execute(
         """
         UPDATE files SET queued_at = NULL
-        WHERE state = 'processing' AND queued_at < clock_timestamp() - make_interval(secs => $1)
+        WHERE state = 'processing' AND stage IN ('queued', 'inspecting')
+          AND queued_at < clock_timestamp() - make_interval(secs => $1)
         """,
         older_than_seconds,
     )
-    return int(status.split()[-1])
+    # OCR waits behind a backlog that can last hours at peak: queue its job again after a longer
+    # while (the job id keeps a job that is still waiting from being queued twice).
+    ocr_status: str = await db.pool.execute(
+        """
+        UPDATE files SET ocr_queued_at = NULL
+        WHERE stage = 'ocr' AND ocr_queued_at < clock_timestamp() - make_interval(secs => $1)
+        """,
+        older_than_seconds * 12,
+    )
+    return int(status.split()[-1]) + int(ocr_status.split()[-1])
 
 
 async def run_drainer(db: Database, database_url: str, queue: Queue, *, poll_seconds: float = 5.0) -> None:

@@ -17,6 +17,9 @@ log = logging.getLogger(__name__)
 
 QUEUE_NAME = "warehouse:inspect"
 INSPECT_FILE = "inspect_file"
+# OCR has a queue of its own, served by its own workers, so inspections never wait behind it.
+OCR_QUEUE_NAME = "warehouse:ocr"
+OCR_FILE = "ocr_file"
 
 
 def inspection_job_id(file_id: UUID | str) -> str:
@@ -56,9 +59,17 @@ class Queue:
         """Queue the inspection of a file. False when Redis is unreachable: the sweeper retries later."""
         return await self._enqueue(INSPECT_FILE, str(file_id), job_id=inspection_job_id(file_id))
 
-    async def _enqueue(self, name: str, *args: Any, job_id: str) -> bool:
+    async def enqueue_ocr(self, file_id: UUID | str) -> bool:
+        """Queue the OCR of a file's image-only pages. False when Redis is unreachable."""
+        return await self._enqueue(OCR_FILE, str(file_id), job_id=f"ocr:{file_id}", queue=OCR_QUEUE_NAME)
+
+    async def depths(self) -> dict[str, int]:
+        """Jobs waiting per queue."""
+        return {name: int(await self._redis.zcard(name)) for name in (QUEUE_NAME, OCR_QUEUE_NAME)}
+
+    async def _enqueue(self, name: str, *args: Any, job_id: str, queue: str = QUEUE_NAME) -> bool:
         try:
-            await self._redis.enqueue_job(name, *args, _job_id=job_id, _queue_name=QUEUE_NAME)
+            await self._redis.enqueue_job(name, *args, _job_id=job_id, _queue_name=queue)
         except (RedisError, OSError) as exc:
             log.warning("could not enqueue %s %s: %s", name, job_id, exc)
             return False

@@ -99,8 +99,9 @@ class Api:
         }
         return await self.client.post(f"/api/v1/dossiers/{dossier_id}/files", content=data, headers=all_headers)
 
-    async def run_worker(self, settings: Settings | None = None) -> int:
-        """Drain the outbox, then run the worker until the queue is empty; returns the jobs it completed."""
+    async def run_worker(self, settings: Settings | None = None, *, ocr: bool = False) -> int:
+        """Drain the outbox, then run the inspection (or OCR) worker until its queue is empty; returns the
+        jobs it completed."""
         settings = settings or self.settings
         queue = Queue.from_url(settings.redis_url)
         try:
@@ -108,7 +109,7 @@ class Api:
         finally:
             await queue.close()
         worker = build_worker(
-            settings, drain_outbox=False, burst=True, handle_signals=False, poll_delay=0.05, cron_jobs=[]
+            settings, ocr=ocr, drain_outbox=False, burst=True, handle_signals=False, poll_delay=0.05, cron_jobs=[]
         )
         try:
             await worker.main()

@@ -100,3 +100,202 @@ def bomb_pdf(inflated_mib: int = 1024) -> bytes:
             stream_object(data, b"/Filter /FlateDecode"),
         ]
     )
+
+
+def _page_dict(contents: int, resources: bytes = b"/Font << /F1 5 0 R >>", box: bytes = b"[0 0 595 842]") -> bytes:
+    return (
+        b"<< /Type /Page /Parent 2 0 R /MediaBox "
+        + box
+        + b" /Contents %d 0 R /Resources << " % contents
+        + (resources + b" >> >>")
+    )
+
+
+def text_pdf_with(catalog_extra: bytes = b"", extra_objects: list[bytes] | None = None, version: str = "1.4") -> bytes:
+    """The one-page text PDF with more in its catalog (actions, names, metadata): objects 6 and on."""
+    content = b"BT /F1 14 Tf 72 760 Td (Giay chung nhan quyen su dung dat so 123) Tj ET"
+    return build_pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R " + catalog_extra + b" >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            _page_dict(4),
+            stream_object(content),
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+            *(extra_objects or []),
+        ],
+        version=version,
+    )
+
+
+def javascript_pdf() -> bytes:
+    return text_pdf_with(b"/OpenAction << /S /JavaScript /JS (app.alert('xin chao')) >>")
+
+
+def launch_pdf() -> bytes:
+    return text_pdf_with(b"/OpenAction 6 0 R", [b"<< /S /Launch /F (C:\\\\Windows\\\\System32\\\\cmd.exe) >>"])
+
+
+def embedded_file_pdf() -> bytes:
+    return text_pdf_with(
+        b"/Names << /EmbeddedFiles << /Names [(hoa-don.exe) 6 0 R] >> >>",
+        [b"<< /Type /Filespec /F (hoa-don.exe) /EF << /F 7 0 R >> >>", stream_object(b"MZ not really")],
+    )
+
+
+def pdfa_pdf() -> bytes:
+    xmp = (
+        b'<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
+        b'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        b'<rdf:Description rdf:about="" xmlns:pdfaid="http://www.aiim.org/pdfa/ns/id/">'
+        b"<pdfaid:part>2</pdfaid:part><pdfaid:conformance>B</pdfaid:conformance>"
+        b'</rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end="w"?>'
+    )
+    return text_pdf_with(b"/Metadata 6 0 R", [stream_object(xmp, b"/Type /Metadata /Subtype /XML")])
+
+
+def old_version_pdf() -> bytes:
+    return text_pdf_with(version="1.3")
+
+
+def letter_pdf() -> bytes:
+    """A US Letter page (216 x 279 mm): neither A4 nor A3."""
+    return build_pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            _page_dict(4, box=b"[0 0 612 792]"),
+            stream_object(b"BT /F1 14 Tf 72 700 Td (Don de nghi cap ban sao trich luc) Tj ET"),
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        ]
+    )
+
+
+def blank_scan_pdf(dpi: int = 200) -> bytes:
+    """An image-only page of empty paper with sensor noise, as a scanner makes of a blank sheet."""
+    from PIL import Image
+
+    width, height = round(8.27 * dpi), round(11.69 * dpi)
+    grain = Image.effect_noise((width, height), 46).point(lambda v: min(255, 228 + v // 5))
+    paper = Image.merge("RGB", [grain, grain, grain])
+    out = io.BytesIO()
+    paper.save(out, format="PDF", resolution=float(dpi), quality=85)
+    return out.getvalue()
+
+
+def rotated_scan_pdf(dpi: int = 200) -> bytes:
+    """A portrait A4 scan stored as a landscape image on a landscape page turned by /Rotate 90."""
+    from loadtests.pdfgen import scanned_page
+
+    landscape = scanned_page(dpi, seed=7).rotate(90, expand=True)
+    out = io.BytesIO()
+    landscape.save(out, format="PDF", resolution=float(dpi), quality=80)
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(out.getvalue())))
+    writer.pages[0].rotate(90)
+    writer.pdf_header = b"%PDF-1.4"
+    result = io.BytesIO()
+    writer.write(result)
+    return result.getvalue()
+
+
+def mixed_pdf() -> bytes:
+    """Page 1 has a text layer, page 2 is an image-only scan."""
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(text_pdf())))
+    writer.append(PdfReader(io.BytesIO(scanned_pdf(pages=1, dpi=200, seed=3))))
+    writer.pdf_header = b"%PDF-1.4"
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def deeply_nested_pdf(depth: int = 100_000) -> bytes:
+    """A page whose resources hold an array nested ``depth`` levels deep."""
+    return build_pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R /Resources << /X "
+            + b"[" * depth
+            + b"]" * depth
+            + b" >> >>",
+            stream_object(b"BT ET"),
+        ]
+    )
+
+
+def many_pages_pdf(pages: int = 5000) -> bytes:
+    """A page tree claiming more pages than allowed, all sharing one content stream."""
+    kids = b" ".join(b"%d 0 R" % (4 + i) for i in range(pages))
+    page = b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 3 0 R >>"
+    return build_pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [" + kids + b"] /Count %d >>" % pages,
+            stream_object(b"BT ET"),
+            *([page] * pages),
+        ]
+    )
+
+
+def broken_xref_pdf() -> bytes:
+    """Offsets in the cross-reference table that point nowhere, and no objects to rebuild it from."""
+    good = text_pdf()
+    head, _, _ = good.partition(b"1 0 obj")
+    return (
+        head
+        + b"garbage where the objects were\nxref\n0 2\n0000000000 65535 f \n0000099999 00000 n \n"
+        + (b"trailer\n<< /Size 2 /Root 1 0 R >>\nstartxref\n12345\n%%EOF\n")
+    )
+
+
+def signed_pdf() -> bytes:
+    """The text PDF signed by a self-signed certificate, as a commune officer's signature looks."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import signers
+    from pyhanko.sign.fields import SigFieldSpec, append_signature_field
+    from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, "Nguyễn Văn An"), x509.NameAttribute(NameOID.COUNTRY_NAME, "VN")]
+    )
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    from asn1crypto import keys as asn1_keys
+    from asn1crypto import x509 as asn1_x509
+
+    signer = signers.SimpleSigner(
+        signing_cert=asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER)),
+        signing_key=asn1_keys.PrivateKeyInfo.load(
+            key.private_bytes(
+                serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        ),
+        cert_registry=SimpleCertificateStore(),
+    )
+    writer = IncrementalPdfFileWriter(io.BytesIO(text_pdf()))
+    append_signature_field(writer, SigFieldSpec(sig_field_name="ChuKyCanBo"))
+    out = signers.sign_pdf(
+        writer, signers.PdfSignatureMetadata(field_name="ChuKyCanBo", name="Nguyễn Văn An"), signer=signer
+    )
+    return out.getvalue()
+
+
+def tampered(signed: bytes) -> bytes:
+    """The signed PDF with one signed byte changed: the text in the page's content stream."""
+    return signed.replace(b"quyen su dung dat so 123", b"quyen su dung dat so 999", 1)

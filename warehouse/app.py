@@ -23,6 +23,7 @@ from warehouse.api.accounts import AccountsController, ApiKeysController, AuditC
 from warehouse.api.dossiers import DossiersController
 from warehouse.api.files import FilesController
 from warehouse.api.health import HealthController
+from warehouse.api.pipeline import PipelineController
 from warehouse.api.session import SessionController
 from warehouse.api.units import UnitsController
 from warehouse.audit import audit_middleware
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return Litestar(
         route_handlers=[
             HealthController,
+            PipelineController,
             SessionController,
             UnitsController,
             DossiersController,

@@ -107,8 +107,11 @@ def _up(settings: Settings) -> int:
             subprocess.Popen([sys.executable, "-m", "warehouse", "serve"]),
             subprocess.Popen([sys.executable, "-m", "workers"]),
         ]
+        if settings.ocr_enabled:
+            children.append(subprocess.Popen([sys.executable, "-m", "workers", "--ocr"]))
         print(
-            f"warehouse: API on http://{settings.host}:{settings.port} (docs at /schema), worker running. "
+            f"warehouse: API on http://{settings.host}:{settings.port} (docs at /schema), "
+            f"inspection worker{' and OCR worker' if settings.ocr_enabled else ''} running. "
             "Ctrl-C stops everything this command started."
         )
         try:
@@ -175,12 +178,25 @@ def _write_credentials(created: list[Any], output: str | None) -> None:
     print(f"accounts: {len(created)} created (their one-time passwords are shown this once)", file=sys.stderr)
 
 
+def _worker_alive(settings: Settings, *, ocr: bool) -> int:
+    from arq.worker import async_check_health
+
+    from storage import OCR_QUEUE_NAME, QUEUE_NAME, redis_settings
+
+    queue = OCR_QUEUE_NAME if ocr else QUEUE_NAME
+    return int(asyncio.run(async_check_health(redis_settings(settings.redis_url), queue_name=queue)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="warehouse", description="Kho số hóa: the digitization warehouse")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="start services, migrate, seed, then serve the API and a worker")
     sub.add_parser("serve", help="serve the HTTP API")
-    sub.add_parser("worker", help="run the inspection worker")
+    worker = sub.add_parser("worker", help="run the inspection worker (or with --ocr the OCR worker)")
+    worker.add_argument("--ocr", action="store_true", help="serve the OCR queue instead of the inspection queue")
+    worker.add_argument(
+        "--check", action="store_true", help="exit 0 if a worker of this kind beat in the last minute, else 1"
+    )
     sub.add_parser("migrate", help="apply database migrations and create the bucket")
     sub.add_parser("seed", help="create the province's units and the first admin (idempotent)")
     services = sub.add_parser("services", help="local Postgres, Redis and S3 server")
@@ -209,7 +225,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             _serve(settings)
         elif args.command == "worker":
-            os.execv(sys.executable, [sys.executable, "-m", "workers"])
+            if args.check:
+                return _worker_alive(settings, ocr=args.ocr)
+            os.execv(sys.executable, [sys.executable, "-m", "workers", *(["--ocr"] if args.ocr else [])])
         elif args.command == "migrate":
             asyncio.run(_migrate(settings))
         elif args.command == "seed":

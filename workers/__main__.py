@@ -1,3 +1,5 @@
+import sys
+
 from workers.main import run
 
-run()
+run(ocr="--ocr" in sys.argv[1:])

@@ -13,6 +13,8 @@ from arq.worker import Worker, func
 
 from storage import (
     INSPECT_FILE,
+    OCR_FILE,
+    OCR_QUEUE_NAME,
     QUEUE_NAME,
     Database,
     Files,
@@ -24,17 +26,29 @@ from storage import (
     run_drainer,
 )
 from workers.inspection import inspect_file, requeue_stuck
+from workers.ocr import ocr_file, tesseract_languages
 from workers.sandbox import Sandbox
+from workers.standard import Standard
 
 log = logging.getLogger(__name__)
 
 
-def build_worker(settings: Settings | None = None, *, drain_outbox: bool = True, **overrides: Any) -> Worker:
-    """A worker for these settings; ``overrides`` go to arq (tests pass ``burst=True``).
+def build_worker(
+    settings: Settings | None = None, *, ocr: bool = False, drain_outbox: bool = True, **overrides: Any
+) -> Worker:
+    """An inspection worker, or with ``ocr`` an OCR worker; ``overrides`` go to arq (tests pass ``burst``).
 
     ``drain_outbox`` runs the outbox drainer beside the jobs (every worker may: they share the work).
     """
     settings = settings or get_settings()
+    standard = Standard.from_settings(settings)
+    if ocr:
+        missing = set(settings.ocr_languages.split("+")) - tesseract_languages()
+        if missing:
+            raise SystemExit(
+                f"OCR needs Tesseract with the languages {sorted(missing)}; "
+                "install tesseract-ocr and tesseract-ocr-vie (make install does) or set WAREHOUSE_OCR_ENABLED=false"
+            )
 
     async def startup(ctx: dict[str, Any]) -> None:
         ctx["settings"] = settings
@@ -42,11 +56,21 @@ def build_worker(settings: Settings | None = None, *, drain_outbox: bool = True,
         ctx["files"] = Files(ctx["db"].pool)
         ctx["objects"] = object_store(settings)
         ctx["queue"] = Queue.from_url(settings.redis_url)
-        ctx["sandbox"] = Sandbox(
-            workers=settings.worker_max_jobs,
-            memory_mb=settings.inspect_memory_mb,
-            max_tasks=settings.inspect_child_max_files,
-        )
+        ctx["standard"] = standard
+        if ocr:
+            ctx["sandbox"] = Sandbox(
+                workers=settings.ocr_max_jobs,
+                memory_mb=settings.ocr_memory_mb,
+                max_tasks=settings.inspect_child_max_files,
+                niceness=settings.ocr_niceness,
+                preload=("workers.pdfcheck", "pypdf", "ocrmypdf"),
+            )
+        else:
+            ctx["sandbox"] = Sandbox(
+                workers=settings.worker_max_jobs,
+                memory_mb=settings.inspect_memory_mb,
+                max_tasks=settings.inspect_child_max_files,
+            )
         if drain_outbox:
             ctx["drainer"] = asyncio.create_task(run_drainer(ctx["db"], settings.database_url, ctx["queue"]))
 
@@ -64,35 +88,47 @@ def build_worker(settings: Settings | None = None, *, drain_outbox: bool = True,
         if "db" in ctx:
             await ctx["db"].close()
 
+    if ocr:
+        job = func(ocr_file, name=OCR_FILE, timeout=None, max_tries=settings.worker_job_tries)
+        queue_name, max_jobs, cron_jobs = OCR_QUEUE_NAME, settings.ocr_max_jobs, []
+        # On SIGTERM an OCR job is given a minute, then abandoned: its job stays queued and runs again.
+        completion_wait = 60
+    else:
+        job = func(
+            inspect_file,
+            name=INSPECT_FILE,
+            # the child has its own limit; this one only catches a stuck download
+            timeout=settings.inspect_timeout_seconds + 120,
+            max_tries=settings.worker_job_tries,
+        )
+        queue_name, max_jobs = QUEUE_NAME, settings.worker_max_jobs
+        cron_jobs = [cron(requeue_stuck, minute=set(range(60)), run_at_startup=True, unique=True)]
+        # On SIGTERM, finish the current inspections (up to this long) before stopping.
+        completion_wait = int(settings.inspect_timeout_seconds) + 30
     options: dict[str, Any] = {
-        "functions": [
-            func(
-                inspect_file,
-                name=INSPECT_FILE,
-                # the child has its own limit; this one only catches a stuck download
-                timeout=settings.inspect_timeout_seconds + 120,
-                max_tries=settings.worker_job_tries,
-            )
-        ],
-        "cron_jobs": [cron(requeue_stuck, minute=set(range(60)), run_at_startup=True, unique=True)],
-        "queue_name": QUEUE_NAME,
+        "functions": [job],
+        "cron_jobs": cron_jobs,
+        "queue_name": queue_name,
         "redis_settings": redis_settings(settings.redis_url),
         "on_startup": startup,
         "on_shutdown": shutdown,
-        "max_jobs": settings.worker_max_jobs,
+        "max_jobs": max_jobs,
         # arq reads at most max_jobs per poll: with 2 jobs every 0.5 s a worker could not start more than
         # 4 inspections a second, and the communes' busy hour makes about 4.5 files a second.
         "poll_delay": settings.worker_poll_seconds,
         # Results are in Postgres; keeping none lets a lost job's id be queued again at once.
         "keep_result": 0,
-        "health_check_interval": timedelta(seconds=30),
-        # On SIGTERM, finish the current jobs (up to this long) before stopping.
-        "job_completion_wait": int(settings.inspect_timeout_seconds) + 30,
+        # Each worker writes a heartbeat to Redis every interval: `warehouse worker --check` reads it.
+        "health_check_interval": timedelta(seconds=HEALTH_CHECK_SECONDS),
+        "job_completion_wait": completion_wait,
     }
     options.update(overrides)
     return Worker(**options)
 
 
-def run() -> None:
+HEALTH_CHECK_SECONDS = 30
+
+
+def run(*, ocr: bool = False) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    build_worker().run()
+    build_worker(ocr=ocr).run()

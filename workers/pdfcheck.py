@@ -1,30 +1,50 @@
-"""Reading one PDF with pypdf and saying what it is. Runs inside a limited child process."""
+"""Reading one PDF with pypdf and saying what it is, page by page. Runs inside a limited child process.
+
+Facts only: what they mean against the scan standard is decided in ``workers.standard``.
+"""
 
 from __future__ import annotations
 
+import io
+import logging
+import math
 import os
 import re
 import zlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pypdf.errors import FileNotDecryptedError, LimitReachedError, PdfReadError, PyPdfError
+
 # A page whose extracted text has this many visible characters counts as having a text layer.
 MIN_TEXT_CHARS_PER_PAGE = 20
 _TAIL_WINDOW = 2048
 MIB = 1024 * 1024
+PT_TO_MM = 25.4 / 72
 
 
 @dataclass
 class Report:
-    """What one inspection found. ``problem`` is set when the file must be rejected."""
+    """What one inspection found. ``problem`` is set when the file cannot be read at all.
+
+    Facts only; what they mean against the scan standard is decided in ``workers.standard``.
+    """
 
     pages: int | None = None
     pdf_version: str | None = None
     encrypted: bool = False
     text_pages: int = 0
     text_chars: int = 0
-    text: str = ""
+    page_texts: list[str] = field(default_factory=list)
+    page_facts: list[dict[str, Any]] = field(default_factory=list)
     page_errors: list[int] = field(default_factory=list)
+    signatures: list[dict[str, Any]] = field(default_factory=list)
+    pdfa: dict[str, str] | None = None
+    javascript: bool = False
+    launch_actions: bool = False
+    embedded_files: list[str] = field(default_factory=list)
+    repairs: list[str] = field(default_factory=list)
+    damaged: bool = False
     problem: str | None = None
     problem_detail: str | None = None
 
@@ -84,19 +104,419 @@ def _check_streams(page: Any, limit: int) -> None:
                 continue  # a damaged stream: text extraction reports it for the page
 
 
-def inspect_pdf(path: str, max_pages: int, max_text_chars: int, max_stream_bytes: int = 512 * MIB) -> dict[str, Any]:
-    """Open the PDF and report pages, version, encryption and its text layer.
+_COMPONENTS = {"/DeviceRGB": 3, "/DeviceCMYK": 4, "/DeviceGray": 1, "/CalRGB": 3, "/CalGray": 1, "/Lab": 3}
+_BILEVEL_FILTERS = {"/JBIG2Decode", "/CCITTFaxDecode", "/CCF"}
+_MAX_WALK = 2000  # fields, annotations and chained actions looked at per document
+
+
+def _filters(stream: Any) -> list[str]:
+    from pypdf.generic import ArrayObject
+
+    value = stream.get("/Filter")
+    if value is None:
+        return []
+    value = value.get_object()
+    return [str(f) for f in value] if isinstance(value, ArrayObject) else [str(value)]
+
+
+def _components(space: Any, depth: int = 0) -> int:
+    """Colour components of a colour space (3 for RGB, 1 for grey); unknown spaces count as colour."""
+    from pypdf.generic import ArrayObject, NameObject
+
+    if space is None or depth > 4:
+        return 3
+    space = space.get_object()
+    if isinstance(space, NameObject):
+        return _COMPONENTS.get(str(space), 3)
+    if isinstance(space, ArrayObject) and space:
+        kind = str(space[0])
+        if kind == "/ICCBased" and len(space) > 1:
+            return int(space[1].get_object().get("/N", 3))
+        if kind == "/Indexed" and len(space) > 1:
+            return _components(space[1], depth + 1)
+        if kind in ("/Separation",):
+            return 1
+        if kind == "/DeviceN" and len(space) > 1:
+            return len(space[1].get_object())
+        return _COMPONENTS.get(kind, 3)
+    return 3
+
+
+def image_colour(image: Any) -> str:
+    """``colour``, ``greyscale`` or ``bilevel`` for an image XObject, read from its dictionary alone."""
+    if image.get("/ImageMask"):
+        return "bilevel"
+    if int(image.get("/BitsPerComponent", 8)) == 1 or _BILEVEL_FILTERS.intersection(_filters(image)):
+        return "bilevel"
+    if image.get("/ColorSpace") is None and "/JPXDecode" in _filters(image):
+        return "colour"  # JPEG 2000 carries its colour space inside the stream
+    return "colour" if _components(image.get("/ColorSpace")) >= 3 else "greyscale"
+
+
+def _multiply(m: list[float], ctm: list[float]) -> list[float]:
+    a, b, c, d, e, f = m
+    A, B, C, D, E, F = ctm
+    return [a * A + b * C, a * B + b * D, c * A + d * C, c * B + d * D, e * A + f * C + E, e * B + f * D + F]
+
+
+def _placements(page: Any, images: dict[str, Any]) -> list[tuple[Any, float, float]]:
+    """Each image drawn on the page with the width and height (points) it is drawn at.
+
+    Follows the content stream's transformation matrix through q/Q/cm, so rotated and scaled
+    drawings give the size on paper; images drawn inside form XObjects are not followed.
+    """
+    contents = page.get_contents()
+    if contents is None:
+        return []
+    found: list[tuple[Any, float, float]] = []
+    ctm = [1.0, 0.0, 0.0, 1.0, 0.0, 0.0]
+    stack: list[list[float]] = []
+    for operands, operator in contents.operations:
+        if operator == b"q":
+            stack.append(ctm)
+        elif operator == b"Q":
+            ctm = stack.pop() if stack else ctm
+        elif operator == b"cm" and len(operands) == 6:
+            ctm = _multiply([float(x) for x in operands], ctm)
+        elif operator == b"Do" and operands and str(operands[0]) in images:
+            found.append((images[str(operands[0])], math.hypot(ctm[0], ctm[1]), math.hypot(ctm[2], ctm[3])))
+    return found
+
+
+def _ink_ratio(image: Any) -> float | None:
+    """Share of the image's pixels clearly darker than its paper, on a small copy; None if not decodable."""
+    from PIL import Image
+
+    try:
+        if _filters(image) == ["/DCTDecode"]:
+            picture = Image.open(io.BytesIO(image._data))
+            picture.draft("L", (max(1, picture.width // 8), max(1, picture.height // 8)))
+        else:
+            if int(image.get("/Width", 0)) * int(image.get("/Height", 0)) > 40_000_000:
+                return None
+            picture = image.decode_as_image()
+        grey = picture.convert("L")
+        grey.thumbnail((400, 400))
+        histogram = grey.histogram()
+    except Exception:  # a picture Pillow cannot decode says nothing about blankness
+        return None
+    total = sum(histogram)
+    if not total:
+        return None
+    half, running, median = total / 2, 0, 255
+    for level, count in enumerate(histogram):
+        running += count
+        if running >= half:
+            median = level
+            break
+    threshold = max(0, median - 64)
+    return round(sum(histogram[:threshold]) / total, 5)
+
+
+def page_facts(page: Any, number: int, text_chars: int) -> dict[str, Any]:
+    """Size on paper, the scan images' resolution and colour, and whether the page looks blank."""
+    from pypdf.generic import StreamObject
+
+    box = page.mediabox
+    rotate = int(page.get("/Rotate", 0) or 0) % 360
+    width_pt, height_pt = abs(float(box.width)), abs(float(box.height))
+    if rotate in (90, 270):
+        width_pt, height_pt = height_pt, width_pt
+    facts: dict[str, Any] = {
+        "page": number,
+        "width_mm": round(width_pt * PT_TO_MM, 1),
+        "height_mm": round(height_pt * PT_TO_MM, 1),
+        "rotate": rotate,
+        "images": 0,
+        "dpi": None,
+        "colour": None,
+        "text_chars": text_chars,
+        "ink_ratio": None,
+        "blank": False,
+    }
+    resources = page.get("/Resources")
+    xobjects = resources.get_object().get("/XObject") if resources is not None else None
+    images: dict[str, Any] = {}
+    if xobjects is not None:
+        for name, ref in xobjects.get_object().items():
+            obj = ref.get_object()
+            if isinstance(obj, StreamObject) and obj.get("/Subtype") == "/Image":
+                images[str(name)] = obj
+    placements = _placements(page, images) if images else []
+    if images and not placements:
+        # drawn inside a form XObject: a full-page scan fills the media box
+        largest = max(images.values(), key=lambda im: int(im.get("/Width", 0)) * int(im.get("/Height", 0)))
+        pw, ph = float(box.width), float(box.height)
+        iw, ih = int(largest.get("/Width", 0)), int(largest.get("/Height", 0))
+        if (iw > ih) != (pw > ph):  # orientation follows the image
+            pw, ph = ph, pw
+        placements = [(largest, pw, ph)]
+    resolutions: list[float] = []
+    colours: set[str] = set()
+    page_area = width_pt * height_pt or 1.0
+    scan: Any = None
+    for image, drawn_w, drawn_h in placements:
+        if drawn_w <= 0 or drawn_h <= 0:
+            continue
+        pixels_w, pixels_h = int(image.get("/Width", 0)), int(image.get("/Height", 0))
+        # images covering less than a tenth of the page (logos, stamps) do not set the scan's resolution
+        if drawn_w * drawn_h < page_area / 10:
+            continue
+        resolutions.append(min(pixels_w / (drawn_w / 72), pixels_h / (drawn_h / 72)))
+        colours.add(image_colour(image))
+        if scan is None or drawn_w * drawn_h > scan[1]:
+            scan = (image, drawn_w * drawn_h)
+    facts["images"] = len(images)
+    if resolutions:
+        facts["dpi"] = round(min(resolutions))
+        facts["colour"] = next(c for c in ("colour", "greyscale", "bilevel") if c in colours)
+    if text_chars == 0:
+        if scan is not None:
+            facts["ink_ratio"] = _ink_ratio(scan[0])
+        elif not images:
+            contents = page.get_contents()
+            facts["blank"] = contents is None or len(contents.get_data().strip()) < 32
+    return facts
+
+
+def _pdf_date(value: Any) -> str | None:
+    """A PDF date (D:YYYYMMDDHHmmSS+07'00') as ISO 8601, or None."""
+    match = re.match(r"D:(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?([Zz+-])?(\d{2})?'?(\d{2})?", str(value or ""))
+    if not match:
+        return None
+    y, mo, d, h, mi, sec, sign, tzh, tzm = match.groups()
+    text = f"{y}-{mo or '01'}-{d or '01'}T{h or '00'}:{mi or '00'}:{sec or '00'}"
+    if sign in ("+", "-"):
+        text += f"{sign}{tzh or '00'}:{tzm or '00'}"
+    elif sign:
+        text += "+00:00"
+    return text
+
+
+def signature_fields(root: Any) -> list[dict[str, Any]]:
+    """Signature fields of the form: signed or not, and the signer and time the signature states."""
+    acroform = root.get("/AcroForm")
+    if acroform is None:
+        return []
+    found: list[dict[str, Any]] = []
+    pending = list(acroform.get_object().get("/Fields", []) or [])
+    seen = 0
+    while pending and seen < _MAX_WALK:
+        seen += 1
+        field_ = pending.pop().get_object()
+        kids = field_.get("/Kids")
+        if kids:
+            pending.extend(kids)
+        if field_.get("/FT") != "/Sig":
+            continue
+        value = field_.get("/V")
+        entry: dict[str, Any] = {"field": str(field_.get("/T", "")), "signed": value is not None}
+        if value is not None:
+            value = value.get_object()
+            entry["signer"] = str(value["/Name"]) if value.get("/Name") else None
+            entry["time"] = _pdf_date(value.get("/M"))
+            entry["kind"] = str(value.get("/SubFilter", "")).lstrip("/") or None
+        found.append(entry)
+    return found
+
+
+def pdfa_claim(root: Any) -> dict[str, str] | None:
+    """The PDF/A part and conformance the XMP metadata claims (a claim, not a validation)."""
+    meta = root.get("/Metadata")
+    if meta is None:
+        return None
+    xmp = meta.get_object().get_data()[: 1024 * 1024].decode("utf-8", "replace")
+    part = re.search(r"pdfaid:part\s*(?:=\s*[\"']|>)\s*(\d)", xmp)
+    if not part:
+        return None
+    conformance = re.search(r"pdfaid:conformance\s*(?:=\s*[\"']|>)\s*([A-Za-z])", xmp)
+    return {"part": part.group(1), "conformance": conformance.group(1).upper() if conformance else ""}
+
+
+def active_content(reader: Any) -> tuple[bool, bool, list[str]]:
+    """JavaScript, launch actions and embedded files, where a reader would find and run or open them.
+
+    Looks at the document's name tree, open action and additional actions, every page's actions and
+    every annotation's actions and attachments.
+    """
+    from pypdf.generic import ArrayObject, DictionaryObject
+
+    root = reader.trailer["/Root"].get_object()
+    javascript = launch = False
+    embedded: list[str] = []
+    budget = [_MAX_WALK]
+
+    def action(value: Any) -> None:
+        nonlocal javascript, launch
+        while value is not None and budget[0] > 0:
+            budget[0] -= 1
+            value = value.get_object()
+            if isinstance(value, ArrayObject):
+                for item in value[:50]:
+                    action(item)
+                return
+            if not isinstance(value, DictionaryObject):
+                return
+            kind = value.get("/S")
+            javascript |= kind == "/JavaScript" or "/JS" in value
+            launch |= kind == "/Launch"
+            value = value.get("/Next")
+
+    def additional(holder: Any) -> None:
+        triggers = holder.get("/AA")
+        if triggers is not None:
+            for trigger in triggers.get_object().values():
+                action(trigger)
+
+    names = root.get("/Names")
+    if names is not None:
+        names = names.get_object()
+        javascript |= "/JavaScript" in names
+        tree = names.get("/EmbeddedFiles")
+        if tree is not None:
+            pending = [tree.get_object()]
+            while pending and budget[0] > 0:
+                budget[0] -= 1
+                node = pending.pop()
+                leaf = node.get("/Names") or []
+                embedded.extend(str(leaf[i]) for i in range(0, len(leaf), 2))
+                pending.extend(kid.get_object() for kid in node.get("/Kids") or [])
+            embedded = embedded or ["(unnamed)"]
+    action(root.get("/OpenAction"))
+    additional(root)
+    for page in reader.pages:
+        additional(page)
+        for ref in page.get("/Annots") or []:
+            if budget[0] <= 0:
+                break
+            budget[0] -= 1
+            annot = ref.get_object()
+            if not isinstance(annot, DictionaryObject):
+                continue
+            action(annot.get("/A"))
+            additional(annot)
+            if annot.get("/Subtype") == "/FileAttachment":
+                spec = annot.get("/FS")
+                spec = spec.get_object() if spec is not None else {}
+                embedded.append(str(spec.get("/UF") or spec.get("/F") or "(unnamed)"))
+    return javascript, launch, embedded
+
+
+def validate_signatures(path: str, signatures: list[dict[str, Any]], trust_roots: str | None) -> None:
+    """Check each signature with pyHanko and say exactly what was checked, beside its field.
+
+    ``intact``: the signed bytes are unchanged since signing. ``valid``: the signature value matches
+    the signer's certificate inside the file. ``trusted``: that certificate chains to a root in
+    ``trust_roots`` (no roots configured means no chain is trusted); revocation is not checked
+    (no network). ``coverage`` says whether the signature covers the whole file or an earlier
+    revision with changes after it.
+    """
+    try:
+        from pyhanko.pdf_utils.reader import PdfFileReader
+        from pyhanko.sign.validation import validate_pdf_signature
+        from pyhanko_certvalidator import ValidationContext
+    except ImportError:
+        for sig in signatures:
+            sig["validation"] = {"checked": False, "detail": "pyHanko is not installed"}
+        return
+    roots: list[Any] = []
+    if trust_roots:
+        from asn1crypto import pem, x509  # type: ignore[import-untyped]
+
+        with open(trust_roots, "rb") as fh:
+            roots = [x509.Certificate.load(der) for _, _, der in pem.unarmor(fh.read(), multiple=True)]
+    by_field = {sig["field"]: sig for sig in signatures}
+    with open(path, "rb") as fh:
+        try:
+            embedded = PdfFileReader(fh, strict=False).embedded_signatures
+        except Exception as exc:  # pyHanko could not read the signature structure at all
+            for sig in signatures:
+                sig["validation"] = {"checked": False, "detail": f"{type(exc).__name__}: {exc}"[:200]}
+            return
+        for found in embedded:
+            entry = by_field.get(found.field_name)
+            if entry is None:
+                continue
+            try:
+                context = ValidationContext(trust_roots=roots, allow_fetching=False, revocation_mode="soft-fail")
+                status = validate_pdf_signature(found, context)
+            except Exception as exc:  # a malformed signature is a finding, not a crash
+                entry["validation"] = {"checked": True, "intact": False, "detail": f"{type(exc).__name__}: {exc}"[:200]}
+                continue
+            entry["validation"] = {
+                "checked": True,
+                "intact": bool(status.intact),
+                "valid": bool(status.valid),
+                "trusted": bool(status.trusted),
+                "coverage": status.coverage.name.lower() if status.coverage else None,
+                "certificate": status.signing_cert.subject.human_friendly if status.signing_cert else None,
+                "revocation_checked": False,
+            }
+
+
+# What pypdf says when it skipped an object it could not parse (nesting, memory), rather than repaired it.
+_DAMAGE_MARKERS = ("Error reading PDF file", "RecursionError", "MemoryError", "LimitReached")
+
+
+class _Repairs(logging.Handler):
+    """Collects what pypdf logs while it reads: the repairs it made and the objects it skipped."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if len(self.messages) < 20:
+            self.messages.append(record.getMessage()[:200])
+
+
+_PAGE_ERRORS = (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, ZeroDivisionError)
+
+
+def _quietly(fn: Any, arg: Any, default: Any) -> Any:
+    """Facts about optional parts (forms, metadata, actions) that cannot be read are left out."""
+    try:
+        return fn(arg)
+    except RecursionError:
+        raise
+    except (*_PAGE_ERRORS, OSError):
+        return default
+
+
+def inspect_pdf(
+    path: str,
+    max_pages: int,
+    max_text_chars: int,
+    max_stream_bytes: int = 512 * MIB,
+    trust_roots: str | None = None,
+) -> dict[str, Any]:
+    """Open the PDF and report its pages, version, encryption, text, signatures and active content.
 
     Every failure is turned into a ``problem`` code; nothing here raises for a bad file.
     """
-    from pypdf import PdfReader
-    from pypdf.errors import FileNotDecryptedError, LimitReachedError, PdfReadError, PyPdfError
-
     report = Report()
+    repairs = _Repairs()
+    pypdf_log = logging.getLogger("pypdf")
+    pypdf_log.addHandler(repairs)
+    pypdf_log.propagate = False  # a child's log is its report, not the worker's
+    try:
+        _read(path, report, max_pages, max_text_chars, max_stream_bytes, trust_roots)
+    finally:
+        pypdf_log.removeHandler(repairs)
+    report.repairs = repairs.messages
+    report.damaged = any(marker in m for m in repairs.messages for marker in _DAMAGE_MARKERS)
+    return report.to_dict()
+
+
+def _read(
+    path: str, report: Report, max_pages: int, max_text_chars: int, max_stream_bytes: int, trust_roots: str | None
+) -> None:
+    from pypdf import PdfReader
+
     if not _has_eof_marker(path):
         report.problem = "pdf_truncated"
         report.problem_detail = "no %%EOF marker at the end of the file"
-        return report.to_dict()
+        return
     try:
         reader = PdfReader(path, strict=False)
         header = reader.pdf_header  # e.g. "%PDF-1.4"
@@ -105,17 +525,22 @@ def inspect_pdf(path: str, max_pages: int, max_text_chars: int, max_stream_bytes
         if reader.is_encrypted:
             report.encrypted = True
             report.problem = "pdf_encrypted"
-            return report.to_dict()
+            return
         pages = len(reader.pages)
         report.pages = pages
         if pages == 0:
             report.problem = "pdf_no_pages"
-            return report.to_dict()
+            return
         if pages > max_pages:
             report.problem = "pdf_too_many_pages"
             report.problem_detail = f"{pages} pages, the limit is {max_pages}"
-            return report.to_dict()
-        texts: list[str] = []
+            return
+        root = reader.trailer["/Root"].get_object()
+        report.signatures = _quietly(signature_fields, root, [])
+        report.pdfa = _quietly(pdfa_claim, root, None)
+        report.javascript, report.launch_actions, report.embedded_files = _quietly(
+            active_content, reader, (False, False, [])
+        )
         budget = max_text_chars
         for number, page in enumerate(reader.pages, start=1):
             _check_streams(page, max_stream_bytes)
@@ -123,20 +548,29 @@ def inspect_pdf(path: str, max_pages: int, max_text_chars: int, max_stream_bytes
                 text = page.extract_text() or ""
             except LimitReachedError:
                 raise
-            except (PyPdfError, ValueError, KeyError, TypeError, AttributeError):
+            except _PAGE_ERRORS:
                 report.page_errors.append(number)
+                report.page_texts.append("")
+                report.page_facts.append({"page": number, "unreadable": True})
                 continue
             visible = len("".join(text.split()))
             if visible >= MIN_TEXT_CHARS_PER_PAGE:
                 report.text_pages += 1
             report.text_chars += visible
-            if budget > 0 and text:
-                texts.append(text[:budget])
-                budget -= len(texts[-1])
-        report.text = "\n\f".join(texts)
+            kept = text[:budget] if budget > 0 else ""
+            budget -= len(kept)
+            report.page_texts.append(kept)
+            try:
+                report.page_facts.append(page_facts(page, number, visible))
+            except LimitReachedError:
+                raise
+            except _PAGE_ERRORS:
+                report.page_facts.append({"page": number, "text_chars": visible, "unreadable_images": True})
         if len(report.page_errors) == pages:
             report.problem = "pdf_unreadable"
             report.problem_detail = "no page could be read"
+        elif any(sig["signed"] for sig in report.signatures):
+            validate_signatures(path, report.signatures, trust_roots)
     except StreamBomb as exc:
         report.problem = "pdf_too_complex"
         report.problem_detail = str(exc)
@@ -165,4 +599,3 @@ def inspect_pdf(path: str, max_pages: int, max_text_chars: int, max_stream_bytes
     ) as exc:
         report.problem = "pdf_unreadable"
         report.problem_detail = f"{type(exc).__name__}: {exc}"[:300]
-    return report.to_dict()

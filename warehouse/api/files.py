@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 from uuid import UUID
 
@@ -12,12 +12,17 @@ from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Stream
-from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT, HTTP_307_TEMPORARY_REDIRECT
+from litestar.status_codes import (
+    HTTP_201_CREATED,
+    HTTP_202_ACCEPTED,
+    HTTP_204_NO_CONTENT,
+    HTTP_307_TEMPORARY_REDIRECT,
+)
 
 from storage import File, ObjectNotFound
-from warehouse.api.schemas import FileOut
+from warehouse.api.schemas import FileOut, PageOut, PagesOut
 from warehouse.audit import AUDIT_READS
-from warehouse.auth import Principal
+from warehouse.auth import Principal, require_admin
 from warehouse.context import Services
 from warehouse.errors import Problem
 from warehouse.fair_share import upload_slot
@@ -142,6 +147,31 @@ class FilesController(Controller):
         """A file's metadata, state and inspection findings."""
         return FileOut.of(await _file_for_read(services, request.user, file_id))
 
+    @get("/files/{file_id:uuid}/pages", operation_id="get_file_pages")
+    async def pages(
+        self, file_id: FromPath[UUID], request: Request[Principal, Any, Any], services: NamedDependency[Services]
+    ) -> PagesOut:
+        """The text of each page, from the PDF's text layer or from OCR (`source`)."""
+        f = await _file_for_read(services, request.user, file_id)
+        rows = await services.files.pages(f.id)
+        return PagesOut(items=[PageOut(page=r["page"], source=r["source"], text=r["text"]) for r in rows])
+
+    @post("/files/{file_id:uuid}/reprocess", operation_id="reprocess_file", status_code=HTTP_202_ACCEPTED)
+    async def reprocess(
+        self, file_id: FromPath[UUID], request: Request[Principal, Any, Any], services: NamedDependency[Services]
+    ) -> FileOut:
+        """Send a file through inspection and OCR again (admins): after a fault parked it as `failed`,
+        or after the scan standard's settings changed. The original bytes are not touched."""
+        require_admin(request.user)
+        f = await _file_for_read(services, request.user, file_id)
+        dossier = await services.dossiers.get(f.dossier_id, scope=None)
+        if dossier is None or not request.user.can_write(dossier.unit_id):
+            raise Problem(403, "forbidden", "Your account may read this file but not send it back for inspection.")
+        again = await services.files.reprocess(f.id)
+        if again is None:
+            raise Problem(404, "file_not_found", f"There is no file {file_id} that you may see.")
+        return FileOut.of(again)
+
     @get("/files/{file_id:uuid}/content", operation_id="get_file_content", response_model=None, opt=AUDIT_READS)
     async def content(
         self,
@@ -149,15 +179,26 @@ class FilesController(Controller):
         request: Request[Principal, Any, Any],
         services: NamedDependency[Services],
         redirect: FromQuery[bool] = False,
+        variant: FromQuery[Literal["original", "ocr"]] = "original",
     ) -> Stream | Redirect:
-        """The file's bytes, streamed; with ?redirect=1 a 307 to a short-lived presigned URL."""
+        """The file's bytes, streamed; with ?redirect=1 a 307 to a short-lived presigned URL.
+        `?variant=ocr` gives the OCR'd copy (searchable text over the same images) when there is one."""
         f = await _file_for_read(services, request.user, file_id)
+        key, size, sha256 = f.object_key, str(f.size), f.sha256
+        if variant == "ocr":
+            if f.ocr_object_key is None:
+                raise Problem(
+                    404,
+                    "ocr_copy_missing",
+                    "This file has no OCR'd copy (it has a text layer, OCR has not finished, or OCR failed).",
+                )
+            key, size, sha256 = f.ocr_object_key, "", ""
         if redirect:
             url = services.objects.presigned_url(
-                f.object_key, ttl_seconds=services.settings.presign_ttl_seconds, filename=f.name
+                key, ttl_seconds=services.settings.presign_ttl_seconds, filename=f.name
             )
             return Redirect(url, status_code=HTTP_307_TEMPORARY_REDIRECT)
-        body = services.objects.stream(f.object_key)
+        body = services.objects.stream(key)
         try:
             first = await anext(body)
         except ObjectNotFound:
@@ -176,10 +217,8 @@ class FilesController(Controller):
             chunks(),
             media_type=PDF_MEDIA_TYPE,
             headers={
-                "Content-Length": str(f.size),
                 "Content-Disposition": f"attachment; filename*=UTF-8''{quote(f.name)}",
-                "ETag": f'"{f.sha256}"',
-                "X-Content-SHA256": f.sha256,
+                **({"Content-Length": size, "ETag": f'"{sha256}"', "X-Content-SHA256": sha256} if sha256 else {}),
             },
         )
 

@@ -11,6 +11,15 @@ import msgspec
 from storage import Dossier, File
 
 
+class PipelineOut(msgspec.Struct):
+    """Where the file is in the pipeline: queued, inspecting, ocr, ready, rejected or failed."""
+
+    stage: str
+    times: dict[str, Any]
+    attempts: int
+    last_error: str | None = None
+
+
 class FileOut(msgspec.Struct):
     id: UUID
     dossier_id: UUID
@@ -21,15 +30,23 @@ class FileOut(msgspec.Struct):
     media_type: str
     state: str
     created_at: datetime
+    pipeline: PipelineOut
     reason_code: str | None = None
     reason: str | None = None
     pages: int | None = None
     inspected_at: datetime | None = None
+    verdict: str | None = None
+    findings: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    ocr_copy: bool = False
     inspection: dict[str, Any] = msgspec.field(default_factory=dict)
 
     @classmethod
     def of(cls, f: File) -> FileOut:
         return cls(
+            pipeline=PipelineOut(stage=f.stage, times=f.stage_times, attempts=f.attempts, last_error=f.last_error),
+            verdict=f.inspection.get("verdict"),
+            findings=f.inspection.get("findings", []),
+            ocr_copy=f.ocr_object_key is not None,
             id=f.id,
             dossier_id=f.dossier_id,
             name=f.name,
@@ -43,8 +60,18 @@ class FileOut(msgspec.Struct):
             reason=f.reason,
             pages=f.pages,
             inspected_at=f.inspected_at,
-            inspection=f.inspection,
+            inspection={k: v for k, v in f.inspection.items() if k not in ("findings", "verdict")},
         )
+
+
+class PageOut(msgspec.Struct):
+    page: int
+    source: str  # layer | ocr
+    text: str
+
+
+class PagesOut(msgspec.Struct):
+    items: list[PageOut]
 
 
 class SubjectOut(msgspec.Struct):

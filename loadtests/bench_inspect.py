@@ -1,0 +1,160 @@
+"""Inspection and OCR benchmark: pages per second through the worker against bare pypdf.
+
+Run with ``make bench``. Uploads generated scans over HTTP with no worker running, then starts one
+inspection worker process and reads, from each file's pipeline times, when its inspection began and
+ended. Figures, one ``name=value`` line each:
+
+- ``inspect_ratio``: pages per second through the inspection job (download from the object store,
+  reading in a limited child: page facts, text, signatures, active content; the verdict; recording it)
+  divided by bare pypdf opening the same files and extracting each page's text, in as many processes as
+  the worker runs inspections at once (``WAREHOUSE_WORKER_MAX_JOBS``), in the same run.
+- ``ocr_pages_per_s``: pages of a generated Vietnamese scan OCR'd per second by one OCR worker process
+  (Tesseract ``vie`` through OCRmyPDF, one file at a time), measured inside the job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime
+from typing import Any
+
+import httpx
+from pypdf import PdfReader
+
+from loadtests.harness import NO_LIMITS, Warehouse, auth, clear_bucket, login, prepare, serving
+from loadtests.pdfgen import VIETNAMESE_LINES, scanned_pdf, vietnamese_scan_pdf
+
+
+def bare_pypdf(data: bytes) -> int:
+    reader = PdfReader(io.BytesIO(data))
+    for page in reader.pages:
+        page.extract_text()
+    return len(reader.pages)
+
+
+def bare_pages_per_second(files: list[bytes], processes: int, rounds: int = 3) -> float:
+    best = 0.0
+    with ProcessPoolExecutor(processes) as pool:
+        list(pool.map(bare_pypdf, files[:processes]))  # warm the processes
+        for _ in range(rounds):
+            started = time.perf_counter()
+            pages = sum(pool.map(bare_pypdf, files))
+            best = max(best, pages / (time.perf_counter() - started))
+    return best
+
+
+async def upload_all(server: Warehouse, files: list[bytes]) -> tuple[str, list[str]]:
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+        token = await login(http, "admin", server.admin_password)
+        r = await http.post(
+            "/api/v1/dossiers",
+            json={
+                "procedure_code": "1.002891",
+                "subject": {"name": "Hồ sơ đo hiệu năng", "id_kind": "other", "id_number": "bench"},
+            },
+            headers=auth(token),
+        )
+        r.raise_for_status()
+        ids = []
+        for data in files:
+            up = await http.post(
+                f"/api/v1/dossiers/{r.json()['id']}/files",
+                content=data,
+                headers=auth(token, **{"Content-Type": "application/pdf", "X-File-Kind": "component"}),
+            )
+            up.raise_for_status()
+            ids.append(up.json()["id"])
+        return token, ids
+
+
+async def wait_for(server: Warehouse, token: str, ids: list[str], stages: set[str], within: float) -> list[Any]:
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+        while True:
+            files = [(await http.get(f"/api/v1/files/{i}", headers=auth(token))).json() for i in ids]
+            if all(f["pipeline"]["stage"] in stages for f in files):
+                return files
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"files did not reach {stages} within {within:.0f}s")
+            await asyncio.sleep(0.5)
+
+
+def start_worker(env: dict[str, str], *, ocr: bool) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "workers", *(["--ocr"] if ocr else [])],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def stop(worker: subprocess.Popen[bytes]) -> None:
+    worker.terminate()
+    try:
+        worker.wait(30)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--files", type=int, default=40, help="scans (5 pages each) inspected")
+    parser.add_argument("--ocr-files", type=int, default=3, help="one-page Vietnamese scans OCR'd")
+    args = parser.parse_args()
+
+    env, password = prepare("bench_inspect", **NO_LIMITS, WAREHOUSE_OCR_ENABLED="false")
+    jobs = int(env.get("WAREHOUSE_WORKER_MAX_JOBS", "4"))
+    print("generating scans (5 pages, colour, 200 dpi) ...", flush=True)
+    files = [scanned_pdf(pages=5, dpi=200, seed=s) for s in range(args.files)]
+    try:
+        with serving(env, password) as server:
+            token, ids = asyncio.run(upload_all(server, files))
+            worker = start_worker(env, ocr=False)
+            try:
+                done = asyncio.run(wait_for(server, token, ids, {"ready", "rejected"}, 600))
+            finally:
+                stop(worker)
+            begun = min(datetime.fromisoformat(f["pipeline"]["times"]["inspecting"]) for f in done)
+            ended = max(datetime.fromisoformat(f["inspected_at"]) for f in done)
+            pages = sum(f["pages"] or 0 for f in done)
+            job_rate = pages / (ended - begun).total_seconds()
+            bad = [f["state"] for f in done if f["state"] != "ready"]
+            if bad:
+                raise RuntimeError(f"{len(bad)} generated scans were not ready")
+            bare_rate = bare_pages_per_second(files, jobs)
+            print(
+                f"  inspection job: {pages} pages in {(ended - begun).total_seconds():.2f}s = {job_rate:.0f} pages/s "
+                f"({jobs} at once); bare pypdf: {bare_rate:.0f} pages/s in {jobs} processes",
+                flush=True,
+            )
+
+            ocr_env = {**env, "WAREHOUSE_OCR_ENABLED": "true"}
+            scans = [vietnamese_scan_pdf(VIETNAMESE_LINES) for _ in range(args.ocr_files)]
+            with serving(ocr_env, password, WAREHOUSE_PORT=str(int(env["WAREHOUSE_PORT"]) + 1)) as ocr_server:
+                token, ocr_ids = asyncio.run(upload_all(ocr_server, scans))
+                workers = [start_worker(ocr_env, ocr=False), start_worker(ocr_env, ocr=True)]
+                try:
+                    ocred = asyncio.run(wait_for(ocr_server, token, ocr_ids, {"ready", "rejected"}, 900))
+                finally:
+                    for w in workers:
+                        stop(w)
+            seconds = sum(f["inspection"]["ocr"]["seconds"] for f in ocred)
+            ocr_pages = sum(len(f["inspection"]["ocr"]["pages"]) for f in ocred)
+            print(f"  OCR: {ocr_pages} pages in {seconds:.1f}s of one OCR worker", flush=True)
+    finally:
+        clear_bucket(env)
+    print(f"inspect_ratio={job_rate / bare_rate:.2f}")
+    print(f"ocr_pages_per_s={ocr_pages / seconds:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

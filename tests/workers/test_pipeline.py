@@ -1,0 +1,52 @@
+"""The pipeline is visible: stages with times, a dead-letter list after transient faults, reprocessing."""
+
+from __future__ import annotations
+
+import pytest
+
+from loadtests.pdfgen import scanned_pdf
+from tests.factories import Api, auth, commune, free_port
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+async def test_a_file_that_cannot_be_fetched_is_parked_as_failed_and_an_admin_sends_it_back(api: Api) -> None:
+    _, token = await api.account("operator", commune(28, 1))
+    dossier = await api.dossier(token)
+    file_id = (await api.upload(token, dossier["id"], scanned_pdf(pages=1, dpi=200, seed=9))).json()["id"]
+    f = await api.file(token, file_id)
+    assert (f["state"], f["pipeline"]["stage"]) == ("processing", "queued")
+
+    store_down = api.settings.model_copy(
+        update={"s3_endpoint": f"127.0.0.1:{free_port()}", "worker_job_tries": 1, "ocr_enabled": False}
+    )
+    await api.run_worker(store_down)
+    f = await api.file(token, file_id)
+    assert (f["state"], f["pipeline"]["stage"], f["pipeline"]["attempts"]) == ("processing", "failed", 1)
+    assert "object store unavailable" in f["pipeline"]["last_error"]
+
+    admin = await api.admin()
+    r = await api.client.get("/api/v1/pipeline/failed", headers=auth(admin))
+    assert file_id in [x["id"] for x in r.json()["items"]]
+    status = (await api.client.get("/api/v1/pipeline", headers=auth(admin))).json()
+    assert status["stages"].get("failed", 0) >= 1
+    assert set(status["queues"]) == {"warehouse:inspect", "warehouse:ocr"}
+
+    # An operator may not reprocess; an admin may, and the file goes through again.
+    r = await api.client.post(f"/api/v1/files/{file_id}/reprocess", headers=auth(token))
+    assert (r.status_code, r.json()["code"]) == (403, "forbidden")
+    r = await api.client.post(f"/api/v1/files/{file_id}/reprocess", headers=auth(admin))
+    assert r.status_code == 202, r.text
+    assert r.json()["pipeline"]["stage"] == "queued"
+    await api.run_worker(api.settings.model_copy(update={"ocr_enabled": False}))
+    f = await api.file(token, file_id)
+    assert (f["state"], f["pipeline"]["stage"]) == ("ready", "ready")
+    assert file_id not in [
+        x["id"] for x in (await api.client.get("/api/v1/pipeline/failed", headers=auth(admin))).json()["items"]
+    ]
+
+
+async def test_the_pipeline_status_is_for_admins(api: Api) -> None:
+    _, token = await api.account("operator", commune(28, 2))
+    r = await api.client.get("/api/v1/pipeline", headers=auth(token))
+    assert (r.status_code, r.json()["code"]) == (403, "forbidden")

@@ -1,0 +1,257 @@
+"""The national scan standard applied to what the child read: findings, each with a code and a sentence.
+
+DOMAIN.md: PDF 1.4 or later, colour, at least 200 dpi, scanned at 100% (A4 or A3 paper). A file is
+``ready`` with no findings, ``ready`` with warnings, or ``rejected``. Files that cannot be read, are
+encrypted or carry active content are rejected; falling short of the standard is a warning by
+default. Thresholds and which findings reject are settings (``WAREHOUSE_INSPECT_*``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from storage import Inspection, Settings
+
+# Findings that always reject: the file cannot be read or opened safely, so nothing else can be said.
+UNREADABLE = frozenset(
+    {
+        "pdf_truncated",
+        "pdf_encrypted",
+        "pdf_no_pages",
+        "pdf_too_many_pages",
+        "pdf_too_complex",
+        "pdf_inspection_timeout",
+        "pdf_unreadable",
+        "content_missing",
+    }
+)
+
+# code -> (Vietnamese, English). ``{pages}``, ``{dpi}`` and the like are filled from the finding.
+FINDINGS: dict[str, tuple[str, str]] = {
+    "pdf_truncated": (
+        "Tệp PDF bị cắt cụt (tải lên chưa hết). Hãy tải lại tệp đầy đủ.",
+        "The PDF is cut short (the upload did not finish). Upload the complete file again.",
+    ),
+    "pdf_encrypted": (
+        "Tệp PDF được đặt mật khẩu hoặc mã hóa. Hãy xuất lại bản scan không mật khẩu rồi tải lên.",
+        "The PDF is password-protected or encrypted. Export the scan again without a password and upload it.",
+    ),
+    "pdf_no_pages": (
+        "Tệp PDF không có trang nào. Hãy scan lại tài liệu.",
+        "The PDF has no pages. Scan the document again.",
+    ),
+    "pdf_too_many_pages": (
+        "Tệp PDF có quá nhiều trang. Hãy tách thành nhiều tệp nhỏ hơn.",
+        "The PDF has more pages than allowed. Split it into several smaller files.",
+    ),
+    "pdf_too_complex": (
+        "Tệp PDF có cấu trúc bất thường hoặc quá phức tạp để đọc an toàn. Hãy scan hoặc xuất lại tệp.",
+        "The PDF is built in an abnormal or overly complex way and cannot be read safely. Scan or export it again.",
+    ),
+    "pdf_inspection_timeout": (
+        "Không đọc xong tệp PDF trong thời gian cho phép. Hãy scan hoặc xuất lại tệp.",
+        "The PDF could not be read within the time allowed. Scan or export it again.",
+    ),
+    "pdf_unreadable": (
+        "Tệp PDF bị hỏng, không đọc được. Hãy scan hoặc xuất lại tệp rồi tải lên.",
+        "The PDF is damaged and cannot be read. Scan or export it again and upload the new file.",
+    ),
+    "content_missing": (
+        "Không tìm thấy nội dung tệp trong kho lưu trữ. Hãy tải lên lại.",
+        "The file's bytes are missing from storage. Upload it again.",
+    ),
+    "pdf_javascript": (
+        "Tệp PDF chứa mã JavaScript, không an toàn để lưu và mở. Hãy scan lại hoặc in ra PDF rồi tải lên.",
+        "The PDF contains JavaScript, which is unsafe to keep and open. Scan it again or print it to PDF.",
+    ),
+    "pdf_launch_action": (
+        "Tệp PDF chứa lệnh mở chương trình khác, không an toàn. Hãy scan lại hoặc in ra PDF rồi tải lên.",
+        "The PDF contains an action that starts another program, which is unsafe. Scan it again or print it to PDF.",
+    ),
+    "pdf_damaged": (
+        "Một phần tệp PDF bị hỏng hoặc có cấu trúc bất thường và đã bị bỏ qua khi đọc. Hãy scan hoặc xuất lại tệp.",
+        "Parts of the PDF are damaged or abnormally built and were skipped when reading. Scan or export it again.",
+    ),
+    "pdf_embedded_files": (
+        "Tệp PDF có tệp đính kèm bên trong ({names}); kho không kiểm tra được các tệp này.",
+        "The PDF carries attached files ({names}); the warehouse cannot check them.",
+    ),
+    "pdf_version_old": (
+        "Tệp PDF phiên bản {version}, thấp hơn chuẩn ({minimum} trở lên). Hãy xuất lại bằng phần mềm scan mới hơn.",
+        "The PDF is version {version}, older than the standard's {minimum}. Export it again with newer scan software.",
+    ),
+    "scan_low_dpi": (
+        "Trang {pages} được scan ở {dpi} dpi, thấp hơn chuẩn {minimum} dpi. Hãy scan lại ở {minimum} dpi trở lên.",
+        "Pages {pages} are scanned at {dpi} dpi, below the standard's {minimum} dpi. Scan them again at "
+        "{minimum} dpi or more.",
+    ),
+    "scan_greyscale": (
+        "Trang {pages} được scan đen trắng nhiều mức xám; chuẩn yêu cầu scan màu.",
+        "Pages {pages} are scanned in greyscale; the standard asks for colour.",
+    ),
+    "scan_bilevel": (
+        "Trang {pages} được scan chỉ hai màu đen và trắng; chuẩn yêu cầu scan màu.",
+        "Pages {pages} are scanned in black and white only; the standard asks for colour.",
+    ),
+    "page_size_nonstandard": (
+        "Trang {pages} không đúng khổ A4 hoặc A3 ({size}); hãy kiểm tra tài liệu được scan đúng tỉ lệ 100%.",
+        "Pages {pages} are neither A4 nor A3 ({size}); check that the document was scanned at 100%.",
+    ),
+    "page_blank": (
+        "Trang {pages} có vẻ là trang trắng; hãy kiểm tra và bỏ trang thừa nếu cần.",
+        "Pages {pages} look blank; check them and remove pages scanned by mistake.",
+    ),
+    "page_unreadable": (
+        "Không đọc được trang {pages}; hãy kiểm tra lại các trang này.",
+        "Pages {pages} could not be read; check these pages.",
+    ),
+    "signature_invalid": (
+        "Chữ ký số '{field}' không khớp với nội dung tệp (tệp đã bị sửa sau khi ký hoặc chữ ký hỏng).",
+        "The digital signature '{field}' does not match the file (changed after signing, or a broken signature).",
+    ),
+}
+
+PAPER_MM = {"A4": (210.0, 297.0), "A3": (297.0, 420.0)}
+
+
+@dataclass(frozen=True, slots=True)
+class Standard:
+    min_dpi: int
+    min_pdf_version: str
+    paper_tolerance_mm: float
+    blank_ink_ratio: float
+    reject: frozenset[str]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Standard:
+        return cls(
+            min_dpi=settings.inspect_min_dpi,
+            min_pdf_version=settings.inspect_min_pdf_version,
+            paper_tolerance_mm=settings.inspect_paper_tolerance_mm,
+            blank_ink_ratio=settings.inspect_blank_ink_ratio,
+            reject=frozenset(settings.inspect_reject),
+        )
+
+
+def finding(code: str, severity: str, *, pages: list[int] | None = None, **values: Any) -> dict[str, Any]:
+    vi, en = FINDINGS[code]
+    fill = {**values, "pages": _page_list(pages or [])}
+    out: dict[str, Any] = {"code": code, "severity": severity, "vi": vi.format(**fill), "en": en.format(**fill)}
+    if pages:
+        out["pages"] = pages
+    out.update({k: v for k, v in values.items() if k not in ("minimum",)})
+    return out
+
+
+def _page_list(pages: list[int]) -> str:
+    shown = ", ".join(str(p) for p in pages[:20])
+    return shown + (f" (+{len(pages) - 20})" if len(pages) > 20 else "")
+
+
+def _version(text: str | None) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in (text or "").split("."))
+    except ValueError:
+        return (0,)
+
+
+def paper(width_mm: float, height_mm: float, tolerance: float) -> str | None:
+    short, long_ = sorted((width_mm, height_mm))
+    for name, (w, h) in PAPER_MM.items():
+        if abs(short - w) <= tolerance and abs(long_ - h) <= tolerance:
+            return name
+    return None
+
+
+def rejection(code: str, details: dict[str, Any] | None = None, pages: int | None = None) -> Inspection:
+    """A file that cannot be read: one rejecting finding and nothing else to say."""
+    found = finding(code, "reject")
+    details = {**(details or {}), "verdict": "rejected", "findings": [found]}
+    details["reason_vi"], details["reason_en"] = found["vi"], found["en"]
+    return Inspection(state="rejected", pages=pages, details=details, text="", reason_code=code, reason=found["en"])
+
+
+def judge(report: dict[str, Any], standard: Standard) -> Inspection:
+    """The verdict on a child's report."""
+    page_texts: list[str] = report.get("page_texts") or []
+    details: dict[str, Any] = {
+        "pdf_version": report.get("pdf_version"),
+        "encrypted": report.get("encrypted", False),
+        "text_layer": report.get("text_pages", 0) > 0,
+        "text_pages": report.get("text_pages", 0),
+        "text_chars": report.get("text_chars", 0),
+        "unreadable_pages": report.get("page_errors", []),
+        "signatures": report.get("signatures", []),
+        "pdfa": report.get("pdfa"),
+        "javascript": report.get("javascript", False),
+        "launch_actions": report.get("launch_actions", False),
+        "embedded_files": report.get("embedded_files", []),
+        "repairs": report.get("repairs", []),
+        "page_facts": report.get("page_facts", []),
+    }
+    if report.get("problem"):
+        details["problem_detail"] = report.get("problem_detail")
+        return rejection(report["problem"], details, report.get("pages"))
+
+    findings: list[dict[str, Any]] = []
+    if report.get("damaged"):
+        findings.append(finding("pdf_damaged", "reject"))
+    if report.get("javascript"):
+        findings.append(finding("pdf_javascript", "reject"))
+    if report.get("launch_actions"):
+        findings.append(finding("pdf_launch_action", "reject"))
+    if report.get("embedded_files"):
+        findings.append(finding("pdf_embedded_files", "reject", names=", ".join(report["embedded_files"][:5])))
+    if _version(report.get("pdf_version")) < _version(standard.min_pdf_version):
+        findings.append(
+            finding("pdf_version_old", "reject", version=report.get("pdf_version"), minimum=standard.min_pdf_version)
+        )
+    for sig in report.get("signatures", []):
+        if sig.get("validation", {}).get("intact") is False:
+            findings.append(finding("signature_invalid", "reject", field=sig.get("field", "")))
+
+    facts = [f for f in report.get("page_facts", []) if not f.get("unreadable")]
+    low = [f for f in facts if f.get("dpi") is not None and f["dpi"] < standard.min_dpi]
+    if low:
+        lowest = min(f["dpi"] for f in low)
+        findings.append(
+            finding("scan_low_dpi", "reject", pages=[f["page"] for f in low], dpi=lowest, minimum=standard.min_dpi)
+        )
+    for colour, code in (("greyscale", "scan_greyscale"), ("bilevel", "scan_bilevel")):
+        pages = [f["page"] for f in facts if f.get("colour") == colour]
+        if pages:
+            findings.append(finding(code, "reject", pages=pages))
+    odd = [f for f in facts if paper(f["width_mm"], f["height_mm"], standard.paper_tolerance_mm) is None]
+    if odd:
+        size = f"{odd[0]['width_mm']:g} x {odd[0]['height_mm']:g} mm"
+        findings.append(finding("page_size_nonstandard", "reject", pages=[f["page"] for f in odd], size=size))
+    blank = [
+        f["page"]
+        for f in facts
+        if f.get("blank") or (f.get("ink_ratio") is not None and f["ink_ratio"] < standard.blank_ink_ratio)
+    ]
+    if blank:
+        findings.append(finding("page_blank", "reject", pages=blank))
+    if report.get("page_errors"):
+        findings.append(finding("page_unreadable", "reject", pages=report["page_errors"]))
+
+    for f in findings:
+        f["severity"] = "reject" if f["code"] in standard.reject else "warning"
+    rejecting = [f for f in findings if f["severity"] == "reject"]
+    details["findings"] = findings
+    details["verdict"] = "rejected" if rejecting else ("ready_with_warnings" if findings else "ready")
+    text = "\n\f".join(page_texts)
+    if rejecting:
+        first = rejecting[0]
+        details["reason_vi"], details["reason_en"] = first["vi"], first["en"]
+        return Inspection(
+            state="rejected",
+            pages=report.get("pages"),
+            details=details,
+            text=text,
+            reason_code=first["code"],
+            reason=first["en"],
+            page_texts=page_texts,
+        )
+    return Inspection(state="ready", pages=report["pages"], details=details, text=text, page_texts=page_texts)
