@@ -74,16 +74,17 @@ async def upload_all(server: Warehouse, files: list[bytes]) -> tuple[str, list[s
         return token, ids
 
 
-async def wait_for(server: Warehouse, token: str, ids: list[str], stages: set[str], within: float) -> list[Any]:
+async def wait_for(server: Warehouse, token: str, ids: list[str], within: float) -> list[Any]:
+    """Wait until no file is waiting in the pipeline (one cheap status call a second), then read them."""
     deadline = time.monotonic() + within
     async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
         while True:
-            files = [(await http.get(f"/api/v1/files/{i}", headers=auth(token))).json() for i in ids]
-            if all(f["pipeline"]["stage"] in stages for f in files):
-                return files
+            stages = (await http.get("/api/v1/pipeline", headers=auth(token))).json()["stages"]
+            if not any(stages.get(s) for s in ("queued", "inspecting", "ocr")):
+                return [(await http.get(f"/api/v1/files/{i}", headers=auth(token))).json() for i in ids]
             if time.monotonic() > deadline:
-                raise RuntimeError(f"files did not reach {stages} within {within:.0f}s")
-            await asyncio.sleep(0.5)
+                raise RuntimeError(f"files still in the pipeline after {within:.0f}s: {stages}")
+            await asyncio.sleep(1)
 
 
 def start_worker(env: dict[str, str], *, ocr: bool) -> subprocess.Popen[bytes]:
@@ -118,7 +119,7 @@ def main() -> int:
             token, ids = asyncio.run(upload_all(server, files))
             worker = start_worker(env, ocr=False)
             try:
-                done = asyncio.run(wait_for(server, token, ids, {"ready", "rejected"}, 600))
+                done = asyncio.run(wait_for(server, token, ids, 600))
             finally:
                 stop(worker)
             begun = min(datetime.fromisoformat(f["pipeline"]["times"]["inspecting"]) for f in done)
@@ -141,7 +142,7 @@ def main() -> int:
                 token, ocr_ids = asyncio.run(upload_all(ocr_server, scans))
                 workers = [start_worker(ocr_env, ocr=False), start_worker(ocr_env, ocr=True)]
                 try:
-                    ocred = asyncio.run(wait_for(ocr_server, token, ocr_ids, {"ready", "rejected"}, 900))
+                    ocred = asyncio.run(wait_for(ocr_server, token, ocr_ids, 900))
                 finally:
                     for w in workers:
                         stop(w)

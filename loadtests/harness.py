@@ -52,7 +52,7 @@ def bench_env(name: str, port: int, password: str, **extra: str) -> dict[str, st
         **os.environ,
         "WAREHOUSE_DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/warehouse_{name}",
         "WAREHOUSE_REDIS_URL": "redis://127.0.0.1:6379/14",
-        "WAREHOUSE_S3_BUCKET": f"warehouse-{name}",
+        "WAREHOUSE_S3_BUCKET": f"warehouse-{name.replace('_', '-')}",
         "WAREHOUSE_ADMIN_PASSWORD": password,
         "WAREHOUSE_SECRET_KEY": secrets.token_urlsafe(32),
         "WAREHOUSE_HOST": "127.0.0.1",

@@ -72,6 +72,9 @@ def local_warehouse(api_workers: int) -> Iterator[tuple[str, str]]:
             subprocess.Popen([*warehouse, "serve"], env=env, stdout=out, stderr=out),
             subprocess.Popen([sys.executable, "-m", "workers"], env=env, stdout=out, stderr=out),
         ]
+        if env.get("WAREHOUSE_OCR_ENABLED", "true").lower() not in ("false", "0", "no"):
+            # as `make run` does: OCR on its own queue, at a lower CPU priority, beside the API
+            procs.append(subprocess.Popen([sys.executable, "-m", "workers", "--ocr"], env=env, stdout=out, stderr=out))
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 60

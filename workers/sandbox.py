@@ -50,17 +50,25 @@ class Sandbox:
     ) -> None:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(list(preload))
-        self._pool = ProcessPool(
-            max_workers=workers,
-            max_tasks=max_tasks,
-            initializer=_limit_child,
-            initargs=(memory_mb * 1024 * 1024, niceness),
-            context=context,
-        )
+        self._options: dict[str, Any] = {
+            "max_workers": workers,
+            "max_tasks": max_tasks,
+            "initializer": _limit_child,
+            "initargs": (memory_mb * 1024 * 1024, niceness),
+            "context": context,
+        }
+        self._pool = ProcessPool(**self._options)
 
     async def run(self, fn: Callable[..., Any], *args: Any, limit_seconds: float) -> Outcome:
         """Call ``fn(*args)`` in a child; the time limit counts from when a child starts on it."""
-        future = self._pool.schedule(fn, args=args, timeout=limit_seconds)
+        try:
+            future = self._pool.schedule(fn, args=args, timeout=limit_seconds)
+        except RuntimeError:
+            # The pool broke (a child could not start, say after the machine ran out of memory): make a
+            # new one rather than failing every job after it.
+            self._pool.stop()  # type: ignore[no-untyped-call]
+            self._pool = ProcessPool(**self._options)
+            future = self._pool.schedule(fn, args=args, timeout=limit_seconds)
         try:
             return Outcome("ok", value=await asyncio.wrap_future(future))
         except TimeoutError:
