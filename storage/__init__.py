@@ -6,6 +6,7 @@ Callers see these names, not SQL strings or SDK objects. This package imports no
 from storage.accounts import ROLES, Account, Accounts
 from storage.api_keys import ApiKey, ApiKeys
 from storage.audit import Audit, AuditEvent, AuditFilter
+from storage.blobs import Blob, Blobs
 from storage.config import Settings, get_settings
 from storage.db import Database, drop_database, ensure_database, migrate
 from storage.dossiers import Dossier, DossierFilter, Dossiers, InvalidCursor, decode_cursor, encode_cursor
@@ -23,6 +24,7 @@ from storage.objects import (
 )
 from storage.outbox import drain_safely, requeue_lost, run_drainer
 from storage.queue import INSPECT_FILE, OCR_FILE, OCR_QUEUE_NAME, QUEUE_NAME, Queue, inspection_job_id, redis_settings
+from storage.sessions import Part, UploadSession, UploadSessions
 from storage.text import fold, nfc
 from storage.units import LEVELS, Unit, Units
 
@@ -40,6 +42,8 @@ __all__ = [
     "Audit",
     "AuditEvent",
     "AuditFilter",
+    "Blob",
+    "Blobs",
     "BodyLengthMismatch",
     "Counters",
     "Database",
@@ -56,11 +60,14 @@ __all__ = [
     "ObjectStoreError",
     "ObjectStoreUnavailable",
     "ObjectTooLarge",
+    "Part",
     "Queue",
     "Settings",
     "StoredObject",
     "Unit",
     "Units",
+    "UploadSession",
+    "UploadSessions",
     "Window",
     "WindowState",
     "decode_cursor",

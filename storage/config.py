@@ -83,6 +83,18 @@ class Settings(BaseSettings):
         default=64 * MiB, ge=0, description="how much of a refused body is read so the client sees the 413"
     )
     presign_ttl_seconds: int = Field(default=300, ge=10, le=7 * 24 * 3600)
+    upload_part_bytes: int = Field(
+        default=8 * MiB, ge=5 * MiB, description="part size of resumable uploads (S3 needs 5 MiB but for the last)"
+    )
+    upload_session_ttl_seconds: int = Field(
+        default=48 * 3600, ge=60, description="an upload session with no new part for this long is aborted"
+    )
+    orphan_grace_seconds: int = Field(
+        default=24 * 3600, ge=60, description="stored objects with no record are removed after this long"
+    )
+    idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60, description="how long first answers are kept")
+    fixity_budget_mb: int = Field(default=10_240, ge=1, description="bytes the nightly fixity job re-reads")
+    fixity_hour: int = Field(default=1, ge=0, le=23, description="hour (UTC) the fixity job runs")
     page_size_default: int = 50
     page_size_max: int = 200
 
@@ -121,6 +133,7 @@ class Settings(BaseSettings):
     ocr_languages: str = "vie"
     ocr_max_jobs: int = Field(default=1, ge=1, description="files OCR'd at once per OCR worker process")
     ocr_niceness: int = Field(default=10, ge=0, le=19, description="how much lower the OCR children's priority is")
+    ocr_idle: bool = Field(default=True, description="OCR children run only on otherwise idle CPU (SCHED_IDLE)")
     ocr_memory_mb: int = Field(default=1536, ge=256)
     ocr_seconds_per_page: float = Field(default=60.0, gt=0, description="OCR time limit per page of a file")
     ocr_max_pages: int = Field(default=300, ge=1, description="files with more image-only pages are not OCR'd")

@@ -85,29 +85,65 @@ class Files:
         self._pool = pool
 
     async def insert(self, new: NewFile) -> File | None:
-        """Record an uploaded file; None when the account already used that idempotency key."""
-        r = await self._pool.fetchrow(
+        """Record an uploaded file; None when the account already used that idempotency key.
+
+        The bytes are content-addressed: the first file with a given SHA-256 makes its object the blob
+        of that content; later files with the same bytes point at that blob, and the caller removes
+        the object it wrote (compare the returned ``object_key`` with the one it uploaded to).
+        """
+        for attempt in range(2):
+            try:
+                r = await self._pool.fetchrow(
+                    f"""
+                    WITH blob AS (
+                        INSERT INTO blobs (sha256, size, object_key) VALUES ($6, $5, $8)
+                        ON CONFLICT (sha256) DO NOTHING RETURNING object_key
+                    ), chosen AS (
+                        SELECT object_key FROM blob
+                        UNION ALL SELECT object_key FROM blobs WHERE sha256 = $6
+                        LIMIT 1
+                    )
+                    INSERT INTO files (id, dossier_id, kind, name, size, sha256, media_type, object_key,
+                                       created_by, created_at, updated_at, idempotency_key, search_text)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, (SELECT object_key FROM chosen), $9, $10, $10, $11, $12)
+                    ON CONFLICT (created_by, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+                    RETURNING {_RETURNING}
+                    """,
+                    new.id,
+                    new.dossier_id,
+                    new.kind,
+                    new.name,
+                    new.size,
+                    new.sha256,
+                    new.media_type,
+                    new.object_key,
+                    new.created_by,
+                    new.created_at,
+                    new.idempotency_key,
+                    fold(new.name),
+                )
+            except asyncpg.NotNullViolationError:
+                # Another upload of the same bytes committed the blob while this statement ran: its
+                # snapshot could not see it. The next statement will.
+                if attempt:
+                    raise
+                continue
+            return File.from_record(r) if r else None
+        return None
+
+    async def holding(self, sha256: str, *, scope: list[int] | None) -> list[File]:
+        """Files with these bytes in the units of ``scope`` (never beyond it)."""
+        rows = await self._pool.fetch(
             f"""
-            INSERT INTO files (id, dossier_id, kind, name, size, sha256, media_type, object_key,
-                               created_by, created_at, updated_at, idempotency_key, search_text)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12)
-            ON CONFLICT (created_by, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-            RETURNING {_RETURNING}
+            SELECT {_COLUMNS} FROM files f JOIN dossiers d ON d.id = f.dossier_id
+            WHERE f.sha256 = $1 AND f.state <> 'deleted' AND d.state <> 'deleted'
+              AND ($2::bigint[] IS NULL OR d.unit_id = ANY($2))
+            ORDER BY f.created_at LIMIT 50
             """,
-            new.id,
-            new.dossier_id,
-            new.kind,
-            new.name,
-            new.size,
-            new.sha256,
-            new.media_type,
-            new.object_key,
-            new.created_by,
-            new.created_at,
-            new.idempotency_key,
-            fold(new.name),
+            sha256,
+            scope,
         )
-        return File.from_record(r) if r else None
+        return [File.from_record(r) for r in rows]
 
     async def get(self, file_id: UUID, *, scope: list[int] | None) -> File | None:
         r = await self._pool.fetchrow(

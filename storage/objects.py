@@ -12,7 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ import aiohttp
 import certifi
 import urllib3
 from minio import Minio
+from minio.datatypes import PostPolicy
 from minio.error import S3Error
 
 log = logging.getLogger(__name__)
@@ -138,6 +139,7 @@ class ObjectStore:
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="s3")
         self._max_connections = max_connections
         self._secure = secure
+        self._public_endpoint = public_endpoint or endpoint
         self._http: aiohttp.ClientSession | None = None  # made on first use, inside the event loop
 
     async def _run(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
@@ -372,6 +374,40 @@ class ObjectStore:
 
     async def download(self, key: str, path: Path) -> None:
         await self._run(self._client.fget_object, bucket_name=self.bucket, object_name=key, file_path=str(path))
+
+    async def digest(self, key: str) -> tuple[int, str, bytes]:
+        """Read an object whole: its size, SHA-256 and first kilobyte (to check what it is)."""
+        digest = hashlib.sha256()
+        size = 0
+        head = b""
+        async for chunk in self.stream(key):
+            if len(head) < 1024:
+                head += chunk[: 1024 - len(head)]
+            digest.update(chunk)
+            size += len(chunk)
+        return size, digest.hexdigest(), head
+
+    async def older_than(self, prefix: str, before: datetime) -> list[str]:
+        """Keys under ``prefix`` last written before ``before`` (for the orphan sweeper)."""
+
+        def listing() -> list[str]:
+            return [
+                obj.object_name
+                for obj in self._client.list_objects(bucket_name=self.bucket, prefix=prefix, recursive=True)
+                if obj.object_name and obj.last_modified is not None and obj.last_modified < before
+            ]
+
+        keys: list[str] = await self._run(listing)
+        return keys
+
+    def presigned_post(self, key: str, *, size: int, ttl_seconds: int) -> tuple[str, dict[str, str]]:
+        """A browser-style POST upload straight to the store: exactly ``key``, exactly ``size`` bytes."""
+        policy = PostPolicy(self.bucket, datetime.now(UTC) + timedelta(seconds=ttl_seconds))
+        policy.add_equals_condition("key", key)
+        policy.add_content_length_range_condition(size, size)
+        fields: dict[str, str] = self._presigner.presigned_post_policy(policy)
+        scheme = "https" if self._secure else "http"
+        return f"{scheme}://{self._public_endpoint}/{self.bucket}", {**fields, "key": key}
 
     async def put_file(self, key: str, path: Path, *, content_type: str) -> None:
         """Store a file the worker made (derived objects such as the OCR'd copy)."""

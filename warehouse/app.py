@@ -26,11 +26,13 @@ from warehouse.api.health import HealthController
 from warehouse.api.pipeline import PipelineController
 from warehouse.api.session import SessionController
 from warehouse.api.units import UnitsController
+from warehouse.api.uploads import UploadsController
 from warehouse.audit import audit_middleware
 from warehouse.auth import PUBLIC_PATHS, AuthMiddleware
 from warehouse.context import Services
 from warehouse.errors import EXCEPTION_HANDLERS
 from warehouse.fair_share import rate_headers
+from warehouse.idempotency import idempotency_middleware
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +106,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             HealthController,
             PipelineController,
+            UploadsController,
             SessionController,
             UnitsController,
             DossiersController,
@@ -118,6 +121,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             audit_middleware,
             prometheus.middleware,
             DefineMiddleware(AuthMiddleware, exclude=PUBLIC_PATHS),
+            idempotency_middleware,
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[_rate_limit_headers],

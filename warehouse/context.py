@@ -12,6 +12,7 @@ from storage import (
     Accounts,
     ApiKeys,
     Audit,
+    Blobs,
     Counters,
     Database,
     Dossiers,
@@ -20,8 +21,10 @@ from storage import (
     Queue,
     Settings,
     Units,
+    UploadSessions,
 )
 from storage.api_keys import key_hash
+from storage.idempotency import IdempotencyKeys
 from storage.watch import ChangeWatch
 from warehouse.security import Passwords
 
@@ -36,6 +39,9 @@ class Services:
     accounts: Accounts = field(init=False)
     dossiers: Dossiers = field(init=False)
     files: Files = field(init=False)
+    blobs: Blobs = field(init=False)
+    sessions: UploadSessions = field(init=False)
+    idempotency: IdempotencyKeys = field(init=False)
     api_keys: ApiKeys = field(init=False)
     audit: Audit = field(init=False)
     counters: Counters = field(init=False)
@@ -54,6 +60,9 @@ class Services:
         self.accounts = Accounts(pool)
         self.dossiers = Dossiers(pool)
         self.files = Files(pool)
+        self.blobs = Blobs(pool)
+        self.sessions = UploadSessions(pool)
+        self.idempotency = IdempotencyKeys(pool)
         self.api_keys = ApiKeys(pool)
         self.audit = Audit(pool)
         self.counters = Counters(self.queue.redis)

@@ -6,6 +6,7 @@ A failure at any step leaves nothing recorded; a blob written before the failure
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -16,7 +17,7 @@ from uuid import UUID, uuid4
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from storage import BodyLengthMismatch, File, NewFile, ObjectTooLarge, nfc, original_key
+from storage import BodyLengthMismatch, File, NewFile, ObjectTooLarge, StoredObject, nfc, original_key
 from warehouse.auth import Principal
 from warehouse.context import Services
 from warehouse.dossiers import dossier_for_write
@@ -95,6 +96,10 @@ async def drain(body: AsyncIterator[bytes], limit: int) -> None:
         return
 
 
+def looks_like_pdf(head: bytes) -> bool:
+    return b"%PDF-" in head[:_HEADER_WINDOW]
+
+
 async def pdf_stream(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     """The same bytes, after checking they start like a PDF: a 4xx before anything is stored if not."""
     head = bytearray()
@@ -104,7 +109,7 @@ async def pdf_stream(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
             break
     if not head:
         raise Problem(400, "empty_body", "The request carried no file. Attach the PDF and send it again.")
-    if b"%PDF-" not in head[:_HEADER_WINDOW]:
+    if not looks_like_pdf(bytes(head)):
         raise Problem(
             415,
             "not_a_pdf",
@@ -250,11 +255,18 @@ async def receive_file(
     if idempotency_key:
         earlier = await services.files.by_idempotency_key(principal.account.id, idempotency_key)
         if earlier is not None:
-            if earlier.dossier_id != dossier.id:
+            # The same key again: the same file, if it is the same upload. Without a declared checksum
+            # the body is read (not stored) to tell.
+            same_bytes = declared_sha256 == earlier.sha256
+            if declared_sha256 is None and earlier.dossier_id == dossier.id:
+                size, digest = await _hash_only(await pdf_stream(body), settings.max_file_bytes)
+                same_bytes = digest == earlier.sha256
+            if earlier.dossier_id != dossier.id or not same_bytes:
                 raise Problem(
                     422,
                     "idempotency_key_reused",
-                    "This Idempotency-Key was already used for another dossier. Use a new key per file.",
+                    "This Idempotency-Key was already used for a different upload (another dossier or other "
+                    "bytes). Use a new key per file.",
                 )
             return Received(earlier, replayed=True)
 
@@ -267,14 +279,22 @@ async def receive_file(
     received_at = datetime.now(UTC)
     key = original_key(file_id, received_at)
     stream = await pdf_stream(body)
+    # Bytes the warehouse already holds (by the declared checksum) are read and checked, not stored again.
+    known = await services.blobs.get(declared_sha256) if declared_sha256 else None
+    wrote = known is None
     try:
-        stored = await services.objects.put_stream(
-            key,
-            stream,
-            content_type=PDF_MEDIA_TYPE,
-            max_bytes=settings.max_file_bytes,
-            length=None if kind_after_body is not None else declared_length,
-        )
+        if known is not None:
+            size, digest = await _hash_only(stream, settings.max_file_bytes)
+            stored = StoredObject(key=known.object_key, size=size, sha256=digest)
+            key = known.object_key
+        else:
+            stored = await services.objects.put_stream(
+                key,
+                stream,
+                content_type=PDF_MEDIA_TYPE,
+                max_bytes=settings.max_file_bytes,
+                length=None if kind_after_body is not None else declared_length,
+            )
     except ObjectTooLarge:
         raise too_large(settings.max_file_bytes) from None
     except BodyLengthMismatch as exc:
@@ -312,12 +332,15 @@ async def receive_file(
         )
         recorded = await services.files.insert(new)
     except BaseException:
-        await _discard(services, key)
+        if wrote:
+            await _discard(services, key)
         raise
 
-    if recorded is None:
-        # A concurrent retry with the same key won the race: answer with its file, drop our copy.
+    if wrote and (recorded is None or recorded.object_key != key):
+        # Either the same bytes were already stored (this file points at that blob), or a concurrent
+        # retry with the same key won the race: our copy is not needed.
         await _discard(services, key)
+    if recorded is None:
         assert idempotency_key is not None
         earlier = await services.files.by_idempotency_key(principal.account.id, idempotency_key)
         assert earlier is not None
@@ -325,6 +348,17 @@ async def receive_file(
 
     # The row is the inspection outbox: a worker queues the job (see storage.outbox).
     return Received(recorded, replayed=False)
+
+
+async def _hash_only(chunks: AsyncIterator[bytes], max_bytes: int) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > max_bytes:
+            raise too_large(max_bytes)
+        digest.update(chunk)
+    return size, digest.hexdigest()
 
 
 async def _discard(services: Services, key: str) -> None:

@@ -25,6 +25,7 @@ from storage import (
     redis_settings,
     run_drainer,
 )
+from workers.housekeeping import check_fixity, expire_uploads, sweep_orphans
 from workers.inspection import inspect_file, requeue_stuck
 from workers.ocr import ocr_file, tesseract_languages
 from workers.sandbox import Sandbox
@@ -63,6 +64,7 @@ def build_worker(
                 memory_mb=settings.ocr_memory_mb,
                 max_tasks=settings.inspect_child_max_files,
                 niceness=settings.ocr_niceness,
+                idle=settings.ocr_idle,
                 preload=("workers.pdfcheck", "pypdf", "ocrmypdf"),
             )
         else:
@@ -102,7 +104,12 @@ def build_worker(
             max_tries=settings.worker_job_tries,
         )
         queue_name, max_jobs = QUEUE_NAME, settings.worker_max_jobs
-        cron_jobs = [cron(requeue_stuck, minute=set(range(60)), run_at_startup=True, unique=True)]
+        cron_jobs = [
+            cron(requeue_stuck, minute=set(range(60)), run_at_startup=True, unique=True),
+            cron(expire_uploads, minute={7}, unique=True),
+            cron(sweep_orphans, minute={37}, unique=True),
+            cron(check_fixity, hour={settings.fixity_hour}, minute={17}, unique=True, timeout=6 * 3600),
+        ]
         # On SIGTERM, finish the current inspections (up to this long) before stopping.
         completion_wait = int(settings.inspect_timeout_seconds) + 30
     options: dict[str, Any] = {

@@ -26,7 +26,15 @@ from warehouse.auth import Principal, require_admin
 from warehouse.context import Services
 from warehouse.errors import Problem
 from warehouse.fair_share import upload_slot
-from warehouse.uploads import PDF_MEDIA_TYPE, MultipartUpload, Received, drain, multipart_file, receive_file
+from warehouse.uploads import (
+    PDF_MEDIA_TYPE,
+    MultipartUpload,
+    Received,
+    check_sha256,
+    drain,
+    multipart_file,
+    receive_file,
+)
 
 
 def _content_length(request: Request[Any, Any, Any]) -> int | None:
@@ -139,6 +147,18 @@ class FilesController(Controller):
                 "Send the PDF as the raw body with Content-Type: application/pdf, or as multipart/form-data.",
             )
         return received
+
+    @get("/files", operation_id="find_files_by_content")
+    async def holding(
+        self, request: Request[Principal, Any, Any], services: NamedDependency[Services], sha256: FromQuery[str]
+    ) -> dict[str, Any]:
+        """Does the warehouse already hold these bytes? Files with this SHA-256 in the units the caller
+        may read (never beyond them), oldest first."""
+        digest = check_sha256(sha256)
+        if digest is None:
+            raise Problem(422, "invalid_sha256", "Give the file's SHA-256 (64 hexadecimal characters).")
+        files = await services.files.holding(digest, scope=request.user.read_scope)
+        return {"items": [FileOut.of(f) for f in files]}
 
     @get("/files/{file_id:uuid}", operation_id="get_file")
     async def get_file(

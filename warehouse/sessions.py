@@ -1,0 +1,215 @@
+"""Resumable and direct uploads: a file sent in parts over a flaky link, or straight to the store.
+
+A session is created with the file's size and SHA-256. In ``parts`` mode every part (``part_size``
+bytes, the last one shorter) becomes a part of one S3 multipart upload; a part sent again replaces
+the earlier one, and the client asks which parts have arrived to resume after a dropped link or an API
+restart (the state is in Postgres and the store, not in the process). In ``direct`` mode the client
+POSTs the bytes straight to the store with a presigned policy (that key, exactly that size).
+
+``complete`` checks that every part is there, joins them, re-reads the stored object and compares
+its SHA-256 with the one declared before anything is recorded; a mismatch records nothing, removes
+the object and fails the session. Sessions that see no part for ``upload_session_ttl_seconds`` are
+aborted by the worker's sweeper.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+from storage import NewFile, ObjectNotFound, ObjectStoreError, original_key
+from storage.sessions import Part, UploadSession
+from warehouse.auth import Principal
+from warehouse.context import Services
+from warehouse.dossiers import dossier_for_write
+from warehouse.errors import Problem
+from warehouse.uploads import (
+    PDF_MEDIA_TYPE,
+    Received,
+    check_kind,
+    check_sha256,
+    clean_filename,
+    looks_like_pdf,
+    too_large,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _not_found(session_id: UUID) -> Problem:
+    return Problem(404, "upload_not_found", f"There is no upload session {session_id} of your account.")
+
+
+async def create_session(services: Services, principal: Principal, body: dict[str, Any]) -> UploadSession:
+    settings = services.settings
+    try:
+        dossier_id = UUID(str(body.get("dossier_id")))
+    except ValueError:
+        raise Problem(422, "invalid_dossier_id", "Give the id of the dossier the file belongs to.") from None
+    dossier = await dossier_for_write(services, principal, dossier_id)
+    size = body.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+        raise Problem(422, "invalid_size", "Give the file's size in bytes (a whole number above zero).")
+    if size > settings.max_file_bytes:
+        raise too_large(settings.max_file_bytes)
+    sha256 = check_sha256(body.get("sha256"))
+    if sha256 is None:
+        raise Problem(422, "invalid_sha256", "Give the file's SHA-256 (64 hexadecimal characters).")
+    kind = check_kind(body.get("kind"))
+    mode = body.get("mode", "parts")
+    if mode not in ("parts", "direct"):
+        raise Problem(422, "invalid_mode", "The mode is 'parts' (send parts through the API) or 'direct'.")
+    session_id = uuid4()
+    now = datetime.now(UTC)
+    key = original_key(session_id, now)
+    part_size = settings.upload_part_bytes
+    upload_id = await services.objects.start_multipart(key, PDF_MEDIA_TYPE) if mode == "parts" else None
+    return await services.sessions.create(
+        {
+            "id": session_id,
+            "account_id": principal.account.id,
+            "dossier_id": dossier.id,
+            "filename": clean_filename(body.get("filename"), f"{session_id}.pdf"),
+            "kind": kind,
+            "size": size,
+            "sha256": sha256,
+            "part_size": part_size if mode == "parts" else size,
+            "parts": math.ceil(size / part_size) if mode == "parts" else 1,
+            "mode": mode,
+            "object_key": key,
+            "s3_upload_id": upload_id,
+            "expires_at": now + timedelta(seconds=settings.upload_session_ttl_seconds),
+        }
+    )
+
+
+async def open_session(services: Services, principal: Principal, session_id: UUID) -> UploadSession:
+    session = await services.sessions.get(session_id, principal.account.id)
+    if session is None:
+        raise _not_found(session_id)
+    return session
+
+
+def _require_open(session: UploadSession) -> None:
+    if session.state != "open":
+        raise Problem(
+            409,
+            "upload_not_open",
+            f"This upload session is {session.state}; start a new one to send the file again.",
+        )
+
+
+async def put_part(
+    services: Services, session: UploadSession, n: int, data: bytes, declared_sha256: str | None
+) -> Part:
+    _require_open(session)
+    if session.mode != "parts":
+        raise Problem(409, "upload_is_direct", "This session uploads straight to the store; it takes no parts.")
+    if not 1 <= n <= session.parts:
+        raise Problem(422, "invalid_part_number", f"Part numbers of this upload run from 1 to {session.parts}.")
+    expected = session.part_length(n)
+    if len(data) != expected:
+        raise Problem(
+            422,
+            "part_size_mismatch",
+            f"Part {n} must be exactly {expected} bytes; {len(data)} arrived. Send the part again.",
+        )
+    digest = hashlib.sha256(data).hexdigest()
+    declared = check_sha256(declared_sha256)
+    if declared and declared != digest:
+        raise Problem(
+            422,
+            "checksum_mismatch",
+            f"Part {n} arrived damaged: its SHA-256 does not match X-Content-SHA256. Send the part again.",
+        )
+    assert session.s3_upload_id is not None
+    etag = await services.objects.put_part(session.object_key, session.s3_upload_id, n, data)
+    part = Part(n=n, size=len(data), sha256=digest, etag=etag)
+    if not await services.sessions.record_part(session, part, ttl_seconds=services.settings.upload_session_ttl_seconds):
+        raise Problem(409, "upload_not_open", "This upload session ended while the part arrived; start a new one.")
+    return part
+
+
+async def complete(services: Services, principal: Principal, session: UploadSession) -> Received:
+    if session.state == "completed" and session.file_id is not None:
+        earlier = await services.files.get_unscoped(session.file_id)
+        assert earlier is not None
+        return Received(earlier, replayed=True)
+    _require_open(session)
+    dossier = await dossier_for_write(services, principal, session.dossier_id)
+    if session.mode == "parts":
+        parts = await services.sessions.parts_of(session.id)
+        have = {p.n for p in parts}
+        missing = [n for n in range(1, session.parts + 1) if n not in have]
+        if missing:
+            shown = ", ".join(map(str, missing[:20])) + (" ..." if len(missing) > 20 else "")
+            raise Problem(
+                409,
+                "parts_missing",
+                f"Parts {shown} have not arrived. Send them, then complete the upload.",
+                extra={"missing": missing},
+            )
+        assert session.s3_upload_id is not None
+        try:
+            await services.objects.complete_multipart(session.object_key, session.s3_upload_id, [p.etag for p in parts])
+        except ObjectStoreError:
+            # An earlier complete joined the parts and died before recording the file: the object is
+            # there (checked below) and the multipart upload is gone.
+            log.info("upload %s: parts already joined, checking the stored object", session.id)
+    try:
+        size, digest, head = await services.objects.digest(session.object_key)
+    except ObjectNotFound:
+        raise Problem(
+            409, "upload_missing", "Nothing has been uploaded for this session yet. Upload the file, then complete."
+        ) from None
+    problem: Problem | None = None
+    if size != session.size:
+        problem = Problem(422, "size_mismatch", f"The stored file has {size} bytes, not the {session.size} declared.")
+    elif digest != session.sha256:
+        problem = Problem(
+            422,
+            "checksum_mismatch",
+            "The file arrived damaged: its SHA-256 does not match the one given when the upload started. "
+            "Nothing was saved; start a new upload.",
+            extra={"received_sha256": digest},
+        )
+    elif not looks_like_pdf(head):
+        problem = Problem(415, "not_a_pdf", "The file is not a PDF (it does not start with %PDF-).")
+    if problem is not None:
+        await services.objects.delete(session.object_key)
+        await services.sessions.finish(session.id, "failed", failure=problem.detail)
+        raise problem
+    new = NewFile(
+        id=uuid4(),
+        dossier_id=dossier.id,
+        kind=session.kind,
+        name=session.filename,
+        size=size,
+        sha256=digest,
+        media_type=PDF_MEDIA_TYPE,
+        object_key=session.object_key,
+        created_by=principal.account.id,
+        created_at=datetime.now(UTC),
+        idempotency_key=None,
+    )
+    recorded = await services.files.insert(new)
+    assert recorded is not None
+    if recorded.object_key != session.object_key:
+        await services.objects.delete(session.object_key)  # the same bytes were stored already
+    await services.sessions.finish(session.id, "completed", file_id=recorded.id)
+    return Received(recorded, replayed=False)
+
+
+async def abort(services: Services, session: UploadSession) -> None:
+    _require_open(session)
+    if session.s3_upload_id:
+        await services.objects.abort_multipart(session.object_key, session.s3_upload_id)
+    else:
+        with contextlib.suppress(ObjectNotFound):
+            await services.objects.delete(session.object_key)
+    await services.sessions.finish(session.id, "aborted")
