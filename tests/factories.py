@@ -141,6 +141,14 @@ class LiveServer:
         self.env = env
         self.proc: Any = None
 
+    def _log(self) -> Any:
+        """The server's own log, kept for diagnosis (a pipe nobody reads would block it once full)."""
+        from pathlib import Path
+
+        folder = Path(self.env.get("WAREHOUSE_DATA_DIR", ".data")) / "logs"
+        folder.mkdir(parents=True, exist_ok=True)
+        return (folder / f"live-server-{self.port}.log").open("ab")
+
     def __enter__(self) -> LiveServer:
         import os
         import subprocess
@@ -149,7 +157,7 @@ class LiveServer:
 
         env = {**os.environ, **self.env, "WAREHOUSE_PORT": str(self.port), "WAREHOUSE_HOST": "127.0.0.1"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "warehouse", "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            [sys.executable, "-m", "warehouse", "serve"], env=env, stdout=subprocess.DEVNULL, stderr=self._log()
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

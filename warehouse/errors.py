@@ -156,6 +156,8 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     asyncpg.exceptions.ConnectionDoesNotExistError: _on_unavailable,
     asyncpg.exceptions.InterfaceError: _on_unavailable,
     asyncpg.exceptions.AdminShutdownError: _on_unavailable,
+    asyncpg.exceptions.PostgresConnectionError: _on_unavailable,
+    asyncpg.exceptions.OperatorInterventionError: _on_unavailable,
     ConnectionError: _on_unavailable,
     OSError: _on_unavailable,
     Exception: _on_unexpected,

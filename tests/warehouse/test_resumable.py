@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 from typing import Any
@@ -60,8 +61,20 @@ async def test_a_large_upload_resumes_after_the_api_is_killed(api: Api) -> None:
             session = await start(client, token, dossier["id"], data)
             assert (session["part_size"], session["parts"]) == (PART, 3)
             assert (await send(client, token, session, 1, chunks[0])).status_code == 200
-        server.proc.kill()  # the API dies mid-upload, as a power cut at the commune's server would
-        server.proc.wait(10)
+            # Part 2 goes out over a raw connection and stops halfway, as a crawling link does.
+            _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(
+                (
+                    f"PUT /api/v1/uploads/{session['id']}/parts/2 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    f"Authorization: Bearer {token}\r\nContent-Length: {PART}\r\n\r\n"
+                ).encode()
+                + chunks[1][: PART // 2]
+            )
+            await writer.drain()
+            await asyncio.sleep(0.5)
+            server.proc.kill()  # the API dies with part 2 half received, as a power cut would
+            server.proc.wait(10)
+            writer.close()
     with LiveServer(**env) as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
             status = (await client.get(f"/api/v1/uploads/{session['id']}", headers=auth(token))).json()
@@ -215,3 +228,15 @@ async def test_idempotency_keys_replay_creations_and_refuse_other_bodies(api: Ap
     assert up.status_code == 201
     r = await api.upload(token, dossier["id"], text_pdf("hai"), headers={"Idempotency-Key": "scan-9"})
     assert (r.status_code, r.json()["code"]) == (422, "idempotency_key_reused")
+
+
+async def test_provisioning_with_the_same_key_answers_the_same_accounts(api: Api) -> None:
+    admin = await api.admin()
+    body = {"parent_unit_code": "000.00.31.HXX", "level": "commune", "per_unit": 1, "role": "viewer"}
+    headers = {**auth(admin), "Idempotency-Key": "provision-31-viewers"}
+    first = await api.client.post("/api/v1/accounts/provision", json=body, headers=headers)
+    again = await api.client.post("/api/v1/accounts/provision", json=body, headers=headers)
+    assert first.status_code == again.status_code
+    assert first.json()["accounts"], "the first call made accounts"
+    assert again.json() == first.json(), "the lost answer (with its one-time passwords) is given again"
+    assert again.headers.get("idempotent-replayed") == "true"

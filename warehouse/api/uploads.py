@@ -8,7 +8,7 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from storage.sessions import UploadSession
@@ -78,7 +78,10 @@ class UploadsController(Controller):
 
     @post("", operation_id="create_upload", status_code=HTTP_201_CREATED)
     async def create(
-        self, data: dict[str, Any], request: Request[Principal, Any, Any], services: NamedDependency[Services]
+        self,
+        data: JSONBody[dict[str, Any]],
+        request: Request[Principal, Any, Any],
+        services: NamedDependency[Services],
     ) -> SessionOut:
         """Start a resumable upload: `{dossier_id, filename, size, sha256, kind}`; the answer says the part
         size and how many parts to send. With `"mode": "direct"` the answer carries a presigned POST
