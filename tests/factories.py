@@ -156,9 +156,10 @@ class LiveServer:
         import time
 
         env = {**os.environ, **self.env, "WAREHOUSE_PORT": str(self.port), "WAREHOUSE_HOST": "127.0.0.1"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "warehouse", "serve"], env=env, stdout=subprocess.DEVNULL, stderr=self._log()
-        )
+        with self._log() as log:  # the child keeps its own copy of the file
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "warehouse", "serve"], env=env, stdout=subprocess.DEVNULL, stderr=log
+            )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
