@@ -20,10 +20,11 @@ from litestar.types import Message, Scope
 
 from storage import Database, Queue, Settings, get_settings, object_store
 from warehouse.api.accounts import AccountsController, ApiKeysController, AuditController
-from warehouse.api.dossiers import DossiersController
+from warehouse.api.dossiers import DossiersController, ResultsController
 from warehouse.api.files import FilesController
 from warehouse.api.health import HealthController
 from warehouse.api.pipeline import PipelineController
+from warehouse.api.reports import ReportsController
 from warehouse.api.session import SessionController
 from warehouse.api.units import UnitsController
 from warehouse.api.uploads import UploadsController
@@ -106,10 +107,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             HealthController,
             PipelineController,
+            ReportsController,
             UploadsController,
             SessionController,
             UnitsController,
             DossiersController,
+            ResultsController,
             FilesController,
             AccountsController,
             ApiKeysController,

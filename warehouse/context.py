@@ -25,6 +25,7 @@ from storage import (
 )
 from storage.api_keys import key_hash
 from storage.idempotency import IdempotencyKeys
+from storage.progress import Progress
 from storage.watch import ChangeWatch
 from warehouse.security import Passwords
 
@@ -42,6 +43,7 @@ class Services:
     blobs: Blobs = field(init=False)
     sessions: UploadSessions = field(init=False)
     idempotency: IdempotencyKeys = field(init=False)
+    progress: Progress = field(init=False)
     api_keys: ApiKeys = field(init=False)
     audit: Audit = field(init=False)
     counters: Counters = field(init=False)
@@ -63,6 +65,7 @@ class Services:
         self.blobs = Blobs(pool)
         self.sessions = UploadSessions(pool)
         self.idempotency = IdempotencyKeys(pool)
+        self.progress = Progress(pool)
         self.api_keys = ApiKeys(pool)
         self.audit = Audit(pool)
         self.counters = Counters(self.queue.redis)

@@ -187,3 +187,29 @@ class DossiersController(Controller):
         """Mark a dossier deleted. It is kept, and can still be listed with state=deleted."""
         dossier = await dossier_for_write(services, request.user, dossier_id)
         await services.dossiers.mark_deleted(dossier.id)
+
+
+class ResultsController(Controller):
+    path = "/api/v1/results"
+    tags = ["dossiers"]
+
+    @get("", operation_id="find_results")
+    async def results(
+        self,
+        request: Request[Principal, Any, Any],
+        services: NamedDependency[Services],
+        subject_id: Annotated[str, QueryParameter(min_length=1, max_length=40, description="the holder's ID number")],
+        valid: FromQuery[bool] = True,
+    ) -> dict[str, Any]:
+        """Reuse instead of asking the citizen again: the results of this person or organisation (with
+        `valid=true`, only those still valid today) in every unit the caller may read, with their files."""
+        flt = DossierFilter(subject_id_number=subject_id.strip(), valid=valid, unit_ids=request.user.read_scope)
+        limit = services.settings.page_size_max
+        rows = await services.dossiers.list(flt, scope=request.user.read_scope, limit=limit, after=None)
+        today = today_local()
+        items = []
+        for d in rows:
+            if d.result_number is None:
+                continue  # a dossier still being handled has no result to reuse
+            items.append(DossierOut.of(d, today=today, files=await services.files.for_dossier(d.id)))
+        return {"items": items}

@@ -1,0 +1,87 @@
+"""Progress against the targets (Appendix I of the report) and the targets themselves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody
+
+from warehouse.auth import Principal, require_admin, visible_unit
+from warehouse.context import Services
+from warehouse.errors import Problem
+from warehouse.reports import as_csv, as_png, as_xlsx, progress_report
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+FORMATS = {"csv": "text/csv", "xlsx": XLSX, "png": "image/png", "json": "application/json"}
+
+
+class TargetIn(msgspec.Struct, forbid_unknown_fields=True):
+    declared_total: int
+    target_rate: float | None = None
+
+
+class ReportsController(Controller):
+    path = "/api/v1"
+    tags = ["reports"]
+
+    @get("/reports/progress", operation_id="progress_report", response_model=None)
+    async def progress(
+        self,
+        request: Request[Principal, Any, Any],
+        services: NamedDependency[Services],
+        year: FromQuery[int | None] = None,
+        level: FromQuery[str | None] = None,
+        parent: FromQuery[str | None] = None,
+        format: FromQuery[str | None] = None,
+    ) -> Response[Any]:
+        """Per unit of the units the caller may see (under `parent`, at `level`): declared total,
+        digitized, rate, target rate, gap and the weekly trend; with totals per level. JSON, or CSV,
+        XLSX or a PNG chart by `Accept` (or `?format=csv|xlsx|png`)."""
+        report = await progress_report(services, request.user, year=year, level=level, parent=parent)
+        wanted = FORMATS.get(format or "") or next(
+            (m for m in (XLSX, "text/csv", "image/png") if m in request.headers.get("accept", "")), "application/json"
+        )
+        name = f"tien-do-so-hoa-{report.year}"
+        if wanted == "text/csv":
+            return Response(
+                as_csv(report),
+                media_type="text/csv; charset=utf-8",
+                headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+            )
+        if wanted == XLSX:
+            return Response(
+                as_xlsx(report), media_type=XLSX, headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'}
+            )
+        if wanted == "image/png":
+            return Response(as_png(report), media_type="image/png")
+        return Response(report.as_json())
+
+    @put("/targets/{unit_code:str}/{year:int}", operation_id="set_target")
+    async def set_target(
+        self,
+        unit_code: FromPath[str],
+        year: FromPath[int],
+        data: JSONBody[TargetIn],
+        request: Request[Principal, Any, Any],
+        services: NamedDependency[Services],
+    ) -> dict[str, Any]:
+        """The declared total of dossiers of a unit for a year, and its target rate (0-1; the level's
+        default when left out). Administrators of the unit or above."""
+        require_admin(request.user)
+        unit = await visible_unit(services, request.user, unit_code)
+        if not 2000 <= year <= 2100:
+            raise Problem(422, "invalid_year", "Give a year between 2000 and 2100.")
+        if data.declared_total < 0:
+            raise Problem(422, "invalid_declared_total", "The declared total is a number of dossiers, 0 or more.")
+        if data.target_rate is not None and not 0 <= data.target_rate <= 1:
+            raise Problem(422, "invalid_target_rate", "The target rate is a share between 0 and 1 (0.55 for 55%).")
+        await services.progress.set_target(unit.id, year, data.declared_total, data.target_rate)
+        return {
+            "unit_code": unit.code,
+            "year": year,
+            "declared_total": data.declared_total,
+            "target_rate": data.target_rate,
+        }

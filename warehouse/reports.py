@@ -1,0 +1,182 @@
+"""The progress report: Appendix I of the province's 2023 report, per unit and level.
+
+Per unit: declared total of dossiers for the year, dossiers digitized (their first file passed
+inspection), the rate, the target rate (set per unit and year, else 70% for provincial departments,
+60% for districts, 55% for communes), the gap (dossiers still to digitize to reach the target) and the
+weekly trend. As JSON, CSV, XLSX (openpyxl) or a PNG chart (matplotlib).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from warehouse.auth import Principal, visible_subtree
+from warehouse.context import Services
+from warehouse.errors import Problem
+
+VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
+DEFAULT_TARGETS = {"province": 0.70, "department": 0.70, "district": 0.60, "commune": 0.55}
+LEVEL_NAMES = {"department": "Cấp tỉnh (sở, ngành)", "district": "Cấp huyện", "commune": "Cấp xã", "province": "Tỉnh"}
+TREND_WEEKS = 8
+
+
+@dataclass
+class Row:
+    unit_code: str
+    unit_name: str
+    level: str
+    declared_total: int | None
+    digitized: int
+    rate: float | None
+    target_rate: float
+    gap: int | None
+    weekly: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    year: int
+    level: str | None
+    parent: str | None
+    rows: list[Row]
+    levels: list[dict[str, Any]]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "year": self.year,
+            "level": self.level,
+            "parent": self.parent,
+            "units": [asdict(r) for r in self.rows],
+            "levels": self.levels,
+        }
+
+
+def _row(r: Any, weekly: list[dict[str, Any]]) -> Row:
+    declared = r["declared_total"]
+    target = float(r["target_rate"]) if r["target_rate"] is not None else DEFAULT_TARGETS[r["level"]]
+    digitized = int(r["digitized"])
+    rate = digitized / declared if declared else None
+    gap = max(0, round(target * declared) - digitized) if declared is not None else None
+    return Row(r["code"], r["name"], r["level"], declared, digitized, rate, target, gap, weekly)
+
+
+async def progress_report(
+    services: Services, principal: Principal, *, year: int | None, level: str | None, parent: str | None
+) -> Report:
+    year = year or datetime.now(VIETNAM).year
+    if not 2000 <= year <= 2100:
+        raise Problem(422, "invalid_year", "Give a year between 2000 and 2100.")
+    if level is not None and level not in ("department", "district", "commune"):
+        raise Problem(422, "invalid_level", "The level is department, district or commune.")
+    scope = await visible_subtree(services, principal, parent)
+    units = await services.units.find(level=level, parent_id=None, scope=scope)
+    units = [u for u in units if u.level != "province" or level == "province"]
+    ids = [u.id for u in units]
+    records = await services.progress.rows(year, ids)
+    today = datetime.now(VIETNAM).date()
+    since = today - timedelta(days=today.weekday() + 7 * (TREND_WEEKS - 1))
+    weeks = [since + timedelta(days=7 * i) for i in range(TREND_WEEKS)]
+    counts: dict[tuple[int, date], int] = {
+        (w["unit_id"], w["week"]): int(w["digitized"]) for w in await services.progress.weekly(year, ids, since)
+    }
+    rows = [
+        _row(r, [{"week": w.isoformat(), "digitized": counts.get((r["id"], w), 0)} for w in weeks]) for r in records
+    ]
+    levels = []
+    for name in ("department", "district", "commune"):
+        of_level = [r for r in rows if r.level == name]
+        if not of_level:
+            continue
+        declared = sum(r.declared_total or 0 for r in of_level)
+        digitized = sum(r.digitized for r in of_level)
+        levels.append(
+            {
+                "level": name,
+                "units": len(of_level),
+                "declared_total": declared,
+                "digitized": digitized,
+                "rate": digitized / declared if declared else None,
+                "target_rate": DEFAULT_TARGETS[name],
+            }
+        )
+    return Report(year, level, parent, rows, levels)
+
+
+COLUMNS = ["Mã đơn vị", "Tên đơn vị", "Cấp", "Tổng số hồ sơ", "Đã số hóa", "Tỷ lệ", "Chỉ tiêu", "Còn thiếu"]
+
+
+def _cells(r: Row) -> list[Any]:
+    return [
+        r.unit_code,
+        r.unit_name,
+        LEVEL_NAMES.get(r.level, r.level),
+        r.declared_total,
+        r.digitized,
+        round(r.rate, 4) if r.rate is not None else None,
+        r.target_rate,
+        r.gap,
+    ]
+
+
+def as_csv(report: Report) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(COLUMNS)
+    for r in report.rows:
+        writer.writerow(["" if v is None else v for v in _cells(r)])
+    return ("\ufeff" + out.getvalue()).encode("utf-8")  # the BOM makes Excel read the UTF-8 names right
+
+
+def as_xlsx(report: Report) -> bytes:
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = f"Tiến độ số hóa {report.year}"
+    sheet.append([f"Tiến độ số hóa hồ sơ năm {report.year}"])
+    sheet["A1"].font = Font(bold=True, size=13)
+    sheet.append(COLUMNS)
+    for cell in sheet[2]:
+        cell.font = Font(bold=True)
+    for r in report.rows:
+        sheet.append(_cells(r))
+    for row in sheet.iter_rows(min_row=3, min_col=6, max_col=7):
+        for cell in row:
+            cell.number_format = "0.0%"
+    for column, width in zip("ABCDEFGH", (16, 40, 20, 14, 12, 10, 10, 12), strict=True):
+        sheet.column_dimensions[column].width = width
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def as_png(report: Report) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    rows = report.rows[:60]  # a chart of more bars than this is not readable; the table has them all
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(rows) + 2), 4.5), dpi=100)
+    rates = [(r.rate or 0) * 100 for r in rows]
+    ax.bar(range(len(rows)), rates, color="#2b7bb9", label="Đã số hóa (%)")
+    ax.scatter(
+        range(len(rows)), [r.target_rate * 100 for r in rows], color="#d62728", marker="_", s=200, label="Chỉ tiêu"
+    )
+    ax.set_xticks(range(len(rows)), [r.unit_code for r in rows], rotation=90, fontsize=7)
+    ax.set_ylabel("%")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"Tiến độ số hóa năm {report.year}")
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    out = io.BytesIO()
+    fig.savefig(out, format="png")
+    plt.close(fig)
+    return out.getvalue()
