@@ -83,6 +83,28 @@ class DossierFilter:
     state: str = "active"
 
 
+BULK_COLUMNS = [
+    "id",
+    "code",
+    "unit_id",
+    "procedure_code",
+    "title",
+    "subject_name",
+    "subject_id_kind",
+    "subject_id_number",
+    "received_on",
+    "result_number",
+    "result_issued_on",
+    "result_issuer",
+    "result_valid_until",
+    "result_kind_code",
+    "created_by",
+    "created_at",
+    "digitized_at",
+    "search_text",
+]
+
+
 class InvalidCursor(ValueError):
     pass
 
@@ -109,6 +131,29 @@ def _like_pattern(text: str) -> str:
 class Dossiers:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+
+    async def bulk_load(self, records: list[tuple[Any, ...]]) -> int:
+        """COPY many dossiers at once (``BULK_COLUMNS`` order); call ``after_bulk_load`` when done."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("ALTER TABLE dossiers DISABLE TRIGGER dossiers_progress_insert")
+            await conn.copy_records_to_table("dossiers", records=records, columns=BULK_COLUMNS)
+            await conn.execute("ALTER TABLE dossiers ENABLE TRIGGER dossiers_progress_insert")
+        return len(records)
+
+    async def after_bulk_load(self) -> None:
+        """Bring the code counters and the progress counts up to date after ``bulk_load``."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """
+                INSERT INTO dossier_code_counters (unit_id, day, last)
+                SELECT unit_id, received_on, max(right(code, 4)::int) FROM dossiers
+                WHERE code ~ '-[0-9]{6}-[0-9]{4}$' GROUP BY unit_id, received_on
+                ON CONFLICT (unit_id, day) DO UPDATE
+                SET last = greatest(dossier_code_counters.last, excluded.last)
+                """
+            )
+            await conn.execute("SELECT progress_rebuild()")
+            await conn.execute("ANALYZE dossiers")
 
     async def next_sequence(self, conn: Any, unit_id: int, day: date) -> int:
         """The next number of the unit's dossiers received that day (1, 2, ...)."""

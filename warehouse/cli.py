@@ -178,6 +178,21 @@ def _write_credentials(created: list[Any], output: str | None) -> None:
     print(f"accounts: {len(created)} created (their one-time passwords are shown this once)", file=sys.stderr)
 
 
+async def _synthetic(settings: Settings, n: int) -> None:
+    from storage import Accounts
+    from warehouse.synthetic import load_synthetic
+
+    db = await Database.connect(settings.database_url, min_size=1, max_size=2)
+    try:
+        admin = await Accounts(db.pool).get_by_login("admin")
+        assert admin is not None
+        started = time.monotonic()
+        loaded = await load_synthetic(db, n, created_by=admin.id)
+        print(f"synthetic: {loaded} dossiers in {time.monotonic() - started:.0f}s")
+    finally:
+        await db.close()
+
+
 def _worker_alive(settings: Settings, *, ocr: bool) -> int:
     from arq.worker import async_check_health
 
@@ -198,7 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--check", action="store_true", help="exit 0 if a worker of this kind beat in the last minute, else 1"
     )
     sub.add_parser("migrate", help="apply database migrations and create the bucket")
-    sub.add_parser("seed", help="create the province's units and the first admin (idempotent)")
+    seed_cmd = sub.add_parser("seed", help="create the province's units and the first admin (idempotent)")
+    seed_cmd.add_argument(
+        "--synthetic", type=int, metavar="N", help="then add N synthetic dossiers (benchmarks, rehearsals)"
+    )
     services = sub.add_parser("services", help="local Postgres, Redis and S3 server")
     services.add_argument("action", choices=["up", "down", "status"])
     accounts = sub.add_parser("accounts", help="manage accounts")
@@ -232,6 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_migrate(settings))
         elif args.command == "seed":
             asyncio.run(_seed(settings))
+            if args.synthetic:
+                asyncio.run(_synthetic(settings, args.synthetic))
         elif args.command == "accounts":
             created = asyncio.run(_provision(settings, args))
             if created is None:
