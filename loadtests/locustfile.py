@@ -205,6 +205,11 @@ class CommuneOperator(WarehouseUser):
     weight = 600
     think = (15.0, 35.0)
 
+    def on_start(self) -> None:
+        super().on_start()
+        if SHAPE == "smoke":
+            self.digitize()  # a smoke run of a few seconds must go through the upload path every time
+
     @task(1)
     def digitize_task(self) -> None:
         self.digitize()

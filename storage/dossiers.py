@@ -11,7 +11,7 @@ from uuid import UUID
 
 import asyncpg
 
-from storage.text import fold
+from storage.text import fold, nfc
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,10 +35,14 @@ class Dossier:
     created_by: int
     created_at: datetime
     updated_at: datetime
+    rank: float | None = None  # relevance to the search (``q``), with its highlighted snippet
+    snippet: str | None = None
+    fuzzy: bool | None = None  # found only by a fuzzy match (nothing matched the words themselves)
 
     @classmethod
     def from_record(cls, r: asyncpg.Record) -> Dossier:
-        return cls(**{f.name: r[f.name] for f in fields(cls)})
+        values: dict[str, Any] = {f.name: r.get(f.name) for f in fields(cls)}
+        return cls(**values)
 
 
 # Fields a client may set; the rest are the warehouse's own.
@@ -109,17 +113,22 @@ class InvalidCursor(ValueError):
     pass
 
 
-def encode_cursor(created_at: datetime, dossier_id: UUID) -> str:
-    raw = f"{created_at.isoformat()}|{dossier_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+Cursor = tuple[datetime, UUID, float | None, bool]
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+def encode_cursor(created_at: datetime, dossier_id: UUID, rank: float | None = None, fuzzy: bool = False) -> str:
+    """Where the next page starts: after this dossier (and, in a search, after its relevance)."""
+    raw = f"{created_at.isoformat()}|{dossier_id}" + (f"|{rank!r}|{int(fuzzy)}" if rank is not None else "")
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> Cursor:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, ident = raw.split("|", 1)
-        return datetime.fromisoformat(stamp), UUID(ident)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        stamp, ident, *rest = raw.split("|")
+        rank = float(rest[0]) if rest else None
+        return datetime.fromisoformat(stamp), UUID(ident), rank, bool(int(rest[1])) if len(rest) > 1 else False
+    except (ValueError, IndexError, binascii.Error, UnicodeDecodeError) as exc:
         raise InvalidCursor(cursor) from exc
 
 
@@ -221,12 +230,41 @@ class Dossiers:
         *,
         scope: list[int] | None,
         limit: int,
-        after: tuple[datetime, UUID] | None,
+        after: Cursor | None,
+        fuzzy: bool | None = None,
     ) -> list[Dossier]:
-        q = _like_pattern(fold(flt.q)) if flt.q and fold(flt.q) else None
-        rows = await self._pool.fetch(
-            _SELECT
-            + """
+        """Newest first; with ``q``, most relevant first: words as written (diacritics included) above
+        words matched without diacritics, then fuzzy matches of names and codes, then the text of files.
+        Each found dossier carries a highlighted snippet of what matched."""
+        text = nfc(flt.q).strip() if flt.q else ""
+        folded = fold(text) if text else ""
+        searching = bool(folded)
+        like = _like_pattern(folded) if searching else None
+        after_rank = after[2] if after is not None else None
+        if searching and after is not None and after_rank is None:
+            raise InvalidCursor("a cursor of a search must come from that search")
+        if searching and fuzzy is None:
+            # Fuzzy matches (a mistyped name) only when the words themselves match nothing.
+            fuzzy = after[3] if after is not None else False
+            if not fuzzy:
+                precise = await self.list(flt, scope=scope, limit=limit, after=after, fuzzy=False)
+                if precise or after is not None:
+                    return precise
+                fuzzy = True
+        args: list[Any] = [
+            scope,
+            flt.unit_ids,
+            flt.state,
+            flt.procedure_code,
+            flt.subject_id_number,
+            flt.received_from,
+            flt.received_to,
+            flt.valid,
+            after[0] if after else None,
+            after[1] if after else None,
+            limit,
+        ]
+        filters = """
             WHERE ($1::bigint[] IS NULL OR d.unit_id = ANY($1))
               AND ($2::bigint[] IS NULL OR d.unit_id = ANY($2))
               AND d.state = $3
@@ -238,26 +276,66 @@ class Dossiers:
                    OR ($8 AND d.result_number IS NOT NULL
                        AND (d.result_valid_until IS NULL OR d.result_valid_until >= current_date))
                    OR (NOT $8 AND (d.result_number IS NULL OR d.result_valid_until < current_date)))
-              AND ($9::text IS NULL
-                   OR d.search_text LIKE $9
-                   OR EXISTS (SELECT 1 FROM files f
-                              WHERE f.dossier_id = d.id AND f.state <> 'deleted' AND f.search_text LIKE $9))
-              AND ($10::timestamptz IS NULL OR (d.created_at, d.id) < ($10, $11::uuid))
-            ORDER BY d.created_at DESC, d.id DESC
-            LIMIT $12
+        """
+        if not searching:
+            rows = await self._pool.fetch(
+                _SELECT
+                + filters
+                + """
+                  AND ($9::timestamptz IS NULL OR (d.created_at, d.id) < ($9, $10::uuid))
+                ORDER BY d.created_at DESC, d.id DESC
+                LIMIT $11
+                """,
+                *args,
+            )
+            return [Dossier.from_record(r) for r in rows]
+        args += [text, folded, like, after_rank, bool(fuzzy)]
+        rows = await self._pool.fetch(
+            """
+            WITH q AS (
+                SELECT websearch_to_tsquery('simple', lower($12)) AS exact,
+                       websearch_to_tsquery('vn_unaccent', $12) AS loose
+            ), found AS (
+                SELECT d.id, d.created_at,
+                       round((
+                           2 * ts_rank(d.search_vector, q.exact)
+                           + ts_rank(d.search_vector, q.loose)
+                           + 0.5 * word_similarity($13, d.search_text)
+                           + CASE WHEN d.search_text LIKE $14 THEN 0.2 ELSE 0 END
+                           + CASE WHEN m.file_id IS NOT NULL THEN 0.1 ELSE 0 END
+                       )::numeric, 6)::float8 AS rank,
+                       m.file_id
+                FROM dossiers d CROSS JOIN q
+                LEFT JOIN LATERAL (
+                    SELECT f.id AS file_id FROM files f
+                    WHERE f.dossier_id = d.id AND f.state <> 'deleted'
+                      AND (f.text_vector @@ q.loose OR f.search_text LIKE $14)
+                    ORDER BY f.created_at LIMIT 1
+                ) m ON true
+            """
+            + filters
+            + """
+                  AND (d.search_vector @@ q.loose OR d.search_text LIKE $14 OR m.file_id IS NOT NULL
+                       OR ($16 AND $13 <% d.search_text))
+            ), page AS (
+                SELECT * FROM found
+                WHERE $15::float8 IS NULL OR (rank, created_at, id) < ($15, $9::timestamptz, $10::uuid)
+                ORDER BY rank DESC, created_at DESC, id DESC
+                LIMIT $11
+            )
+            SELECT s.*, p.rank, $16 AS fuzzy,
+                   ts_headline('vn_unaccent',
+                               coalesce(fi.text_content, concat_ws(' — ', s.title, s.subject_name, s.code)),
+                               q.loose,
+                               'MaxFragments=1, MaxWords=18, MinWords=6, StartSel=<b>, StopSel=</b>') AS snippet
+            FROM page p CROSS JOIN q
+            JOIN LATERAL ("""
+            + _SELECT
+            + """ WHERE d.id = p.id) s ON true
+            LEFT JOIN files fi ON fi.id = p.file_id
+            ORDER BY p.rank DESC, p.created_at DESC, p.id DESC
             """,
-            scope,
-            flt.unit_ids,
-            flt.state,
-            flt.procedure_code,
-            flt.subject_id_number,
-            flt.received_from,
-            flt.received_to,
-            flt.valid,
-            q,
-            after[0] if after else None,
-            after[1] if after else None,
-            limit,
+            *args,
         )
         return [Dossier.from_record(r) for r in rows]
 

@@ -133,7 +133,10 @@ class DossiersController(Controller):
         limit: Annotated[int | None, QueryParameter(ge=1)] = None,
         cursor: FromQuery[str | None] = None,
     ) -> DossierPage:
-        """Dossiers the caller may see, newest first, one page at a time (follow next_cursor)."""
+        """Dossiers the caller may see, newest first, one page at a time (follow next_cursor). With `q`:
+        Vietnamese full text over codes, names and the files' text (OCR included), with or without
+        diacritics, "quoted phrases", -excluded words and fuzzy names; most relevant first (words as
+        written above words matched without diacritics), each with a highlighted `snippet`."""
         settings = services.settings
         page_size = limit or settings.page_size_default
         if page_size > settings.page_size_max:
@@ -159,12 +162,16 @@ class DossiersController(Controller):
             received_to=received_to,
             state=record_state,
         )
-        rows = await services.dossiers.list(flt, scope=request.user.read_scope, limit=page_size + 1, after=after)
+        try:
+            rows = await services.dossiers.list(flt, scope=request.user.read_scope, limit=page_size + 1, after=after)
+        except InvalidCursor:
+            raise Problem(
+                422, "invalid_cursor", "This cursor belongs to another list or search; start from the first page."
+            ) from None
         today = today_local()
         items = [DossierOut.of(d, today=today) for d in rows[:page_size]]
-        next_cursor = (
-            encode_cursor(rows[page_size - 1].created_at, rows[page_size - 1].id) if len(rows) > page_size else None
-        )
+        last = rows[page_size - 1] if len(rows) > page_size else None
+        next_cursor = encode_cursor(last.created_at, last.id, last.rank, bool(last.fuzzy)) if last else None
         return DossierPage(items=items, next_cursor=next_cursor)
 
     @patch("/{dossier_id:uuid}", operation_id="update_dossier")

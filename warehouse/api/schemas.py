@@ -102,6 +102,7 @@ class DossierOut(msgspec.Struct):
     created_at: datetime
     updated_at: datetime
     files: list[FileOut] | msgspec.UnsetType = msgspec.UNSET
+    snippet: str | msgspec.UnsetType = msgspec.UNSET  # in a search: what matched, matched words in <b>
 
     @classmethod
     def of(cls, d: Dossier, *, today: date, files: list[File] | None = None) -> DossierOut:
@@ -128,6 +129,7 @@ class DossierOut(msgspec.Struct):
             created_at=d.created_at,
             updated_at=d.updated_at,
             files=[FileOut.of(f) for f in files] if files is not None else msgspec.UNSET,
+            snippet=d.snippet if d.snippet is not None else msgspec.UNSET,
         )
 
 
