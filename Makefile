@@ -56,6 +56,7 @@ bench: services
 	$(BIN)/python -m loadtests.bench_upload
 	$(BIN)/python -m loadtests.bench_fairness
 	$(BIN)/python -m loadtests.bench_inspect
+	$(BIN)/python -m loadtests.bench_search $(if $(SCALE),--scale $(SCALE))
 
 load: install
 	$(BIN)/python -m loadtests.run $(if $(SHAPE),--shape $(SHAPE)) $(if $(DURATION),--duration $(DURATION)) $(if $(HOST),--host $(HOST))

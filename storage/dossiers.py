@@ -295,17 +295,23 @@ class Dossiers:
             WITH q AS (
                 SELECT websearch_to_tsquery('simple', lower($12)) AS exact,
                        websearch_to_tsquery('vn_unaccent', $12) AS loose
+            ), candidates AS (
+                -- each branch is served by its own index; filters and ranking apply to the few found
+                SELECT d.id FROM dossiers d, q WHERE d.search_vector @@ q.loose
+                UNION SELECT d.id FROM dossiers d WHERE d.search_text LIKE $14
+                UNION SELECT f.dossier_id FROM files f, q
+                      WHERE f.state <> 'deleted' AND (f.text_vector @@ q.loose OR f.search_text LIKE $14)
+                UNION (SELECT d.id FROM dossiers d WHERE $16 AND $13 <% d.search_text LIMIT 500)
             ), found AS (
-                SELECT d.id, d.created_at,
+                SELECT d.id, d.created_at, m.file_id,
                        round((
                            2 * ts_rank(d.search_vector, q.exact)
                            + ts_rank(d.search_vector, q.loose)
                            + 0.5 * word_similarity($13, d.search_text)
                            + CASE WHEN d.search_text LIKE $14 THEN 0.2 ELSE 0 END
                            + CASE WHEN m.file_id IS NOT NULL THEN 0.1 ELSE 0 END
-                       )::numeric, 6)::float8 AS rank,
-                       m.file_id
-                FROM dossiers d CROSS JOIN q
+                       )::numeric, 6)::float8 AS rank
+                FROM candidates c JOIN dossiers d ON d.id = c.id CROSS JOIN q
                 LEFT JOIN LATERAL (
                     SELECT f.id AS file_id FROM files f
                     WHERE f.dossier_id = d.id AND f.state <> 'deleted'
@@ -315,8 +321,6 @@ class Dossiers:
             """
             + filters
             + """
-                  AND (d.search_vector @@ q.loose OR d.search_text LIKE $14 OR m.file_id IS NOT NULL
-                       OR ($16 AND $13 <% d.search_text))
             ), page AS (
                 SELECT * FROM found
                 WHERE $15::float8 IS NULL OR (rank, created_at, id) < ($15, $9::timestamptz, $10::uuid)
