@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 from pypdf import PdfReader
 
-from loadtests.harness import NO_LIMITS, Warehouse, auth, clear_bucket, login, prepare, serving
+from loadtests.harness import NO_LIMITS, Warehouse, auth, bench_dossier, clear_bucket, prepare, serving
 from loadtests.pdfgen import VIETNAMESE_LINES, scanned_pdf, vietnamese_scan_pdf
 
 
@@ -52,20 +52,11 @@ def bare_pages_per_second(files: list[bytes], processes: int, rounds: int = 3) -
 
 async def upload_all(server: Warehouse, files: list[bytes]) -> tuple[str, list[str]]:
     async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
-        token = await login(http, "admin", server.admin_password)
-        r = await http.post(
-            "/api/v1/dossiers",
-            json={
-                "procedure_code": "1.002891",
-                "subject": {"name": "Hồ sơ đo hiệu năng", "id_kind": "other", "id_number": "bench"},
-            },
-            headers=auth(token),
-        )
-        r.raise_for_status()
+        token, dossier_id = await bench_dossier(http, server.admin_password)
         ids = []
         for data in files:
             up = await http.post(
-                f"/api/v1/dossiers/{r.json()['id']}/files",
+                f"/api/v1/dossiers/{dossier_id}/files",
                 content=data,
                 headers=auth(token, **{"Content-Type": "application/pdf", "X-File-Kind": "component"}),
             )

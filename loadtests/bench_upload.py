@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 from minio import Minio
 
-from loadtests.harness import NO_LIMITS, MiB, Warehouse, auth, clear_bucket, login, prepare, s3_client, serving
+from loadtests.harness import NO_LIMITS, MiB, Warehouse, auth, bench_dossier, clear_bucket, prepare, s3_client, serving
 from loadtests.pdfgen import scanned_pdf
 
 # Uploads go through the fair-share limits like everyone's; the benchmark measures the path, not them.
@@ -129,17 +129,8 @@ async def bench_memory(target: Target, pid: int, gib: float) -> tuple[float, flo
 
 async def _target(server: Warehouse) -> Target:
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-        token = await login(http, "admin", server.admin_password)
-        r = await http.post(
-            "/api/v1/dossiers",
-            json={
-                "procedure_code": "1.002891",
-                "subject": {"name": "Hồ sơ đo hiệu năng", "id_kind": "other", "id_number": "bench"},
-            },
-            headers=auth(token),
-        )
-        r.raise_for_status()
-        return Target(api=server.url, token=token, dossier_id=r.json()["id"])
+        token, dossier_id = await bench_dossier(http, server.admin_password)
+        return Target(api=server.url, token=token, dossier_id=dossier_id)
 
 
 def main() -> int:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass, fields
+import re
+from dataclasses import dataclass, fields, replace
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -85,28 +86,10 @@ class DossierFilter:
     received_from: date | None = None
     received_to: date | None = None
     state: str = "active"
+    code: str | None = None
 
 
-BULK_COLUMNS = [
-    "id",
-    "code",
-    "unit_id",
-    "procedure_code",
-    "title",
-    "subject_name",
-    "subject_id_kind",
-    "subject_id_number",
-    "received_on",
-    "result_number",
-    "result_issued_on",
-    "result_issuer",
-    "result_valid_until",
-    "result_kind_code",
-    "created_by",
-    "created_at",
-    "digitized_at",
-    "search_text",
-]
+BULK_COLUMNS = ["id", "code", "unit_id", *EDITABLE, "created_by", "created_at", "digitized_at", "search_text"]
 
 
 class InvalidCursor(ValueError):
@@ -114,6 +97,7 @@ class InvalidCursor(ValueError):
 
 
 Cursor = tuple[datetime, UUID, float | None, bool]
+_CODE = re.compile(r"[0-9A-Za-z.]{1,20}-\d{6}-\d{4}")
 
 
 def encode_cursor(created_at: datetime, dossier_id: UUID, rank: float | None = None, fuzzy: bool = False) -> str:
@@ -243,6 +227,11 @@ class Dossiers:
         after_rank = after[2] if after is not None else None
         if searching and after is not None and after_rank is None:
             raise InvalidCursor("a cursor of a search must come from that search")
+        if searching and after is None and _CODE.fullmatch(text):
+            # A whole dossier code: the unique index answers at once (a partial code searches below).
+            exact = await self.list(replace(flt, q=None, code=text.upper()), scope=scope, limit=limit, after=None)
+            if exact:
+                return exact
         if searching and fuzzy is None:
             # Fuzzy matches (a mistyped name) only when the words themselves match nothing.
             fuzzy = after[3] if after is not None else False
@@ -263,6 +252,7 @@ class Dossiers:
             after[0] if after else None,
             after[1] if after else None,
             limit,
+            flt.code,
         ]
         filters = """
             WHERE ($1::bigint[] IS NULL OR d.unit_id = ANY($1))
@@ -276,6 +266,7 @@ class Dossiers:
                    OR ($8 AND d.result_number IS NOT NULL
                        AND (d.result_valid_until IS NULL OR d.result_valid_until >= current_date))
                    OR (NOT $8 AND (d.result_number IS NULL OR d.result_valid_until < current_date)))
+              AND ($12::text IS NULL OR d.code = $12)
         """
         if not searching:
             rows = await self._pool.fetch(
@@ -293,29 +284,29 @@ class Dossiers:
         rows = await self._pool.fetch(
             """
             WITH q AS (
-                SELECT websearch_to_tsquery('simple', lower($12)) AS exact,
-                       websearch_to_tsquery('vn_unaccent', $12) AS loose
+                SELECT websearch_to_tsquery('simple', lower($13)) AS exact,
+                       websearch_to_tsquery('vn_unaccent', $13) AS loose
             ), candidates AS (
                 -- each branch is served by its own index; filters and ranking apply to the few found
                 SELECT d.id FROM dossiers d, q WHERE d.search_vector @@ q.loose
-                UNION SELECT d.id FROM dossiers d WHERE d.search_text LIKE $14
+                UNION SELECT d.id FROM dossiers d WHERE d.search_text LIKE $15
                 UNION SELECT f.dossier_id FROM files f, q
-                      WHERE f.state <> 'deleted' AND (f.text_vector @@ q.loose OR f.search_text LIKE $14)
-                UNION (SELECT d.id FROM dossiers d WHERE $16 AND $13 <% d.search_text LIMIT 500)
+                      WHERE f.state <> 'deleted' AND (f.text_vector @@ q.loose OR f.search_text LIKE $15)
+                UNION (SELECT d.id FROM dossiers d WHERE $17 AND $14 <% d.search_text LIMIT 500)
             ), found AS (
                 SELECT d.id, d.created_at, m.file_id,
                        round((
                            2 * ts_rank(d.search_vector, q.exact)
                            + ts_rank(d.search_vector, q.loose)
-                           + 0.5 * word_similarity($13, d.search_text)
-                           + CASE WHEN d.search_text LIKE $14 THEN 0.2 ELSE 0 END
+                           + 0.5 * word_similarity($14, d.search_text)
+                           + CASE WHEN d.search_text LIKE $15 THEN 0.2 ELSE 0 END
                            + CASE WHEN m.file_id IS NOT NULL THEN 0.1 ELSE 0 END
                        )::numeric, 6)::float8 AS rank
                 FROM candidates c JOIN dossiers d ON d.id = c.id CROSS JOIN q
                 LEFT JOIN LATERAL (
                     SELECT f.id AS file_id FROM files f
                     WHERE f.dossier_id = d.id AND f.state <> 'deleted'
-                      AND (f.text_vector @@ q.loose OR f.search_text LIKE $14)
+                      AND (f.text_vector @@ q.loose OR f.search_text LIKE $15)
                     ORDER BY f.created_at LIMIT 1
                 ) m ON true
             """
@@ -323,11 +314,11 @@ class Dossiers:
             + """
             ), page AS (
                 SELECT * FROM found
-                WHERE $15::float8 IS NULL OR (rank, created_at, id) < ($15, $9::timestamptz, $10::uuid)
+                WHERE $16::float8 IS NULL OR (rank, created_at, id) < ($16, $9::timestamptz, $10::uuid)
                 ORDER BY rank DESC, created_at DESC, id DESC
                 LIMIT $11
             )
-            SELECT s.*, p.rank, $16 AS fuzzy,
+            SELECT s.*, p.rank, $17 AS fuzzy,
                    ts_headline('vn_unaccent',
                                coalesce(fi.text_content, concat_ws(' — ', s.title, s.subject_name, s.code)),
                                q.loose,

@@ -80,6 +80,21 @@ f.stage, f.stage_times, f.attempts, f.last_error, f.ocr_object_key
 _RETURNING = _COLUMNS.replace("f.", "")
 
 
+async def _keep_pages(conn: Any, file_id: UUID, source: str, texts: dict[int, str]) -> None:
+    """The text of these pages, from the text layer or from OCR (a page read again replaces it)."""
+    await conn.execute(
+        """
+        INSERT INTO file_pages (file_id, page, source, text)
+        SELECT $1, n, $2, t FROM unnest($3::int[], $4::text[]) AS p(n, t)
+        ON CONFLICT (file_id, page) DO UPDATE SET source = excluded.source, text = excluded.text
+        """,
+        file_id,
+        source,
+        list(texts),
+        list(texts.values()),
+    )
+
+
 class Files:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -222,16 +237,7 @@ class Files:
                 stage,
             )
             if updated and numbers:
-                await conn.execute(
-                    """
-                    INSERT INTO file_pages (file_id, page, source, text)
-                    SELECT $1, n, 'layer', t FROM unnest($2::int[], $3::text[]) AS p(n, t)
-                    ON CONFLICT (file_id, page) DO UPDATE SET source = 'layer', text = excluded.text
-                    """,
-                    file.id,
-                    numbers,
-                    [result.page_texts[n - 1] for n in numbers],
-                )
+                await _keep_pages(conn, file.id, "layer", {n: result.page_texts[n - 1] for n in numbers})
         return bool(updated)
 
     async def record_error(self, file_id: UUID, error: str, *, give_up: bool) -> None:
@@ -271,16 +277,7 @@ class Files:
             if not updated:
                 return False
             if numbers:
-                await conn.execute(
-                    """
-                    INSERT INTO file_pages (file_id, page, source, text)
-                    SELECT $1, n, 'ocr', t FROM unnest($2::int[], $3::text[]) AS p(n, t)
-                    ON CONFLICT (file_id, page) DO UPDATE SET source = 'ocr', text = excluded.text
-                    """,
-                    file.id,
-                    numbers,
-                    [page_texts[n] for n in numbers],
-                )
+                await _keep_pages(conn, file.id, "ocr", {n: page_texts[n] for n in numbers})
                 text = await conn.fetchval(
                     "SELECT string_agg(text, E'\\n\\f' ORDER BY page) FROM file_pages WHERE file_id = $1", file.id
                 )
