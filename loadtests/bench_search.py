@@ -121,9 +121,9 @@ def main() -> int:
                         for i in range(runs)
                     ],
                     [
-                        "SELECT d.* FROM dossiers d JOIN units u ON u.id = d.unit_id "
-                        f"WHERE (u.code = {quote(s['districts'][i % len(s['districts'])])} OR u.parent_id = "
-                        f"(SELECT id FROM units WHERE code = {quote(s['districts'][i % len(s['districts'])])})) "
+                        "SELECT d.* FROM dossiers d WHERE d.unit_id = ANY(ARRAY(SELECT id FROM units "
+                        f"WHERE code = {quote(s['districts'][i % len(s['districts'])])} OR parent_id = "
+                        f"(SELECT id FROM units WHERE code = {quote(s['districts'][i % len(s['districts'])])}))) "
                         f"AND d.search_vector @@ websearch_to_tsquery('vn_unaccent', {quote(NAMES[i % len(NAMES)])}) "
                         "AND d.result_number IS NOT NULL "
                         "AND (d.result_valid_until IS NULL OR d.result_valid_until >= current_date) "
@@ -136,8 +136,8 @@ def main() -> int:
                     "/api/v1/dossiers",
                     [{"unit": u} for u in s["communes"]],
                     [
-                        "SELECT d.* FROM dossiers d JOIN units u ON u.id = d.unit_id "
-                        f"WHERE u.code = {quote(u)} ORDER BY d.created_at DESC, d.id DESC LIMIT 50"
+                        "SELECT d.* FROM dossiers d WHERE d.unit_id = (SELECT id FROM units WHERE code = "
+                        f"{quote(u)}) ORDER BY d.created_at DESC, d.id DESC LIMIT 50"
                         for u in s["communes"]
                     ],
                 ),
