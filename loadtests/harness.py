@@ -5,8 +5,10 @@ Everything goes through the ``warehouse`` command and HTTP, as a real deployment
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -105,6 +107,17 @@ def prepare(name: str, **extra: str) -> tuple[dict[str, str], str]:
     return env, password
 
 
+def stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a process started with ``start_new_session`` and every process it started (API workers)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(60)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+
+
 @contextmanager
 def serving(env: dict[str, str], password: str, **extra: str) -> Iterator[Warehouse]:
     """The API as its own process, for the length of the block."""
@@ -112,7 +125,9 @@ def serving(env: dict[str, str], password: str, **extra: str) -> Iterator[Wareho
     log_path = os.path.join(env.get("WAREHOUSE_DATA_DIR", ".data"), f"bench-{env['WAREHOUSE_PORT']}.log")
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
     with open(log_path, "wb") as log:
-        server = subprocess.Popen([sys.executable, "-m", "warehouse", "serve"], env=env, stdout=log, stderr=log)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "warehouse", "serve"], env=env, stdout=log, stderr=log, start_new_session=True
+        )
         url = f"http://127.0.0.1:{env['WAREHOUSE_PORT']}"
         try:
             deadline = time.monotonic() + 30
@@ -127,8 +142,7 @@ def serving(env: dict[str, str], password: str, **extra: str) -> Iterator[Wareho
                 time.sleep(0.2)
             yield Warehouse(url=url, admin_password=password, env=env, pid=server.pid)
         finally:
-            server.terminate()
-            server.wait(30)
+            stop_group(server)
 
 
 async def login(http: httpx.AsyncClient, user: str, password: str) -> str:

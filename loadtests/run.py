@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 
 from loadtests.accounts import forget_cached_accounts, prepare_accounts, write_accounts
-from loadtests.harness import clear_bucket, free_port, reset_database
+from loadtests.harness import clear_bucket, free_port, reset_database, stop_group
 from loadtests.verdict import judge, plot, write_summary
 
 HERE = Path(__file__).resolve().parent
@@ -69,12 +69,18 @@ def local_warehouse(api_workers: int) -> Iterator[tuple[str, str]]:
     log.parent.mkdir(exist_ok=True)
     with log.open("ab") as out:
         procs = [
-            subprocess.Popen([*warehouse, "serve"], env=env, stdout=out, stderr=out),
-            subprocess.Popen([sys.executable, "-m", "workers"], env=env, stdout=out, stderr=out),
+            subprocess.Popen([*warehouse, "serve"], env=env, stdout=out, stderr=out, start_new_session=True),
+            subprocess.Popen(
+                [sys.executable, "-m", "workers"], env=env, stdout=out, stderr=out, start_new_session=True
+            ),
         ]
         if env.get("WAREHOUSE_OCR_ENABLED", "true").lower() not in ("false", "0", "no"):
             # as `make run` does: OCR on its own queue, at a lower CPU priority, beside the API
-            procs.append(subprocess.Popen([sys.executable, "-m", "workers", "--ocr"], env=env, stdout=out, stderr=out))
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "workers", "--ocr"], env=env, stdout=out, stderr=out, start_new_session=True
+                )
+            )
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 60
@@ -90,12 +96,7 @@ def local_warehouse(api_workers: int) -> Iterator[tuple[str, str]]:
             yield url, password
         finally:
             for p in procs:
-                p.terminate()
-            for p in procs:
-                try:
-                    p.wait(60)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+                stop_group(p)
             with contextlib.suppress(Exception):
                 clear_bucket(env)
 

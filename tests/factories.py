@@ -157,8 +157,13 @@ class LiveServer:
 
         env = {**os.environ, **self.env, "WAREHOUSE_PORT": str(self.port), "WAREHOUSE_HOST": "127.0.0.1"}
         with self._log() as log:  # the child keeps its own copy of the file
+            # Its own process group: the server and its worker processes go together.
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "warehouse", "serve"], env=env, stdout=subprocess.DEVNULL, stderr=log
+                [sys.executable, "-m", "warehouse", "serve"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                start_new_session=True,
             )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -170,7 +175,25 @@ class LiveServer:
         self.__exit__()
         raise RuntimeError("the API did not start")
 
+    def crash(self) -> None:
+        """Kill the server and its worker processes at once, as a power cut would."""
+        import os
+        import signal
+
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
     def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
+        import contextlib
+        import os
+        import signal
+
+        if self.proc is None:
+            return
+        try:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(10)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)  # whatever of the group is still there
