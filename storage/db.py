@@ -56,8 +56,11 @@ async def _reset_connection(conn: asyncpg.Connection) -> None:
     The warehouse keeps no session state (no SET, LISTEN, cursors or session advisory locks on pooled
     connections), so only an unfinished transaction needs undoing.
     """
-    if conn.is_in_transaction():
-        await conn.execute("ROLLBACK")
+    try:
+        if conn.is_in_transaction():
+            await conn.execute("ROLLBACK")
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+        conn.terminate()  # broken (the server restarted mid-query): the pool opens a new one
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -158,6 +158,8 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     asyncpg.exceptions.AdminShutdownError: _on_unavailable,
     asyncpg.exceptions.PostgresConnectionError: _on_unavailable,
     asyncpg.exceptions.OperatorInterventionError: _on_unavailable,
+    # a pooled connection left mid-operation when the server went away
+    asyncpg.exceptions.InternalClientError: _on_unavailable,
     ConnectionError: _on_unavailable,
     OSError: _on_unavailable,
     Exception: _on_unexpected,
