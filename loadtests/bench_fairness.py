@@ -22,7 +22,18 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from loadtests.harness import NO_LIMITS, MiB, auth, clear_bucket, login, operator_tokens, percentile, prepare, serving
+from loadtests.harness import (
+    NO_LIMITS,
+    MiB,
+    auth,
+    clear_bucket,
+    login,
+    new_dossier,
+    operator_tokens,
+    percentile,
+    prepare,
+    serving,
+)
 from loadtests.pdfgen import scanned_pdf
 
 DISTRICT = "000.00.22.HXX"  # Tràng Định: 22 communes
@@ -91,28 +102,8 @@ async def _run(url: str, password: str, seconds: float, streams: int, scan: byte
         units = sorted(by_unit)
         greedy_unit, other_units = units[0], units[1:5]
         others = [t for u in other_units for t in by_unit[u]]
-        dossiers = []
-        for token in others:
-            r = await http.post(
-                "/api/v1/dossiers",
-                json={
-                    "procedure_code": "1.002891",
-                    "subject": {"name": "Hà Thị Lan", "id_kind": "other", "id_number": "x"},
-                },
-                headers=auth(token),
-            )
-            r.raise_for_status()
-            dossiers.append(r.json()["id"])
-        r = await http.post(
-            "/api/v1/dossiers",
-            json={
-                "procedure_code": "1.002891",
-                "subject": {"name": "Quét hàng loạt", "id_kind": "other", "id_number": "g"},
-            },
-            headers=auth(by_unit[greedy_unit][0]),
-        )
-        r.raise_for_status()
-        greedy_dossier = r.json()["id"]
+        dossiers = [await new_dossier(http, token, "Hà Thị Lan") for token in others]
+        greedy_dossier = await new_dossier(http, by_unit[greedy_unit][0], "Quét hàng loạt")
 
         quiet = Phase()
         await _others(http, others, dossiers, time.monotonic() + seconds, quiet)

@@ -176,19 +176,21 @@ async def operator_tokens(http: httpx.AsyncClient, admin: str, parent: str, per_
     return tokens
 
 
-async def bench_dossier(http: httpx.AsyncClient, admin_password: str) -> tuple[str, str]:
-    """Sign in as the admin and make a dossier to upload into: (token, dossier id)."""
-    token = await login(http, "admin", admin_password)
+async def new_dossier(http: httpx.AsyncClient, token: str, name: str = "Hồ sơ đo hiệu năng") -> str:
+    """A dossier of the caller's unit to upload into; its id."""
     r = await http.post(
         "/api/v1/dossiers",
-        json={
-            "procedure_code": "1.002891",
-            "subject": {"name": "Hồ sơ đo hiệu năng", "id_kind": "other", "id_number": "bench"},
-        },
+        json={"procedure_code": "1.002891", "subject": {"name": name, "id_kind": "other", "id_number": "bench"}},
         headers=auth(token),
     )
     r.raise_for_status()
-    return token, str(r.json()["id"])
+    return str(r.json()["id"])
+
+
+async def bench_dossier(http: httpx.AsyncClient, admin_password: str) -> tuple[str, str]:
+    """Sign in as the admin and make a dossier to upload into: (token, dossier id)."""
+    token = await login(http, "admin", admin_password)
+    return token, await new_dossier(http, token)
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -58,12 +58,6 @@ class Blobs:
             detail,
         )
 
-    async def failed_fixity(self) -> list[Blob]:
-        rows = await self._pool.fetch(
-            "SELECT * FROM blobs WHERE fixity_failed_at IS NOT NULL ORDER BY fixity_failed_at DESC LIMIT 200"
-        )
-        return [Blob.from_record(r) for r in rows]
-
     async def known_keys(self, keys: list[str]) -> set[str]:
         """Which of these object keys belong to a blob, a file or a live upload session."""
         rows = await self._pool.fetch(

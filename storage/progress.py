@@ -54,6 +54,3 @@ class Progress:
             unit_ids,
             since,
         )
-
-    async def rebuild(self) -> None:
-        await self._pool.execute("SELECT progress_rebuild()")

@@ -134,10 +134,11 @@ class Standard:
         )
 
 
-def finding(code: str, severity: str, *, pages: list[int] | None = None, **values: Any) -> dict[str, Any]:
+def finding(code: str, *, pages: list[int] | None = None, **values: Any) -> dict[str, Any]:
+    """A finding with its sentences; its severity is decided by the verdict."""
     vi, en = FINDINGS[code]
     fill = {**values, "pages": _page_list(pages or [])}
-    out: dict[str, Any] = {"code": code, "severity": severity, "vi": vi.format(**fill), "en": en.format(**fill)}
+    out: dict[str, Any] = {"code": code, "vi": vi.format(**fill), "en": en.format(**fill)}
     if pages:
         out["pages"] = pages
     out.update({k: v for k, v in values.items() if k not in ("minimum",)})
@@ -166,7 +167,7 @@ def paper(width_mm: float, height_mm: float, tolerance: float) -> str | None:
 
 def rejection(code: str, details: dict[str, Any] | None = None, pages: int | None = None) -> Inspection:
     """A file that cannot be read: one rejecting finding and nothing else to say."""
-    found = finding(code, "reject")
+    found = {**finding(code), "severity": "reject"}
     details = {**(details or {}), "verdict": "rejected", "findings": [found]}
     details["reason_vi"], details["reason_en"] = found["vi"], found["en"]
     return Inspection(state="rejected", pages=pages, details=details, text="", reason_code=code, reason=found["en"])
@@ -196,45 +197,41 @@ def judge(report: dict[str, Any], standard: Standard) -> Inspection:
 
     findings: list[dict[str, Any]] = []
     if report.get("damaged"):
-        findings.append(finding("pdf_damaged", "reject"))
+        findings.append(finding("pdf_damaged"))
     if report.get("javascript"):
-        findings.append(finding("pdf_javascript", "reject"))
+        findings.append(finding("pdf_javascript"))
     if report.get("launch_actions"):
-        findings.append(finding("pdf_launch_action", "reject"))
+        findings.append(finding("pdf_launch_action"))
     if report.get("embedded_files"):
-        findings.append(finding("pdf_embedded_files", "reject", names=", ".join(report["embedded_files"][:5])))
+        findings.append(finding("pdf_embedded_files", names=", ".join(report["embedded_files"][:5])))
     if _version(report.get("pdf_version")) < _version(standard.min_pdf_version):
-        findings.append(
-            finding("pdf_version_old", "reject", version=report.get("pdf_version"), minimum=standard.min_pdf_version)
-        )
+        findings.append(finding("pdf_version_old", version=report.get("pdf_version"), minimum=standard.min_pdf_version))
     for sig in report.get("signatures", []):
         if sig.get("validation", {}).get("intact") is False:
-            findings.append(finding("signature_invalid", "reject", field=sig.get("field", "")))
+            findings.append(finding("signature_invalid", field=sig.get("field", "")))
 
     facts = [f for f in report.get("page_facts", []) if not f.get("unreadable")]
     low = [f for f in facts if f.get("dpi") is not None and f["dpi"] < standard.min_dpi]
     if low:
         lowest = min(f["dpi"] for f in low)
-        findings.append(
-            finding("scan_low_dpi", "reject", pages=[f["page"] for f in low], dpi=lowest, minimum=standard.min_dpi)
-        )
+        findings.append(finding("scan_low_dpi", pages=[f["page"] for f in low], dpi=lowest, minimum=standard.min_dpi))
     for colour, code in (("greyscale", "scan_greyscale"), ("bilevel", "scan_bilevel")):
         pages = [f["page"] for f in facts if f.get("colour") == colour]
         if pages:
-            findings.append(finding(code, "reject", pages=pages))
+            findings.append(finding(code, pages=pages))
     odd = [f for f in facts if paper(f["width_mm"], f["height_mm"], standard.paper_tolerance_mm) is None]
     if odd:
         size = f"{odd[0]['width_mm']:g} x {odd[0]['height_mm']:g} mm"
-        findings.append(finding("page_size_nonstandard", "reject", pages=[f["page"] for f in odd], size=size))
+        findings.append(finding("page_size_nonstandard", pages=[f["page"] for f in odd], size=size))
     blank = [
         f["page"]
         for f in facts
         if f.get("blank") or (f.get("ink_ratio") is not None and f["ink_ratio"] < standard.blank_ink_ratio)
     ]
     if blank:
-        findings.append(finding("page_blank", "reject", pages=blank))
+        findings.append(finding("page_blank", pages=blank))
     if report.get("page_errors"):
-        findings.append(finding("page_unreadable", "reject", pages=report["page_errors"]))
+        findings.append(finding("page_unreadable", pages=report["page_errors"]))
 
     for f in findings:
         f["severity"] = "reject" if f["code"] in standard.reject else "warning"
