@@ -194,18 +194,18 @@ class Files:
         r = await self._pool.fetchrow(f"SELECT {_COLUMNS} FROM files f WHERE f.id = $1", file_id)
         return File.from_record(r) if r else None
 
-    async def start_inspection(self, file_id: UUID) -> int | None:
-        """Mark the file as being inspected; the attempt number, or None if it waits for nothing."""
-        attempts: int | None = await self._pool.fetchval(
-            """
-            UPDATE files SET stage = 'inspecting', attempts = attempts + 1,
+    async def start_inspection(self, file_id: UUID) -> File | None:
+        """Mark the file as being inspected (one more attempt); None if it waits for no inspection."""
+        r = await self._pool.fetchrow(
+            f"""
+            UPDATE files f SET stage = 'inspecting', attempts = attempts + 1,
                 stage_times = stage_times || jsonb_build_object('inspecting', clock_timestamp())
             WHERE id = $1 AND state = 'processing' AND stage IN ('queued', 'inspecting')
-            RETURNING attempts
+            RETURNING {_COLUMNS}
             """,
             file_id,
         )
-        return attempts
+        return File.from_record(r) if r else None
 
     async def record_inspection(self, file: File, result: Inspection, *, ocr_pages: list[int]) -> bool:
         """Store the verdict and the text layer per page; False when the file no longer waits for one.

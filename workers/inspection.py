@@ -36,12 +36,10 @@ async def inspect_file(ctx: dict[str, Any], file_id: str) -> str:
     settings: Settings = ctx["settings"]
     files: Files = ctx["files"]
     objects: ObjectStore = ctx["objects"]
-    f = await files.get_unscoped(UUID(file_id))
-    if f is None or f.state != "processing" or f.stage not in ("queued", "inspecting"):
-        return f"skipped: {f.stage if f else 'no such file'}"
-    attempt = await files.start_inspection(f.id)
-    if attempt is None:
-        return "skipped: no longer waiting"
+    f = await files.start_inspection(UUID(file_id))
+    if f is None:  # already inspected, deleted, or parked as failed
+        return "skipped: not waiting for inspection"
+    attempt = f.attempts
     with tempfile.TemporaryDirectory(prefix="inspect-") as tmp:
         path = Path(tmp) / "file.pdf"
         try:
