@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import os
 import re
+import secrets
 import subprocess
 import sys
 import time
@@ -28,7 +29,19 @@ from datetime import date
 import asyncpg
 import httpx
 
-from loadtests.harness import NO_LIMITS, Warehouse, auth, login, percentile, prepare, serving
+from loadtests.harness import (
+    NO_LIMITS,
+    Warehouse,
+    auth,
+    bench_env,
+    free_port,
+    login,
+    percentile,
+    prepare,
+    serving,
+)
+from storage.config import get_settings
+from warehouse.security import Passwords
 
 
 def psql_times(url: str, statements: list[str]) -> list[float]:
@@ -50,6 +63,38 @@ async def api_times(server: Warehouse, token: str, path: str, params_list: list[
             times.append((time.perf_counter() - started) * 1000)
             r.raise_for_status()
     return times
+
+
+async def count_dossiers(url: str) -> int:
+    """Dossiers in an earlier run's database (0 if there is none)."""
+    try:
+        conn = await asyncpg.connect(url)
+    except asyncpg.InvalidCatalogNameError:
+        return 0
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM dossiers"))
+    except asyncpg.UndefinedTableError:
+        return 0
+    finally:
+        await conn.close()
+
+
+def reuse(name: str, **extra: str) -> tuple[dict[str, str], str]:
+    """An earlier run's database, migrated, with a new admin password for this run."""
+    password = secrets.token_urlsafe(16)
+    env = bench_env(name, free_port(), password, **extra)
+    subprocess.run([sys.executable, "-m", "warehouse", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
+
+    async def set_password() -> None:
+        conn = await asyncpg.connect(env["WAREHOUSE_DATABASE_URL"])
+        try:
+            hashed = Passwords.from_settings(get_settings()).hash(password)
+            await conn.execute("UPDATE accounts SET password_hash = $1 WHERE login = 'admin'", hashed)
+        finally:
+            await conn.close()
+
+    asyncio.run(set_password())
+    return env, password
 
 
 def quote(text: str) -> str:
@@ -82,14 +127,25 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=int, default=int(os.environ.get("SCALE", "1100000")))
     parser.add_argument("--runs", type=int, default=60, help="requests per figure")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the database of an earlier run at this scale (loading ten million takes most of an hour)",
+    )
     args = parser.parse_args()
 
-    env, password = prepare("bench_search", **NO_LIMITS)
+    name = "bench_search" if args.scale == 1_100_000 else f"bench_search_{args.scale}"
+    loaded = asyncio.run(count_dossiers(bench_env(name, 0, "")["WAREHOUSE_DATABASE_URL"])) if args.reuse else 0
+    if loaded >= args.scale:
+        env, password = reuse(name, **NO_LIMITS)
+        print(f"reusing {loaded:,} dossiers loaded by an earlier run", flush=True)
+    else:
+        env, password = prepare(name, **NO_LIMITS)
+        print(f"loading {args.scale:,} synthetic dossiers ...", flush=True)
+        started = time.monotonic()
+        subprocess.run([sys.executable, "-m", "warehouse", "seed", "--synthetic", str(args.scale)], env=env, check=True)
+        print(f"  loaded in {time.monotonic() - started:.0f}s", flush=True)
     url = env["WAREHOUSE_DATABASE_URL"]
-    print(f"loading {args.scale:,} synthetic dossiers ...", flush=True)
-    started = time.monotonic()
-    subprocess.run([sys.executable, "-m", "warehouse", "seed", "--synthetic", str(args.scale)], env=env, check=True)
-    print(f"  loaded in {time.monotonic() - started:.0f}s", flush=True)
     s = asyncio.run(samples(url, args.runs))
     runs = len(s["codes"])
     year = date.today().year

@@ -104,7 +104,14 @@ class Settings(BaseSettings):
     inspect_max_pages: int = 2000
     inspect_text_chars: int = 1_000_000
     inspect_max_stream_mb: int = Field(default=512, ge=1, description="largest a compressed stream may inflate to")
-    worker_max_jobs: int = Field(default=4, ge=1, description="inspections at once per worker process")
+    worker_max_jobs: int = Field(
+        default=8,
+        ge=1,
+        description="inspections in flight per worker process (fetching, waiting for a child, recording)",
+    )
+    inspect_children: int = Field(
+        default=4, ge=1, description="limited child processes reading files at once per worker process"
+    )
     inspect_child_max_files: int = Field(
         default=100, ge=1, description="files an inspection child reads before it is replaced (returns memory)"
     )

@@ -256,15 +256,31 @@ class Files:
         )
 
     async def record_ocr(
-        self, file: File, page_texts: dict[int, str], outcome: dict[str, Any], object_key: str | None
+        self,
+        file: File,
+        page_texts: dict[int, str],
+        outcome: dict[str, Any],
+        object_key: str | None,
+        *,
+        findings: list[dict[str, Any]] | None = None,
     ) -> bool:
-        """Keep the recognised text per page, make it searchable and end the pipeline at ``ready``."""
+        """Keep the recognised text per page, make it searchable and end the pipeline at ``ready``.
+
+        ``findings`` (warnings only: the file is already ready) join the verdict's, e.g. blank pages,
+        which are found in this stage.
+        """
         numbers = sorted(n for n, text in page_texts.items() if text.strip())
         async with self._pool.acquire() as conn, conn.transaction():
             updated = await conn.fetchval(
                 """
                 UPDATE files SET stage = 'ready', ocr_object_key = coalesce($3, ocr_object_key),
-                    inspection = inspection || jsonb_build_object('ocr', $2::jsonb),
+                    inspection = inspection || jsonb_build_object('ocr', $2::jsonb) || CASE
+                        WHEN jsonb_array_length($4::jsonb) = 0 THEN '{}'::jsonb
+                        ELSE jsonb_build_object(
+                            'findings', coalesce(inspection -> 'findings', '[]'::jsonb) || $4::jsonb,
+                            'verdict', CASE WHEN inspection ->> 'verdict' = 'ready' THEN 'ready_with_warnings'
+                                            ELSE inspection ->> 'verdict' END)
+                        END,
                     stage_times = stage_times || jsonb_build_object('ready', clock_timestamp()),
                     last_error = NULL, updated_at = clock_timestamp()
                 WHERE id = $1 AND stage = 'ocr' AND state = 'ready'
@@ -273,6 +289,7 @@ class Files:
                 file.id,
                 outcome,
                 object_key,
+                findings or [],
             )
             if not updated:
                 return False

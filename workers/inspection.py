@@ -31,6 +31,16 @@ def pages_for_ocr(result: Inspection) -> list[int]:
     ]
 
 
+def blank_check_here(settings: Settings) -> bool:
+    """Whether inspection decodes image-only pages to find blank ones.
+
+    Decoding the pixels is most of the cost of reading a scan, and the OCR stage decodes those pages
+    anyway: with OCR on, blank pages are found there (and not OCR'd) unless a blank page rejects the
+    file, when the verdict needs it at once.
+    """
+    return not settings.ocr_enabled or "page_blank" in settings.inspect_reject
+
+
 async def inspect_file(ctx: dict[str, Any], file_id: str) -> str:
     """Inspect one file. Idempotent: a file already inspected (or deleted) is left as it is."""
     settings: Settings = ctx["settings"]
@@ -63,6 +73,7 @@ async def inspect_file(ctx: dict[str, Any], file_id: str) -> str:
             settings.inspect_text_chars,
             settings.inspect_max_stream_mb * 1024 * 1024,
             str(settings.signature_trust_roots) if settings.signature_trust_roots else None,
+            blank_check_here(settings),
             limit_seconds=settings.inspect_timeout_seconds,
         )
     if outcome.status == "ok":

@@ -69,7 +69,7 @@ def build_worker(
             )
         else:
             ctx["sandbox"] = Sandbox(
-                workers=settings.worker_max_jobs,
+                workers=settings.inspect_children,
                 memory_mb=settings.inspect_memory_mb,
                 max_tasks=settings.inspect_child_max_files,
             )

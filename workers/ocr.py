@@ -23,18 +23,34 @@ from arq import Retry
 from storage import Files, ObjectNotFound, ObjectStoreUnavailable, Settings
 from storage.keys import ocr_key
 from storage.objects import ObjectStore
+from workers.inspection import blank_check_here
 from workers.sandbox import Sandbox
+from workers.standard import finding
 
 log = logging.getLogger(__name__)
 
 
-def ocr_pdf(source: str, target: str, pages: list[int], languages: str, pdfa: bool) -> dict[str, Any]:
-    """OCR ``pages`` of ``source`` into ``target``; the text of each of those pages. Runs in a child."""
+def ocr_pdf(
+    source: str, target: str, pages: list[int], languages: str, pdfa: bool, blank_ink_ratio: float | None = None
+) -> dict[str, Any]:
+    """OCR ``pages`` of ``source`` into ``target``; the text of each of those pages. Runs in a child.
+
+    With ``blank_ink_ratio``, the pages are first looked at for blankness (inspection left that to this
+    stage): blank ones are reported in ``blank`` and not OCR'd. ``target`` is not written when no page
+    is left to OCR.
+    """
     import ocrmypdf
     from pypdf import PdfReader
 
-    from workers.pdfcheck import pdfa_claim
+    from workers.pdfcheck import ink_ratios, pdfa_claim
 
+    blank: list[int] = []
+    if blank_ink_ratio is not None:
+        ratios = ink_ratios(source, pages)
+        blank = [n for n in pages if (ratio := ratios.get(n)) is not None and ratio < blank_ink_ratio]
+        pages = [n for n in pages if n not in blank]
+    if not pages:
+        return {"texts": {}, "pdfa": None, "blank": blank}
     os.environ["OMP_THREAD_LIMIT"] = "1"  # one core per child; the concurrency is a setting
     ocrmypdf.ocr(
         source,
@@ -51,7 +67,8 @@ def ocr_pdf(source: str, target: str, pages: list[int], languages: str, pdfa: bo
     reader = PdfReader(target)
     texts = {n: reader.pages[n - 1].extract_text() or "" for n in pages if n <= len(reader.pages)}
     claim = pdfa_claim(reader.trailer["/Root"].get_object())
-    return {"texts": texts, "pdfa": f"PDF/A-{claim['part']}{claim['conformance']}" if claim else None}
+    pdfa_level = f"PDF/A-{claim['part']}{claim['conformance']}" if claim else None
+    return {"texts": texts, "pdfa": pdfa_level, "blank": blank}
 
 
 def tesseract_languages() -> set[str]:
@@ -88,8 +105,16 @@ async def ocr_file(ctx: dict[str, Any], file_id: str) -> str:
         sandbox: Sandbox = ctx["sandbox"]
         limit = 30 + settings.ocr_seconds_per_page * len(pages)
         started = time.monotonic()
+        blank_ratio = None if blank_check_here(settings) else settings.inspect_blank_ink_ratio
         outcome = await sandbox.run(
-            ocr_pdf, str(source), str(target), pages, settings.ocr_languages, settings.ocr_pdfa, limit_seconds=limit
+            ocr_pdf,
+            str(source),
+            str(target),
+            pages,
+            settings.ocr_languages,
+            settings.ocr_pdfa,
+            blank_ratio,
+            limit_seconds=limit,
         )
         seconds = round(time.monotonic() - started, 2)
         if outcome.status != "ok":
@@ -98,21 +123,27 @@ async def ocr_file(ctx: dict[str, Any], file_id: str) -> str:
             await files.record_ocr(f, {}, {"state": "failed", "detail": detail, "pages": pages}, None)
             log.warning("file %s: OCR failed: %s", file_id, detail)
             return f"failed: {detail}"
-        key = ocr_key(f.object_key)
-        try:
-            await objects.put_file(key, target, content_type="application/pdf")
-        except ObjectStoreUnavailable as exc:
-            job_try = int(ctx.get("job_try", 1))
-            raise Retry(defer=min(600, 10 * 2**job_try)) from exc
+        blank: list[int] = outcome.value["blank"]
+        recognised = [n for n in pages if n not in blank]
+        key = ocr_key(f.object_key) if recognised else None
+        if key is not None:
+            try:
+                await objects.put_file(key, target, content_type="application/pdf")
+            except ObjectStoreUnavailable as exc:
+                job_try = int(ctx.get("job_try", 1))
+                raise Retry(defer=min(600, 10 * 2**job_try)) from exc
         texts: dict[int, str] = {int(n): t for n, t in outcome.value["texts"].items()}
         chars = sum(len("".join(t.split())) for t in texts.values())
         summary = {
             "state": "done",
-            "pages": pages,
+            "pages": recognised,
             "chars": chars,
             "pdfa": outcome.value["pdfa"],
             "seconds": seconds,
         }
-        await files.record_ocr(f, texts, summary, key)
-    log.info("file %s: OCR of %d pages, %d characters", file_id, len(pages), chars)
-    return f"ocr: {len(pages)} pages"
+        if blank:
+            summary["blank_pages"] = blank
+        found = [{**finding("page_blank", pages=blank), "severity": "warning"}] if blank else []
+        await files.record_ocr(f, texts, summary, key, findings=found)
+    log.info("file %s: OCR of %d pages, %d characters, %d blank", file_id, len(recognised), chars, len(blank))
+    return f"ocr: {len(recognised)} pages"

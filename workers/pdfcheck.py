@@ -213,15 +213,71 @@ def _ink_ratio(image: Any) -> float | None:
     return round(sum(histogram[:threshold]) / total, 5)
 
 
-def page_facts(page: Any, number: int, text_chars: int) -> dict[str, Any]:
-    """Size on paper, the scan images' resolution and colour, and whether the page looks blank."""
-    from pypdf.generic import StreamObject
-
+def _page_size(page: Any) -> tuple[float, float, int]:
+    """Width and height in points as the page is shown (rotation applied), and the rotation."""
     box = page.mediabox
     rotate = int(page.get("/Rotate", 0) or 0) % 360
     width_pt, height_pt = abs(float(box.width)), abs(float(box.height))
     if rotate in (90, 270):
         width_pt, height_pt = height_pt, width_pt
+    return width_pt, height_pt, rotate
+
+
+def _page_images(page: Any) -> dict[str, Any]:
+    from pypdf.generic import StreamObject
+
+    resources = page.get("/Resources")
+    xobjects = resources.get_object().get("/XObject") if resources is not None else None
+    images: dict[str, Any] = {}
+    if xobjects is not None:
+        for name, ref in xobjects.get_object().items():
+            obj = ref.get_object()
+            if isinstance(obj, StreamObject) and obj.get("/Subtype") == "/Image":
+                images[str(name)] = obj
+    return images
+
+
+def _scans(page: Any, images: dict[str, Any], page_area: float) -> list[tuple[Any, float, float]]:
+    """The images that make up the scan: (image, drawn width, drawn height) of those covering a tenth of
+    the page or more (logos and stamps do not set the scan's resolution)."""
+    placements = _placements(page, images) if images else []
+    if images and not placements:
+        # drawn inside a form XObject: a full-page scan fills the media box
+        box = page.mediabox
+        largest = max(images.values(), key=lambda im: int(im.get("/Width", 0)) * int(im.get("/Height", 0)))
+        pw, ph = float(box.width), float(box.height)
+        iw, ih = int(largest.get("/Width", 0)), int(largest.get("/Height", 0))
+        if (iw > ih) != (pw > ph):  # orientation follows the image
+            pw, ph = ph, pw
+        placements = [(largest, pw, ph)]
+    return [(im, w, h) for im, w, h in placements if w > 0 and h > 0 and w * h >= page_area / 10]
+
+
+def ink_ratios(path: str, pages: list[int]) -> dict[int, float | None]:
+    """The ink ratio of the largest scan image on each of ``pages`` (None where there is none).
+
+    Decoding pixels is the dearest part of reading a scan, so it is done where the pages are decoded
+    anyway (the OCR child) unless the verdict needs it.
+    """
+    from pypdf import PdfReader
+
+    reader = PdfReader(path, strict=False)
+    ratios: dict[int, float | None] = {}
+    for number in pages:
+        if not 1 <= number <= len(reader.pages):
+            continue
+        page = reader.pages[number - 1]
+        width_pt, height_pt, _ = _page_size(page)
+        scans = _scans(page, _page_images(page), width_pt * height_pt or 1.0)
+        largest = max(scans, key=lambda s: s[1] * s[2], default=None)
+        ratios[number] = _ink_ratio(largest[0]) if largest is not None else None
+    return ratios
+
+
+def page_facts(page: Any, number: int, text_chars: int, *, measure_ink: bool = True) -> dict[str, Any]:
+    """Size on paper, the scan images' resolution and colour, and (``measure_ink``) whether the page
+    looks blank."""
+    width_pt, height_pt, rotate = _page_size(page)
     facts: dict[str, Any] = {
         "page": number,
         "width_mm": round(width_pt * PT_TO_MM, 1),
@@ -234,34 +290,12 @@ def page_facts(page: Any, number: int, text_chars: int) -> dict[str, Any]:
         "ink_ratio": None,
         "blank": False,
     }
-    resources = page.get("/Resources")
-    xobjects = resources.get_object().get("/XObject") if resources is not None else None
-    images: dict[str, Any] = {}
-    if xobjects is not None:
-        for name, ref in xobjects.get_object().items():
-            obj = ref.get_object()
-            if isinstance(obj, StreamObject) and obj.get("/Subtype") == "/Image":
-                images[str(name)] = obj
-    placements = _placements(page, images) if images else []
-    if images and not placements:
-        # drawn inside a form XObject: a full-page scan fills the media box
-        largest = max(images.values(), key=lambda im: int(im.get("/Width", 0)) * int(im.get("/Height", 0)))
-        pw, ph = float(box.width), float(box.height)
-        iw, ih = int(largest.get("/Width", 0)), int(largest.get("/Height", 0))
-        if (iw > ih) != (pw > ph):  # orientation follows the image
-            pw, ph = ph, pw
-        placements = [(largest, pw, ph)]
+    images = _page_images(page)
     resolutions: list[float] = []
     colours: set[str] = set()
-    page_area = width_pt * height_pt or 1.0
     scan: Any = None
-    for image, drawn_w, drawn_h in placements:
-        if drawn_w <= 0 or drawn_h <= 0:
-            continue
+    for image, drawn_w, drawn_h in _scans(page, images, width_pt * height_pt or 1.0):
         pixels_w, pixels_h = int(image.get("/Width", 0)), int(image.get("/Height", 0))
-        # images covering less than a tenth of the page (logos, stamps) do not set the scan's resolution
-        if drawn_w * drawn_h < page_area / 10:
-            continue
         resolutions.append(min(pixels_w / (drawn_w / 72), pixels_h / (drawn_h / 72)))
         colours.add(image_colour(image))
         if scan is None or drawn_w * drawn_h > scan[1]:
@@ -272,7 +306,8 @@ def page_facts(page: Any, number: int, text_chars: int) -> dict[str, Any]:
         facts["colour"] = next(c for c in ("colour", "greyscale", "bilevel") if c in colours)
     if text_chars == 0:
         if scan is not None:
-            facts["ink_ratio"] = _ink_ratio(scan[0])
+            if measure_ink:
+                facts["ink_ratio"] = _ink_ratio(scan[0])
         elif not images:
             contents = page.get_contents()
             facts["blank"] = contents is None or len(contents.get_data().strip()) < 32
@@ -489,10 +524,12 @@ def inspect_pdf(
     max_text_chars: int,
     max_stream_bytes: int = 512 * MIB,
     trust_roots: str | None = None,
+    measure_ink: bool = True,
 ) -> dict[str, Any]:
     """Open the PDF and report its pages, version, encryption, text, signatures and active content.
 
-    Every failure is turned into a ``problem`` code; nothing here raises for a bad file.
+    ``measure_ink`` decodes image-only pages to find blank ones (see ``ink_ratios``). Every failure is
+    turned into a ``problem`` code; nothing here raises for a bad file.
     """
     report = Report()
     repairs = _Repairs()
@@ -500,7 +537,7 @@ def inspect_pdf(
     pypdf_log.addHandler(repairs)
     pypdf_log.propagate = False  # a child's log is its report, not the worker's
     try:
-        _read(path, report, max_pages, max_text_chars, max_stream_bytes, trust_roots)
+        _read(path, report, max_pages, max_text_chars, max_stream_bytes, trust_roots, measure_ink)
     finally:
         pypdf_log.removeHandler(repairs)
     report.repairs = repairs.messages
@@ -509,7 +546,13 @@ def inspect_pdf(
 
 
 def _read(
-    path: str, report: Report, max_pages: int, max_text_chars: int, max_stream_bytes: int, trust_roots: str | None
+    path: str,
+    report: Report,
+    max_pages: int,
+    max_text_chars: int,
+    max_stream_bytes: int,
+    trust_roots: str | None,
+    measure_ink: bool,
 ) -> None:
     from pypdf import PdfReader
 
@@ -561,7 +604,7 @@ def _read(
             budget -= len(kept)
             report.page_texts.append(kept)
             try:
-                report.page_facts.append(page_facts(page, number, visible))
+                report.page_facts.append(page_facts(page, number, visible, measure_ink=measure_ink))
             except LimitReachedError:
                 raise
             except _PAGE_ERRORS:
