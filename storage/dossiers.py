@@ -72,6 +72,16 @@ FROM dossiers d JOIN units u ON u.id = d.unit_id
 _SEARCH_SOURCES = ("code", "procedure_code", "title", "subject_name", "subject_id_number", "result_number")
 
 
+def _within(scope: list[int] | None, unit_ids: list[int] | None) -> list[int] | None:
+    """The units both the caller's scope and the filter allow (None: no limit)."""
+    if scope is None:
+        return unit_ids
+    if unit_ids is None:
+        return scope
+    allowed = set(scope)
+    return [u for u in unit_ids if u in allowed]
+
+
 def search_text(values: dict[str, Any]) -> str:
     return fold(" ".join(str(values[k]) for k in _SEARCH_SOURCES if values.get(k)))
 
@@ -97,6 +107,10 @@ class InvalidCursor(ValueError):
 
 
 Cursor = tuple[datetime, UUID, float | None, bool]
+# Lists within at most this many units walk each unit's index (a commune, a district's communes).
+PER_UNIT_SCAN_MAX = 64
+# A query with a digit or a code's punctuation also matches as a substring (partial codes and numbers).
+_PARTIAL = re.compile(r"[0-9./-]")
 _CODE = re.compile(r"[0-9A-Za-z.]{1,20}-\d{6}-\d{4}")
 
 
@@ -268,31 +282,57 @@ class Dossiers:
                    OR (NOT $8 AND (d.result_number IS NULL OR d.result_valid_until < current_date)))
               AND ($12::text IS NULL OR d.code = $12)
         """
+        units = _within(scope, flt.unit_ids)
+        few_units = units is not None and len(units) <= PER_UNIT_SCAN_MAX
         if not searching:
-            rows = await self._pool.fetch(
-                _SELECT
-                + filters
-                + """
-                  AND ($9::timestamptz IS NULL OR (d.created_at, d.id) < ($9, $10::uuid))
-                ORDER BY d.created_at DESC, d.id DESC
-                LIMIT $11
-                """,
-                *args,
+            page = (
+                "AND (d.created_at, d.id) < ($9, $10::uuid)"
+                if after
+                else "AND $9::timestamptz IS NULL AND $10::uuid IS NULL"
             )
+            if few_units:
+                # Newest first within a few units: walk each unit's (unit, created_at) index for one page
+                # and merge, instead of collecting and sorting a whole commune (12,500 dossiers at ten
+                # million, 100 ms).
+                rows = await self._pool.fetch(
+                    "SELECT x.* FROM unnest($1::bigint[]) AS un(id) CROSS JOIN LATERAL ("
+                    + _SELECT
+                    + filters.replace("d.unit_id = ANY($1)", "d.unit_id = un.id")
+                    + page
+                    + """
+                        ORDER BY d.created_at DESC, d.id DESC LIMIT $11) x
+                    ORDER BY x.created_at DESC, x.id DESC
+                    LIMIT $11
+                    """,
+                    units,
+                    *args[1:],
+                )
+            else:
+                rows = await self._pool.fetch(
+                    _SELECT + filters + page + " ORDER BY d.created_at DESC, d.id DESC LIMIT $11", *args
+                )
             return [Dossier.from_record(r) for r in rows]
         args += [text, folded, like, after_rank, bool(fuzzy)]
-        rows = await self._pool.fetch(
+        # Substrings (LIKE over the trigram index) find partial codes and numbers; words are the full-text
+        # index's job, and a LIKE of common words costs a quarter of a second at ten million dossiers.
+        substrings = bool(_PARTIAL.search(text))
+        in_units = ""
+        if few_units:
+            args.append(units)
+            in_units = f"AND d.unit_id = ANY(${len(args)}::bigint[])"
+        sql = (
             """
             WITH q AS (
                 SELECT websearch_to_tsquery('simple', lower($13)) AS exact,
                        websearch_to_tsquery('vn_unaccent', $13) AS loose
             ), candidates AS (
                 -- each branch is served by its own index; filters and ranking apply to the few found
-                SELECT d.id FROM dossiers d, q WHERE d.search_vector @@ q.loose
-                UNION SELECT d.id FROM dossiers d WHERE d.search_text LIKE $15
+                SELECT d.id FROM dossiers d, q WHERE d.search_vector @@ q.loose {in_units}
+                UNION SELECT d.id FROM dossiers d WHERE {substrings} AND d.search_text LIKE $15 {in_units}
                 UNION SELECT f.dossier_id FROM files f, q
-                      WHERE f.state <> 'deleted' AND (f.text_vector @@ q.loose OR f.search_text LIKE $15)
-                UNION (SELECT d.id FROM dossiers d WHERE $17 AND $14 <% d.search_text LIMIT 500)
+                      WHERE f.state <> 'deleted'
+                        AND (f.text_vector @@ q.loose OR ({substrings} AND f.search_text LIKE $15))
+                UNION (SELECT d.id FROM dossiers d WHERE $17 AND $14 <% d.search_text {in_units} LIMIT 500)
             ), found AS (
                 SELECT d.id, d.created_at, m.file_id,
                        round((
@@ -329,9 +369,10 @@ class Dossiers:
             + """ WHERE d.id = p.id) s ON true
             LEFT JOIN files fi ON fi.id = p.file_id
             ORDER BY p.rank DESC, p.created_at DESC, p.id DESC
-            """,
-            *args,
+            """
         )
+        sql = sql.replace("{in_units}", in_units).replace("{substrings}", "true" if substrings else "false")
+        rows = await self._pool.fetch(sql, *args)
         return [Dossier.from_record(r) for r in rows]
 
     async def update(self, conn: Any, dossier_id: UUID, changes: dict[str, Any]) -> None:
