@@ -40,6 +40,15 @@ class Settings(BaseSettings):
     s3_secret_key: str = "warehouse-local-secret"
     s3_bucket: str = "warehouse"
     s3_region: str = "us-east-1"
+    s3_versioning: bool = Field(
+        default=False, description="keep earlier versions of objects (on in production MinIO; see deploy/README.md)"
+    )
+    s3_abort_incomplete_days: int = Field(
+        default=1, ge=0, description="lifecycle rule: abort multipart uploads left incomplete this many days (0: none)"
+    )
+    s3_noncurrent_days: int = Field(
+        default=30, ge=0, description="lifecycle rule with versioning: delete earlier versions after this many days"
+    )
     s3_part_size: int = Field(default=8 * MiB, ge=5 * MiB, description="multipart part size for uploads")
     s3_max_connections: int = Field(default=64, ge=1)
     s3_threads: int = Field(default=64, ge=1, description="threads that drive the blocking S3 SDK")
@@ -119,6 +128,13 @@ class Settings(BaseSettings):
         default=0.1, gt=0, description="how often an idle worker looks for jobs (it takes max_jobs per look)"
     )
     worker_job_tries: int = 5
+    worker_metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="port a worker serves Prometheus metrics on (0: none)"
+    )
+    worker_metrics_host: str = "127.0.0.1"
+    metrics_refresh_seconds: float = Field(
+        default=15, gt=0, description="how often the API reads the pipeline's and queues' depth for /metrics"
+    )
 
     # The scan standard (DOMAIN.md) and which findings reject a file; the rest are warnings.
     inspect_min_dpi: int = Field(default=200, ge=1, description="lowest scan resolution without a warning")

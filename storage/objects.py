@@ -171,6 +171,58 @@ class ObjectStore:
                 if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                     raise
 
+    async def configure_bucket(
+        self, *, versioning: bool, abort_incomplete_days: int, noncurrent_days: int
+    ) -> list[str]:
+        """Versioning and lifecycle rules (stale multipart uploads, old versions), as far as the server
+        supports them. Returns what could not be set, as sentences; MinIO supports all of it."""
+        from minio.commonconfig import ENABLED, Filter
+        from minio.lifecycleconfig import (
+            AbortIncompleteMultipartUpload,
+            LifecycleConfig,
+            NoncurrentVersionExpiration,
+            Rule,
+        )
+        from minio.versioningconfig import VersioningConfig
+
+        missing: list[str] = []
+        if versioning:
+            try:
+                await self._run(
+                    self._client.set_bucket_versioning, bucket_name=self.bucket, config=VersioningConfig(ENABLED)
+                )
+            except S3Error as exc:
+                missing.append(f"versioning ({exc.code})")
+        rules = []
+        if abort_incomplete_days > 0:
+            rules.append(
+                Rule(
+                    ENABLED,
+                    rule_filter=Filter(prefix=""),
+                    rule_id="abort-incomplete-multipart-uploads",
+                    abort_incomplete_multipart_upload=AbortIncompleteMultipartUpload(
+                        days_after_initiation=abort_incomplete_days
+                    ),
+                )
+            )
+        if versioning and noncurrent_days > 0:
+            rules.append(
+                Rule(
+                    ENABLED,
+                    rule_filter=Filter(prefix=""),
+                    rule_id="expire-noncurrent-versions",
+                    noncurrent_version_expiration=NoncurrentVersionExpiration(noncurrent_days=noncurrent_days),
+                )
+            )
+        if rules:
+            try:
+                await self._run(
+                    self._client.set_bucket_lifecycle, bucket_name=self.bucket, config=LifecycleConfig(rules)
+                )
+            except S3Error as exc:
+                missing.append(f"lifecycle rules ({exc.code})")
+        return missing
+
     async def ping(self) -> None:
         await self._run(self._client.bucket_exists, bucket_name=self.bucket)
 

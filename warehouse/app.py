@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -18,7 +20,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.types import Message, Scope
 
-from storage import Database, Queue, Settings, get_settings, object_store
+from storage import Database, Files, Queue, Settings, get_settings, object_store
 from warehouse.api.accounts import AccountsController, ApiKeysController, AuditController
 from warehouse.api.dossiers import DossiersController, ResultsController
 from warehouse.api.files import FilesController
@@ -34,6 +36,7 @@ from warehouse.context import Services
 from warehouse.errors import EXCEPTION_HANDLERS
 from warehouse.fair_share import rate_headers
 from warehouse.idempotency import idempotency_middleware
+from warehouse.metrics import keep_fresh
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +83,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         services = Services(settings=settings, db=db, objects=objects, queue=queue)
         services.start_watching()
         app.state.services = services
+        gauges = asyncio.create_task(keep_fresh(Files(db.pool), queue, settings.metrics_refresh_seconds))
         try:
             yield
         finally:
+            gauges.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await gauges
             if services.watch is not None:
                 await services.watch.stop()
             await queue.close()

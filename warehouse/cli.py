@@ -23,19 +23,25 @@ from warehouse.seed import seed
 log = logging.getLogger("warehouse")
 
 
-async def _ensure_bucket(settings: Settings, wait_seconds: float = 60) -> None:
-    """Create the bucket; a freshly started S3 server may need a few seconds before it accepts that."""
+async def _ensure_bucket(settings: Settings, wait_seconds: float = 60) -> list[str]:
+    """Create the bucket and set its versioning and lifecycle rules; a freshly started S3 server may need
+    a few seconds before it accepts that. Returns what the server could not set."""
     store = object_store(settings)
     deadline = time.monotonic() + wait_seconds
     try:
         while True:
             try:
                 await store.ensure_bucket()
-                return
+                break
             except Exception as exc:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"the S3 server did not accept the bucket: {exc}") from exc
                 await asyncio.sleep(1)
+        return await store.configure_bucket(
+            versioning=settings.s3_versioning,
+            abort_incomplete_days=settings.s3_abort_incomplete_days,
+            noncurrent_days=settings.s3_noncurrent_days,
+        )
     finally:
         await store.aclose()
 
@@ -43,8 +49,11 @@ async def _ensure_bucket(settings: Settings, wait_seconds: float = 60) -> None:
 async def _migrate(settings: Settings) -> None:
     applied = await migrate(settings.database_url)
     print(f"migrations: {len(applied)} applied" + (f" ({', '.join(applied)})" if applied else ""))
-    await _ensure_bucket(settings)
-    print(f"bucket: {settings.s3_bucket} ready")
+    missing = await _ensure_bucket(settings)
+    print(f"bucket: {settings.s3_bucket} ready (versioning {'on' if settings.s3_versioning else 'off'})")
+    for what in missing:
+        # SeaweedFS, the local server, lacks some of these; the hourly upload expiry covers stale parts.
+        print(f"bucket: the object store did not accept {what}; MinIO in production does")
 
 
 async def _seed(settings: Settings) -> None:
@@ -193,6 +202,22 @@ async def _synthetic(settings: Settings, n: int) -> None:
         await db.close()
 
 
+def _probe(url: str, kind: str) -> int:
+    """A health check for containers: the image needs no curl."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/health/{kind}", timeout=5) as r:
+            return 0 if r.status == 200 else 1
+    except urllib.error.HTTPError as exc:
+        print(f"warehouse: /health/{kind} answered {exc.code}: {exc.read()[:300].decode(errors='replace')}")
+        return 1
+    except OSError as exc:
+        print(f"warehouse: /health/{kind} did not answer: {exc}")
+        return 1
+
+
 def _worker_alive(settings: Settings, *, ocr: bool) -> int:
     from arq.worker import async_check_health
 
@@ -212,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--check", action="store_true", help="exit 0 if a worker of this kind beat in the last minute, else 1"
     )
+    probe = sub.add_parser("probe", help="exit 0 if this machine's API answers /health/live (or /health/ready)")
+    probe.add_argument("kind", choices=["live", "ready"])
+    probe.add_argument("--url", help="the API's address (default http://127.0.0.1:WAREHOUSE_PORT)")
     sub.add_parser("migrate", help="apply database migrations and create the bucket")
     seed_cmd = sub.add_parser("seed", help="create the province's units and the first admin (idempotent)")
     seed_cmd.add_argument(
@@ -246,6 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.check:
                 return _worker_alive(settings, ocr=args.ocr)
             os.execv(sys.executable, [sys.executable, "-m", "workers", *(["--ocr"] if args.ocr else [])])
+        elif args.command == "probe":
+            return _probe(args.url or f"http://127.0.0.1:{settings.port}", args.kind)
         elif args.command == "migrate":
             asyncio.run(_migrate(settings))
         elif args.command == "seed":

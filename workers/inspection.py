@@ -12,6 +12,7 @@ from arq import Retry
 
 from storage import Files, Inspection, ObjectNotFound, ObjectStoreUnavailable, Settings, drain_safely, requeue_lost
 from storage.objects import ObjectStore
+from workers.metrics import record_verdict, timed
 from workers.pdfcheck import MIN_TEXT_CHARS_PER_PAGE, inspect_pdf
 from workers.sandbox import Sandbox
 from workers.standard import judge, rejection
@@ -41,6 +42,7 @@ def blank_check_here(settings: Settings) -> bool:
     return not settings.ocr_enabled or "page_blank" in settings.inspect_reject
 
 
+@timed("inspect_file")
 async def inspect_file(ctx: dict[str, Any], file_id: str) -> str:
     """Inspect one file. Idempotent: a file already inspected (or deleted) is left as it is."""
     settings: Settings = ctx["settings"]
@@ -87,6 +89,7 @@ async def inspect_file(ctx: dict[str, Any], file_id: str) -> str:
         result.details["ocr"] = {"state": "skipped", "detail": f"{len(ocr_pages)} pages need OCR, above the limit"}
         ocr_pages = []
     await files.record_inspection(f, result, ocr_pages=ocr_pages)
+    record_verdict(result.details, result.state)
     log.info("file %s: %s %s", file_id, result.state, result.reason_code or "")
     return f"{result.state}: {result.reason_code or 'ok'}"
 

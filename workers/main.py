@@ -25,6 +25,7 @@ from storage import (
     redis_settings,
     run_drainer,
 )
+from workers import metrics
 from workers.housekeeping import check_fixity, expire_uploads, sweep_orphans
 from workers.inspection import inspect_file, requeue_stuck
 from workers.ocr import ocr_file, tesseract_languages
@@ -138,4 +139,6 @@ HEALTH_CHECK_SECONDS = 30
 
 def run(*, ocr: bool = False) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    build_worker(ocr=ocr).run()
+    settings = get_settings()
+    metrics.serve(settings.worker_metrics_port, settings.worker_metrics_host)
+    build_worker(settings, ocr=ocr).run()

@@ -24,6 +24,7 @@ from storage import Files, ObjectNotFound, ObjectStoreUnavailable, Settings
 from storage.keys import ocr_key
 from storage.objects import ObjectStore
 from workers.inspection import blank_check_here
+from workers.metrics import FINDINGS, OCR_PAGES, timed
 from workers.sandbox import Sandbox
 from workers.standard import finding
 
@@ -83,6 +84,7 @@ def tesseract_languages() -> set[str]:
     return {line.strip() for line in out.stdout.splitlines()[1:] if line.strip()}
 
 
+@timed("ocr_file")
 async def ocr_file(ctx: dict[str, Any], file_id: str) -> str:
     """OCR one file's image-only pages. Idempotent: a file no longer at the ``ocr`` stage is skipped."""
     settings: Settings = ctx["settings"]
@@ -121,6 +123,7 @@ async def ocr_file(ctx: dict[str, Any], file_id: str) -> str:
             # A file OCR cannot read stays ready with its verdict; its pages are simply not findable by text.
             detail = outcome.detail if outcome.status == "crashed" else f"took longer than {limit:g}s"
             await files.record_ocr(f, {}, {"state": "failed", "detail": detail, "pages": pages}, None)
+            OCR_PAGES.labels("failed").inc(len(pages))
             log.warning("file %s: OCR failed: %s", file_id, detail)
             return f"failed: {detail}"
         blank: list[int] = outcome.value["blank"]
@@ -145,5 +148,9 @@ async def ocr_file(ctx: dict[str, Any], file_id: str) -> str:
             summary["blank_pages"] = blank
         found = [{**finding("page_blank", pages=blank), "severity": "warning"}] if blank else []
         await files.record_ocr(f, texts, summary, key, findings=found)
+        OCR_PAGES.labels("recognised").inc(len(recognised))
+        OCR_PAGES.labels("blank").inc(len(blank))
+        for x in found:
+            FINDINGS.labels(x["code"], x["severity"]).inc()
     log.info("file %s: OCR of %d pages, %d characters, %d blank", file_id, len(recognised), chars, len(blank))
     return f"ocr: {len(recognised)} pages"

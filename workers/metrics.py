@@ -1,0 +1,61 @@
+"""What the workers export for Prometheus (``WAREHOUSE_WORKER_METRICS_PORT``): job durations by outcome,
+verdicts, findings and OCR'd pages. The API exports requests and the queues' depth."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec
+
+from prometheus_client import Counter, Histogram, start_http_server
+
+JOB_SECONDS = Histogram(
+    "warehouse_job_seconds",
+    "Time one job took, by job and outcome",
+    ["job", "outcome"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+)
+VERDICTS = Counter("warehouse_verdicts_total", "Files judged against the scan standard, by verdict", ["verdict"])
+FINDINGS = Counter("warehouse_findings_total", "Findings on judged files, by code and severity", ["code", "severity"])
+OCR_PAGES = Counter("warehouse_ocr_pages_total", "Pages OCR'd, by outcome", ["outcome"])
+
+
+P = ParamSpec("P")
+Job = Callable[P, Coroutine[Any, Any, str]]
+
+
+def timed(job: str) -> Callable[[Job[P]], Job[P]]:
+    """Time a job; its outcome is the first word of what it returns ("ready: ok" -> ready), or the
+    exception's class ("Retry") when it raises."""
+
+    def wrap(fn: Job[P]) -> Job[P]:
+        @functools.wraps(fn)
+        async def run(*args: P.args, **kwargs: P.kwargs) -> str:
+            started = time.monotonic()
+            outcome = "error"
+            try:
+                result = await fn(*args, **kwargs)
+                outcome = result.split(":", 1)[0]
+                return result
+            except BaseException as exc:
+                outcome = type(exc).__name__
+                raise
+            finally:
+                JOB_SECONDS.labels(job, outcome).observe(time.monotonic() - started)
+
+        return run
+
+    return wrap
+
+
+def record_verdict(details: dict[str, Any], state: str) -> None:
+    VERDICTS.labels(details.get("verdict") or state).inc()
+    for f in details.get("findings", []):
+        FINDINGS.labels(f["code"], f.get("severity", "warning")).inc()
+
+
+def serve(port: int, host: str) -> None:
+    """Expose this process's metrics on ``host:port`` (a thread; nothing when port is 0)."""
+    if port:
+        start_http_server(port, addr=host)
