@@ -52,13 +52,16 @@ def _prepare(environment: Environment, **_: Any) -> None:
         data = _scan(pages, dpi)
         label = f"{len(data) / 1_000_000:.1f} MB"
         _files.append((data, hashlib.sha256(data).hexdigest(), label, weight))
-    path = os.environ.get("LOAD_ACCOUNTS")
-    if path:
-        _accounts.update(json.loads(Path(path).read_text()))
 
 
 def _credential(role: str, environment: Environment) -> dict[str, str]:
-    """Accounts are dealt round-robin; with more users than accounts, sessions share an account."""
+    """Accounts are dealt round-robin; with more users than accounts, sessions share an account.
+
+    The credentials file is read when the first user starts, not when the process does: workers on
+    other machines (deploy/compose.yaml's load profile) may start before the runner has written it."""
+    path = os.environ.get("LOAD_ACCOUNTS")
+    if not _accounts and path and Path(path).exists():
+        _accounts.update(json.loads(Path(path).read_text()))
     pool = _accounts.get(role) or []
     if not pool:
         raise RuntimeError(f"no accounts for {role}: run through loadtests/run.py, which provisions them")

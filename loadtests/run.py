@@ -101,7 +101,9 @@ def local_warehouse(api_workers: int) -> Iterator[tuple[str, str]]:
                 clear_bucket(env)
 
 
-def run_locust(host: str, shape: str, duration: float, report_dir: Path, accounts: Path, workers: int) -> int:
+def run_locust(
+    host: str, shape: str, duration: float, report_dir: Path, accounts: Path, workers: int, external: int = 0
+) -> int:
     env = {
         **os.environ,
         "LOAD_SHAPE": shape,
@@ -119,6 +121,10 @@ def run_locust(host: str, shape: str, duration: float, report_dir: Path, account
         "--headless",
         "--only-summary",
     ]
+    if external:
+        # Workers on other machines connect to this master (see deploy/compose.yaml's load profile).
+        remote = [*base, *outputs, "--master", "--master-bind-host", "0.0.0.0", "--expect-workers", str(external)]
+        return subprocess.run(remote, env=env, check=False).returncode
     if workers <= 1:
         return subprocess.run([*base, *outputs], env=env, check=False).returncode
     port = free_port()
@@ -148,6 +154,12 @@ def main() -> int:
         default=int(os.environ.get("LOAD_WORKERS", "1")),
         help="Locust worker processes on this machine (distributed mode when above 1)",
     )
+    parser.add_argument(
+        "--external-workers",
+        type=int,
+        default=int(os.environ.get("LOAD_EXTERNAL_WORKERS", "0")),
+        help="wait for this many Locust workers from other machines (port 5557) instead of starting any",
+    )
     parser.add_argument("--api-workers", type=int, default=2, help="API processes of the local warehouse")
     parser.add_argument("--report-dir", help="where to write the report (default loadtests/reports/<shape>-<time>)")
     parser.add_argument("--report-only", action="store_true", help="exit 0 whatever the verdict")
@@ -170,7 +182,9 @@ def main() -> int:
             flush=True,
         )
         try:
-            code = run_locust(host, args.shape, duration, report_dir, accounts_file, args.workers)
+            code = run_locust(
+                host, args.shape, duration, report_dir, accounts_file, args.workers, args.external_workers
+            )
         finally:
             accounts_file.unlink(missing_ok=True)  # passwords do not stay in reports
         if not (report_dir / "locust_stats.csv").exists():

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from litestar import Litestar
+from litestar import Litestar, Response, get
 from litestar.datastructures import MutableScopeHeaders, State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
@@ -36,7 +34,7 @@ from warehouse.context import Services
 from warehouse.errors import EXCEPTION_HANDLERS
 from warehouse.fair_share import rate_headers
 from warehouse.idempotency import idempotency_middleware
-from warehouse.metrics import keep_fresh
+from warehouse.metrics import refresh_if_stale
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +66,16 @@ async def _rate_limit_headers(message: Message, scope: Scope) -> None:
 
 
 class MetricsController(PrometheusController):
+    """Prometheus' scrape; the pipeline's and queues' depth are read first when older than
+    ``WAREHOUSE_METRICS_REFRESH_SECONDS``."""
+
     path = "/metrics"
     include_in_schema = False
+
+    @get(include_in_schema=False)
+    async def get(self, services: NamedDependency[Services]) -> Response[bytes]:
+        await refresh_if_stale(Files(services.db.pool), services.queue, services.settings.metrics_refresh_seconds)
+        return await PrometheusController.get.fn(self)  # type: ignore[no-any-return]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -83,13 +89,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         services = Services(settings=settings, db=db, objects=objects, queue=queue)
         services.start_watching()
         app.state.services = services
-        gauges = asyncio.create_task(keep_fresh(Files(db.pool), queue, settings.metrics_refresh_seconds))
         try:
             yield
         finally:
-            gauges.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await gauges
             if services.watch is not None:
                 await services.watch.stop()
             await queue.close()

@@ -1,10 +1,11 @@
 """Gauges the API adds to ``/metrics`` beside request counts and latencies: how many files wait at each
-pipeline stage and how many jobs wait in each queue, read every ``WAREHOUSE_METRICS_REFRESH_SECONDS``."""
+pipeline stage and how many jobs wait in each queue, read at a scrape when older than
+``WAREHOUSE_METRICS_REFRESH_SECONDS``."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import time
 
 from prometheus_client import Gauge
 
@@ -25,11 +26,23 @@ async def refresh(files: Files, queue: Queue) -> None:
         QUEUE_JOBS.labels(name).set(depth)
 
 
-async def keep_fresh(files: Files, queue: Queue, every: float) -> None:
-    """Refresh the gauges until cancelled; a failed read leaves the last values and is logged."""
-    while True:
-        try:
-            await refresh(files, queue)
-        except Exception as exc:  # Postgres or Redis away: /health/ready says so; keep trying
-            log.warning("pipeline gauges not refreshed: %s", exc)
-        await asyncio.sleep(every)
+_last_refresh = -1e18
+
+
+def mark_stale() -> None:
+    global _last_refresh
+    _last_refresh = -1e18
+
+
+async def refresh_if_stale(files: Files, queue: Queue, every: float) -> None:
+    """Refresh the gauges when older than ``every`` seconds; a failed read leaves the last values (the
+    scrape still answers, and /health/ready says what is down)."""
+    global _last_refresh
+    now = time.monotonic()
+    if now - _last_refresh < every:
+        return
+    _last_refresh = now
+    try:
+        await refresh(files, queue)
+    except Exception as exc:
+        log.warning("pipeline gauges not refreshed: %s", exc)
