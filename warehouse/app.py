@@ -31,7 +31,7 @@ from warehouse.api.uploads import UploadsController
 from warehouse.audit import audit_middleware
 from warehouse.auth import PUBLIC_PATHS, AuthMiddleware
 from warehouse.context import Services
-from warehouse.errors import EXCEPTION_HANDLERS
+from warehouse.errors import EXCEPTION_HANDLERS, answer_problems
 from warehouse.fair_share import rate_headers
 from warehouse.idempotency import idempotency_middleware
 from warehouse.metrics import refresh_if_stale
@@ -132,6 +132,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         middleware=[
             audit_middleware,
             prometheus.middleware,
+            answer_problems,
             DefineMiddleware(AuthMiddleware, exclude=PUBLIC_PATHS),
             idempotency_middleware,
         ],

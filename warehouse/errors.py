@@ -7,7 +7,9 @@ from typing import Any
 
 import asyncpg
 from litestar import MediaType, Request, Response
+from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from redis.exceptions import RedisError
 
 from storage import ObjectStoreUnavailable
@@ -85,6 +87,31 @@ def problem_response(problem: Problem, request: Request[Any, Any, Any] | None = 
         media_type=PROBLEM_JSON,
         headers=problem.headers,
     )
+
+
+def answer_problems(app: ASGIApp) -> ASGIApp:
+    """Answer a Problem raised by a middleware (sign-in, fair-share limits) right here.
+
+    Placed just inside the metrics middleware, so /metrics counts a refused request as the 401, 403
+    or 429 it is (an exception passing through that middleware is counted as a 200)."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await app(scope, receive, tracking)
+        except Problem as exc:
+            if scope["type"] != ScopeType.HTTP or started:
+                raise
+            request: Request[Any, Any, Any] = Request(scope, receive)
+            await problem_response(exc, request).to_asgi_response(None, request)(scope, receive, send)
+
+    return middleware
 
 
 def _on_problem(request: Request[Any, Any, Any], exc: Problem) -> Response[Any]:
@@ -165,4 +192,4 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     Exception: _on_unexpected,
 }
 
-__all__ = ["EXCEPTION_HANDLERS", "PROBLEM_JSON", "MediaType", "Problem", "problem_response"]
+__all__ = ["EXCEPTION_HANDLERS", "PROBLEM_JSON", "MediaType", "Problem", "answer_problems", "problem_response"]
