@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 export WAREHOUSE_DATA_DIR ?= $(CURDIR)/.data
 
-.PHONY: run test lint typecheck pytest bench load install ocr-tools services clean
+.PHONY: run test lint typecheck pytest bench load install ocr-tools deploy-tools services clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -27,7 +27,18 @@ ocr-tools:
 		     $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(OCR_PACKAGES) >/dev/null; }; \
 	else echo "install Tesseract with the Vietnamese language data ($(OCR_PACKAGES)) for OCR" >&2; exit 1; fi
 
-install: $(STAMP) ocr-tools
+# The deployment checks read the manifests with `kubectl kustomize` (Debian's kubernetes-client when
+# kubectl is missing); check-jsonschema and hadolint come from PyPI with the dev dependencies.
+deploy-tools:
+	@if command -v kubectl >/dev/null; then :; \
+	elif command -v apt-get >/dev/null; then \
+		echo "installing kubernetes-client (kubectl) for the deployment checks"; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends kubernetes-client >/dev/null \
+		|| { $(SUDO) apt-get update -q >/dev/null && \
+		     $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends kubernetes-client >/dev/null; }; \
+	else echo "install kubectl for the deployment checks (tests/deploy)" >&2; exit 1; fi
+
+install: $(STAMP) ocr-tools deploy-tools
 
 services: install
 	$(BIN)/warehouse services up
