@@ -129,9 +129,10 @@ def test_kustomize_builds_manifests_that_fit_the_warehouse() -> None:
     routes = {route.path for route in create_app(Settings(secret_key="k")).routes}
     for name, deployment in deployments.items():
         pod = deployment["spec"]["template"]["spec"]
-        assert deployment["spec"]["selector"]["matchLabels"].items() <= deployment["spec"]["template"]["metadata"][
-            "labels"
-        ].items()
+        assert (
+            deployment["spec"]["selector"]["matchLabels"].items()
+            <= deployment["spec"]["template"]["metadata"]["labels"].items()
+        )
         for container in pod.get("initContainers", []) + pod["containers"]:
             warehouse_command(container["args"])
             refs = {e.get("configMapRef", {}).get("name") for e in container["envFrom"]}
