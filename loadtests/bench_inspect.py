@@ -44,7 +44,6 @@ from loadtests.harness import (
     serving,
 )
 from loadtests.pdfgen import VIETNAMESE_LINES, scanned_pdf, vietnamese_scan_pdf
-from storage.config import get_settings
 
 
 def bare_pypdf(data: bytes) -> int:
@@ -146,7 +145,7 @@ def main() -> int:
     # OCR on, as in production: inspection leaves the pixels (blank pages) to the OCR stage, whose
     # worker is not running while inspection is timed.
     env, password = prepare("bench_inspect", **NO_LIMITS, WAREHOUSE_OCR_ENABLED="true")
-    jobs = get_settings().inspect_children
+    jobs = int(env.get("WAREHOUSE_INSPECT_CHILDREN", "4"))  # the worker's default
     print("generating scans (5 pages, colour, 200 dpi) ...", flush=True)
     files = [scanned_pdf(pages=5, dpi=200, seed=s) for s in range(args.files)]
     try:

@@ -39,3 +39,16 @@ def test_import_rules(package: str) -> None:
 def test_storage_public_names_exist() -> None:
     for name in storage.__all__:
         assert hasattr(storage, name), name
+
+
+def test_the_station_client_imports_no_server_code() -> None:
+    """`warehouse client` runs on scanning stations against any warehouse, over HTTP only."""
+    found: set[str] = set()
+    for path in (ROOT / "warehouse" / "client").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module)
+            elif isinstance(node, ast.Import):
+                found |= {alias.name for alias in node.names}
+    ours = {m for m in found if m.split(".")[0] in OURS}
+    assert ours and all(m.startswith("warehouse.client") for m in ours), ours

@@ -1,5 +1,5 @@
 import sys
 
-from warehouse.cli import main
+from warehouse.command import main
 
 sys.exit(main())

@@ -231,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="warehouse", description="Kho số hóa: the digitization warehouse")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="start services, migrate, seed, then serve the API and a worker")
+    sub.add_parser("client", help="the scanning station's client: login, whoami, upload, watch, status", add_help=False)
     sub.add_parser("serve", help="serve the HTTP API")
     worker = sub.add_parser("worker", help="run the inspection worker (or with --ocr the OCR worker)")
     worker.add_argument("--ocr", action="store_true", help="serve the OCR queue instead of the inspection queue")

@@ -1,0 +1,259 @@
+"""`warehouse client ...`: the scanning station's commands.
+
+    warehouse client login --host https://kho.example.vn --login xa01.op1     # asks for the password
+    warehouse client login --host https://kho.example.vn --api-key <key>      # or keeps an API key
+    warehouse client whoami
+    warehouse client upload FOLDER --manifest bang-ke.xlsx [--results ket-qua.csv]
+    warehouse client watch FOLDER --manifest bang-ke.csv       # sends new scans as the scanner drops them
+    warehouse client status FOLDER [--results ket-qua.csv]     # queued, sent, ready or rejected, and why
+
+Exit codes: 0 all sent (or nothing to do), 1 some files failed, 2 the manifest has bad rows (nothing
+was sent), 3 not signed in or the warehouse cannot be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from warehouse.client import config as cfg
+from warehouse.client.journal import NAME as JOURNAL_NAME
+from warehouse.client.journal import Journal
+from warehouse.client.manifest import Entry, validate
+from warehouse.client.transport import Bandwidth, Refused, Transport, Unreachable
+from warehouse.client.uploader import Options, Uploader, summary, write_results
+
+MiB = 1024 * 1024
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="warehouse client", description="Kho số hóa: the scanning station's client")
+    parser.add_argument("--config", help="the config file (default ~/.config/kho-so-hoa/client.json)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    login = sub.add_parser("login", help="sign in to a warehouse and keep the sign-in in the config file")
+    login.add_argument("--host", required=True, help="the warehouse's address, e.g. https://kho.langson.gov.vn")
+    login.add_argument("--login", help="your login (the password is asked for, or read from KHO_PASSWORD)")
+    login.add_argument("--api-key", help="keep this API key instead of signing in (for unattended stations)")
+    sub.add_parser("whoami", help="who the config file signs in as")
+
+    def sending(p: argparse.ArgumentParser) -> None:
+        p.add_argument("folder", type=Path)
+        p.add_argument("--manifest", type=Path, required=True, help="CSV or XLSX: one row per file")
+        p.add_argument("--concurrency", type=int, default=2, help="files sent at once (default 2)")
+        p.add_argument("--limit-mbps", type=float, default=0, help="bandwidth limit in megabits per second")
+        p.add_argument("--results", type=Path, help="write the results CSV here (default FOLDER/ket-qua.csv)")
+        p.add_argument(
+            "--session-above-mb", type=float, default=16, help="files larger than this go in resumable parts"
+        )
+
+    sending(sub.add_parser("upload", help="send every file of the manifest (again: only what is missing)"))
+    watch = sub.add_parser("watch", help="send new files as the scanner writes them, until stopped")
+    sending(watch)
+    watch.add_argument("--interval", type=float, default=2.0, help="seconds between looks at the folder")
+    watch.add_argument("--settle", type=float, default=5.0, help="a file is taken once unchanged this long")
+    status = sub.add_parser("status", help="what is queued, sent, ready or rejected, with the reasons")
+    status.add_argument("folder", type=Path)
+    status.add_argument("--results", type=Path, help="also write the results CSV here")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    path = cfg.config_path(args.config)
+    try:
+        if args.command == "login":
+            return _login(path, args)
+        config = cfg.load(path)
+        if not config.host or not config.headers():
+            print("Chưa đăng nhập: chạy `warehouse client login` / Not signed in: run `warehouse client login`.")
+            return 3
+        if args.command == "whoami":
+            return asyncio.run(_whoami(config))
+        if args.command == "status":
+            return asyncio.run(_status(config, args))
+        if not args.folder.is_dir():
+            print(f"Không có thư mục {args.folder} / No folder {args.folder}")
+            return 2
+        return asyncio.run(_send(config, args, watch=args.command == "watch"))
+    except Unreachable as exc:
+        print(f"Không kết nối được kho / The warehouse cannot be reached: {exc}")
+        return 3
+    except Refused as exc:
+        if exc.status == 401:
+            print(
+                "Phiên đăng nhập hết hạn: chạy lại `warehouse client login` / Sign in again: `warehouse client login`."
+            )
+            return 3
+        print(f"Kho từ chối / The warehouse refused: {exc}")
+        return 1
+
+
+def _login(path: Path, args: argparse.Namespace) -> int:
+    config = cfg.load(path)
+    config.host = args.host.rstrip("/")
+    if args.api_key:
+        config.api_key, config.token, config.login = args.api_key, "", ""
+    else:
+        if not args.login:
+            print("Cho biết --login hoặc --api-key / Give --login or --api-key.")
+            return 2
+        password = os.environ.get("KHO_PASSWORD") or getpass.getpass("Mật khẩu / Password: ")
+        r = httpx.post(f"{config.host}/api/v1/auth/login", json={"login": args.login, "password": password}, timeout=30)
+        if r.status_code != 200:
+            print(f"Đăng nhập không được / Sign-in failed: {r.json().get('detail', r.text)}")
+            return 3
+        config.token, config.login, config.api_key = r.json()["access_token"], args.login, ""
+    cfg.save(path, config)
+    return asyncio.run(_whoami(config))
+
+
+async def _whoami(config: cfg.ClientConfig) -> int:
+    t = Transport(config.host, config.headers(), bandwidth=Bandwidth(0), attempts=3)
+    try:
+        me = (await t.request("GET", "/api/v1/me")).json()
+    finally:
+        await t.aclose()
+    print(f"{me.get('login')} ({me.get('role')}) — {me.get('unit_code')} — {config.host}")
+    return 0
+
+
+def _transport(config: cfg.ClientConfig, args: argparse.Namespace) -> Transport:
+    return Transport(config.host, config.headers(), bandwidth=Bandwidth(args.limit_mbps * 1_000_000 / 8))
+
+
+async def _send(config: cfg.ClientConfig, args: argparse.Namespace, *, watch: bool) -> int:
+    folder: Path = args.folder
+    entries, problems = validate(folder, args.manifest)
+    if problems and not watch:
+        print(f"Bảng kê có {len(problems)} lỗi, chưa gửi gì / The manifest has {len(problems)} problems;", end=" ")
+        print("nothing was sent:")
+        for p in problems:
+            print("  " + p.line())
+        return 2
+    journal = Journal(folder)
+    transport = _transport(config, args)
+    options = Options(concurrency=max(1, args.concurrency), session_above=int(args.session_above_mb * MiB))
+    uploader = Uploader(transport, journal, options)
+    results = args.results or folder / "ket-qua.csv"
+    try:
+        if watch:
+            await _watch(uploader, folder, args)
+        else:
+            outcome = await uploader.send_all(entries)
+            await uploader.refresh()
+            write_results(journal, results)
+            print(f"Xong / Done: {summary(journal)}. Kết quả / Results: {results}")
+            return 1 if any(s == "failed" for s in outcome.values()) else 0
+    finally:
+        await transport.aclose()
+        journal.close()
+    await uploader_summary(uploader, journal, results)
+    return 0
+
+
+async def uploader_summary(uploader: Uploader, journal: Journal, results: Path) -> None:
+    journal_again = Journal(journal.path.parent)
+    try:
+        write_results(journal_again, results)
+        print(f"Dừng / Stopped: {summary(journal_again)}. Kết quả / Results: {results}")
+    finally:
+        journal_again.close()
+
+
+async def _watch(uploader: Uploader, folder: Path, args: argparse.Namespace) -> None:
+    """Look at the folder every interval; a PDF is sent once it has not changed for ``settle`` seconds
+    and the manifest has its row. Stops on Ctrl-C or SIGTERM after the files in flight."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    seen: dict[str, tuple[int, int, float]] = {}  # name -> (size, mtime_ns, unchanged since)
+    told: set[str] = set()
+    print(f"Đang theo dõi {folder} / Watching {folder} (Ctrl-C to stop)", flush=True)
+    while not stop.is_set():
+        now = time.monotonic()
+        settled: list[str] = []
+        for name, size, mtime_ns in await asyncio.to_thread(_pdfs, folder):
+            before = seen.get(name)
+            if before is None or before[:2] != (size, mtime_ns):
+                seen[name] = (size, mtime_ns, now)
+            elif now - before[2] >= args.settle and size > 0:
+                settled.append(name)
+        if settled:
+            entries, problems = validate(folder, args.manifest)
+            by_name: dict[str, Entry] = {e.name: e for e in entries}
+            if problems:
+                # While the operator is still filling the manifest in, the rows without problems can go.
+                rows = {p.row for p in problems}
+                for p in problems:
+                    key = p.line()
+                    if key not in told:
+                        told.add(key)
+                        print("  bảng kê / manifest: " + key, flush=True)
+                by_name = {e.name: e for e in entries if e.row not in rows}
+            ready = []
+            for name in settled:
+                record = uploader.journal.file(name)
+                if record is not None and record.state not in ("queued", "failed"):
+                    continue
+                if record is not None and record.state == "failed" and record.size == seen[name][0]:
+                    continue  # failed with these bytes: `upload` retries it, watch does not loop on it
+                if name in by_name:
+                    ready.append(by_name[name])
+                elif name not in told:
+                    told.add(name)
+                    print(f"  {name}: chờ dòng trong bảng kê / waiting for its manifest row", flush=True)
+            if ready:
+                await uploader.send_all(ready)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=args.interval)
+    await uploader.refresh()
+
+
+def _pdfs(folder: Path) -> list[tuple[str, int, int]]:
+    found = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() == ".pdf" and path.is_file():
+            st = path.stat()
+            found.append((path.name, st.st_size, st.st_mtime_ns))
+    return found
+
+
+async def _status(config: cfg.ClientConfig, args: argparse.Namespace) -> int:
+    folder: Path = args.folder
+    if not (folder / JOURNAL_NAME).exists():
+        print(f"Chưa gửi gì từ {folder} / Nothing was sent from {folder}")
+        return 0
+    journal = Journal(folder)
+    t = Transport(config.host, config.headers(), bandwidth=Bandwidth(0))
+    try:
+        await Uploader(t, journal, Options()).refresh()
+        for r in journal.files():
+            line: list[Any] = [r.state.ljust(10), r.name, journal.dossier_code(r.dossier_ref) or "-"]
+            if r.findings:
+                line.append(r.findings)
+            if r.error:
+                line.append(r.error)
+            print("  ".join(str(x) for x in line))
+        print(summary(journal))
+        if args.results:
+            write_results(journal, args.results)
+    finally:
+        await t.aclose()
+        journal.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""HTTP to the warehouse as a commune's link needs it: waits out 429 and 503 (honouring Retry-After),
+retries dropped connections with backoff, and keeps to a bandwidth limit so one station does not fill
+the commune's line."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+RETRY_STATUSES = {429, 502, 503, 504}
+CHUNK = 256 * 1024
+
+
+class Refused(Exception):
+    """The warehouse said no (a 4xx other than 429): retrying will not help."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.status = response.status_code
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        self.code = str(body.get("code") or response.status_code)
+        self.detail = str(body.get("detail") or response.text[:300])
+        self.body = body
+        super().__init__(f"{self.status} {self.code}: {self.detail}")
+
+
+class Unreachable(Exception):
+    """The warehouse could not be reached (or kept answering 5xx) after every retry."""
+
+
+def retry_after(response: httpx.Response, default: float) -> float:
+    value = response.headers.get("retry-after")
+    if not value:
+        return default
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        when = email.utils.parsedate_to_datetime(value)
+        return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class Bandwidth:
+    """A token bucket shared by every upload of the run (bytes per second; 0 = no limit)."""
+
+    def __init__(self, bytes_per_second: float) -> None:
+        self.rate = bytes_per_second
+        self._allowance = bytes_per_second
+        self._last = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    async def take(self, n: int) -> None:
+        if self.rate <= 0:
+            return
+        async with self._lock:
+            now = time.monotonic()
+            self._allowance = min(self.rate, self._allowance + (now - self._last) * self.rate)
+            self._last = now
+            self._allowance -= n
+            if self._allowance < 0:
+                await asyncio.sleep(-self._allowance / self.rate)
+
+
+class Transport:
+    def __init__(
+        self,
+        host: str,
+        headers: dict[str, str],
+        *,
+        bandwidth: Bandwidth,
+        attempts: int = 8,
+        max_wait: float = 300.0,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> None:
+        self.http = httpx.AsyncClient(
+            base_url=host.rstrip("/"), headers=headers, timeout=httpx.Timeout(60.0, write=600.0)
+        )
+        self.bandwidth = bandwidth
+        self.attempts = attempts
+        self.max_wait = max_wait
+        self.on_wait = on_wait or (lambda _: None)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Callable[[], AsyncIterator[bytes]] | None = None,
+        ok: tuple[int, ...] = (),
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Send, and send again while the answer says "later" or the link drops. ``body`` makes a fresh
+        stream of the bytes for each attempt. A 4xx (but 429) raises Refused, unless listed in ``ok``."""
+        delay = 1.0
+        for attempt in range(1, self.attempts + 1):
+            try:
+                content = body() if body is not None else None
+                response = await self.http.request(method, path, content=content, **kwargs)
+            except httpx.TransportError as exc:
+                if attempt == self.attempts:
+                    raise Unreachable(f"{method} {path}: {exc}") from exc
+                wait = delay
+                self.on_wait(f"connection lost ({type(exc).__name__}); retrying in {wait:.0f}s")
+            else:
+                if response.status_code in RETRY_STATUSES:
+                    if attempt == self.attempts:
+                        raise Unreachable(f"{method} {path}: {response.status_code} after {attempt} tries")
+                    wait = min(self.max_wait, retry_after(response, delay))
+                    self.on_wait(f"the warehouse answered {response.status_code}; waiting {wait:.0f}s")
+                elif response.status_code >= 400 and response.status_code not in ok:
+                    raise Refused(response)
+                else:
+                    return response
+            await asyncio.sleep(wait * (0.8 + 0.4 * random.random()))
+            delay = min(self.max_wait, delay * 2)
+        raise Unreachable(f"{method} {path}: no answer")
+
+    def file_body(self, path: Path, offset: int, length: int) -> Callable[[], AsyncIterator[bytes]]:
+        """A body factory: ``length`` bytes of the file from ``offset``, read afresh for each attempt and
+        sent within the bandwidth limit."""
+
+        async def chunks() -> AsyncIterator[bytes]:
+            with path.open("rb") as f:
+                f.seek(offset)
+                left = length
+                while left > 0:
+                    data = f.read(min(CHUNK, left))
+                    if not data:
+                        break
+                    await self.bandwidth.take(len(data))
+                    left -= len(data)
+                    yield data
+
+        return chunks

@@ -1,0 +1,302 @@
+"""Sending a folder of scans: dossiers first, then files (whole or in parts), each step recorded in the
+journal before and after, so a run can stop anywhere and the next one finishes the work without
+duplicating any of it."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import json
+import sys
+import time
+import urllib.parse
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from warehouse.client.journal import FileRecord, Journal
+from warehouse.client.manifest import Entry, dossier_body
+from warehouse.client.transport import Refused, Transport, Unreachable
+
+MiB = 1024 * 1024
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(MiB):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class Options:
+    concurrency: int = 2
+    session_above: int = 16 * MiB  # larger files go through resumable upload sessions
+    refresh: bool = True  # read each sent file's state at the end
+
+
+@dataclass
+class Progress:
+    """Files and bytes: bars with rate and time left on a terminal, plain lines otherwise."""
+
+    total_files: int
+    total_bytes: int
+    quiet: bool = False
+    files: int = 0
+    sent_bytes: int = 0
+    started: float = field(default_factory=time.monotonic)
+    _bar: Any = None
+    _tasks: tuple[Any, Any] | None = None
+
+    def __enter__(self) -> Progress:
+        if sys.stderr.isatty() and not self.quiet:
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                MofNCompleteColumn,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+            from rich.progress import (
+                Progress as Bars,
+            )
+
+            self._bar = Bars(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                transient=False,
+            )
+            self._bar.__enter__()
+            self._tasks = (
+                self._bar.add_task("tệp / files", total=self.total_files),
+                self._bar.add_task("dữ liệu / bytes", total=self.total_bytes),
+            )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+
+    def sent(self, n: int) -> None:
+        self.sent_bytes += n
+        if self._bar is not None and self._tasks:
+            self._bar.update(self._tasks[1], advance=n)
+
+    def done(self, name: str, state: str) -> None:
+        self.files += 1
+        if self._bar is not None and self._tasks:
+            self._bar.update(self._tasks[0], advance=1)
+            return
+        if self.quiet:
+            return
+        elapsed = max(0.001, time.monotonic() - self.started)
+        rate = self.sent_bytes / elapsed
+        left = (self.total_bytes - self.sent_bytes) / rate if rate > 0 else 0
+        print(
+            f"{self.files}/{self.total_files} files, {self.sent_bytes / MiB:.1f}/{self.total_bytes / MiB:.1f} MB, "
+            f"{rate / MiB:.2f} MB/s, ~{left:.0f} s left: {name} {state}",
+            flush=True,
+        )
+
+    def note(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.console.print(text)
+        elif not self.quiet:
+            print(text, flush=True)
+
+
+class Uploader:
+    def __init__(self, transport: Transport, journal: Journal, options: Options) -> None:
+        self.t = transport
+        self.journal = journal
+        self.options = options
+        self._dossier_locks: dict[str, asyncio.Lock] = {}
+
+    async def send_all(self, entries: list[Entry], note: Callable[[str], None] = print) -> dict[str, str]:
+        """Send every entry not yet sent. Returns {file name: state}."""
+        records = [self.prepare(e) for e in entries]
+        todo = [(e, r) for e, r in zip(entries, records, strict=True) if r.state in ("queued", "failed")]
+        outcome: dict[str, str] = {r.name: r.state for r in records}
+        total = sum(r.size for _, r in todo)
+        gate = asyncio.Semaphore(self.options.concurrency)
+        with Progress(len(todo), total) as progress:
+            self.t.on_wait = progress.note
+
+            async def one(entry: Entry, record: FileRecord) -> None:
+                async with gate:
+                    outcome[record.name] = await self.send(entry, record, progress)
+                    progress.done(record.name, outcome[record.name])
+
+            await asyncio.gather(*(one(e, r) for e, r in todo))
+        return outcome
+
+    def dossier_key(self, entry: Entry) -> str:
+        """The same dossier of the same folder always gets the same key (see journal)."""
+        what = json.dumps([str(entry.path.parent.resolve()), entry.dossier_ref, dossier_body(entry.dossier)])
+        return "station-dossier-" + hashlib.sha256(what.encode()).hexdigest()[:40]
+
+    def prepare(self, entry: Entry) -> FileRecord:
+        stat = entry.path.stat()
+        digest = self.journal.known_digest(entry.name, stat.st_size, stat.st_mtime_ns) or sha256_of(entry.path)
+        key = (
+            "station-file-"
+            + hashlib.sha256(f"{self.dossier_key(entry)}/{digest}/{entry.kind}".encode()).hexdigest()[:40]
+        )
+        return self.journal.track(
+            entry.name, stat.st_size, stat.st_mtime_ns, digest, entry.dossier_ref, entry.kind, key
+        )
+
+    async def dossier_id(self, entry: Entry) -> str:
+        lock = self._dossier_locks.setdefault(entry.dossier_ref, asyncio.Lock())
+        async with lock:  # files of one dossier wait for it to exist, then share it
+            key, dossier_id, _ = self.journal.dossier(entry.dossier_ref, self.dossier_key(entry))
+            if dossier_id:
+                return dossier_id
+            r = await self.t.request(
+                "POST", "/api/v1/dossiers", json=dossier_body(entry.dossier), headers={"Idempotency-Key": key}
+            )
+            body = r.json()
+            self.journal.dossier_created(entry.dossier_ref, body["id"], body["code"])
+            return str(body["id"])
+
+    async def send(self, entry: Entry, record: FileRecord, progress: Progress) -> str:
+        try:
+            dossier_id = await self.dossier_id(entry)
+            held = await self.already_held(record, dossier_id)
+            if held:
+                self.journal.update(record.name, file_id=held, state="sent", error=None)
+                return "sent"
+            if record.size > self.options.session_above:
+                file_id = await self.send_in_parts(record, dossier_id, entry.path, progress)
+            else:
+                file_id = await self.send_whole(record, dossier_id, entry.path, progress)
+        except Refused as exc:
+            self.journal.update(record.name, state="failed", error=f"{exc.code}: {exc.detail}")
+            progress.note(f"{record.name}: {exc.code}: {exc.detail}")
+            return "failed"
+        except Unreachable as exc:
+            self.journal.update(record.name, state="failed", error=str(exc))
+            progress.note(f"{record.name}: {exc}")
+            return "failed"
+        self.journal.update(record.name, file_id=file_id, state="sent", error=None)
+        return "sent"
+
+    async def already_held(self, record: FileRecord, dossier_id: str) -> str | None:
+        """The dedupe probe: this dossier already has a file with these bytes (a journal lost or reset)."""
+        r = await self.t.request("GET", "/api/v1/files", params={"sha256": record.sha256})
+        for f in r.json()["items"]:
+            if str(f.get("dossier_id")) == dossier_id and f.get("state") != "deleted":
+                return str(f["id"])
+        return None
+
+    async def send_whole(self, record: FileRecord, dossier_id: str, path: Path, progress: Progress) -> str:
+        r = await self.t.request(
+            "POST",
+            f"/api/v1/dossiers/{dossier_id}/files",
+            body=self.t.file_body(path, 0, record.size),
+            headers={
+                "Content-Type": "application/pdf",
+                "Content-Length": str(record.size),
+                "X-File-Kind": record.kind,
+                "X-Filename": urllib.parse.quote(path.name),
+                "X-Content-SHA256": record.sha256,
+                "Idempotency-Key": record.idem_key,
+            },
+        )
+        progress.sent(record.size)
+        return str(r.json()["id"])
+
+    async def send_in_parts(self, record: FileRecord, dossier_id: str, path: Path, progress: Progress) -> str:
+        session = None
+        if record.upload_id:
+            r = await self.t.request("GET", f"/api/v1/uploads/{record.upload_id}", ok=(404,))
+            if r.status_code == 200 and r.json()["state"] not in ("failed", "expired", "aborted"):
+                session = r.json()
+        if session is None:
+            r = await self.t.request(
+                "POST",
+                "/api/v1/uploads",
+                json={
+                    "dossier_id": dossier_id,
+                    "filename": path.name,
+                    "kind": record.kind,
+                    "size": record.size,
+                    "sha256": record.sha256,
+                },
+                headers={"Idempotency-Key": f"{record.idem_key}-session-{record.upload_id or 0}"},
+            )
+            session = r.json()
+            self.journal.update(record.name, upload_id=session["id"])
+        if session.get("file_id"):
+            return str(session["file_id"])
+        part = int(session["part_size"])
+        done = record.size - sum(min(part, record.size - (n - 1) * part) for n in session["missing"])
+        progress.sent(done)
+        for n in session["missing"]:
+            offset = (n - 1) * part
+            length = min(part, record.size - offset)
+            await self.t.request(
+                "PUT",
+                f"/api/v1/uploads/{session['id']}/parts/{n}",
+                body=self.t.file_body(path, offset, length),
+                headers={"Content-Type": "application/octet-stream", "Content-Length": str(length)},
+            )
+            progress.sent(length)
+        r = await self.t.request("POST", f"/api/v1/uploads/{session['id']}/complete")
+        body = r.json()
+        return str(body.get("file_id") or body["id"])
+
+    async def refresh(self) -> None:
+        """Ask the warehouse what became of each sent file: processing, ready or rejected, and why."""
+        for record in self.journal.files():
+            if not record.file_id or record.state in ("ready", "rejected"):
+                continue
+            r = await self.t.request("GET", f"/api/v1/files/{record.file_id}", ok=(404,))
+            if r.status_code == 404:
+                self.journal.update(record.name, state="failed", error="the warehouse no longer has this file")
+                continue
+            f = r.json()
+            state = f["state"] if f["state"] in ("ready", "rejected") else "processing"
+            findings = "; ".join(f"{x['code']}: {x.get('vi') or x.get('en')}" for x in f.get("findings", []))
+            self.journal.update(record.name, state=state, verdict=f.get("verdict"), findings=findings or None)
+
+
+def write_results(journal: Journal, path: Path) -> None:
+    """The CSV an operator hands to the unit's admin: file, dossier code, state, findings."""
+    with path.open("w", newline="", encoding="utf-8-sig") as f:
+        out = csv.writer(f)
+        out.writerow(["file", "dossier_code", "state", "verdict", "findings", "error"])
+        for r in journal.files():
+            out.writerow(
+                [
+                    r.name,
+                    journal.dossier_code(r.dossier_ref) or "",
+                    r.state,
+                    r.verdict or "",
+                    r.findings or "",
+                    r.error or "",
+                ]
+            )
+
+
+def summary(journal: Journal) -> str:
+    counts = Counter(r.state for r in journal.files())
+    order = ("ready", "rejected", "processing", "sent", "queued", "failed")
+    words = {
+        "ready": "sẵn sàng/ready",
+        "rejected": "bị từ chối/rejected",
+        "processing": "đang kiểm tra/processing",
+        "sent": "đã gửi/sent",
+        "queued": "chưa gửi/queued",
+        "failed": "lỗi/failed",
+    }
+    return ", ".join(f"{counts[s]} {words[s]}" for s in order if counts[s])
