@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--session-above-mb", type=float, default=16, help="files larger than this go in resumable parts"
         )
+        p.add_argument(
+            "--patience-minutes",
+            type=float,
+            default=60,
+            help="how long to keep waiting out a busy warehouse or a dropped link before a file fails",
+        )
 
     sending(sub.add_parser("upload", help="send every file of the manifest (again: only what is missing)"))
     watch = sub.add_parser("watch", help="send new files as the scanner writes them, until stopped")
@@ -119,17 +125,23 @@ def _login(path: Path, args: argparse.Namespace) -> int:
 
 
 async def _whoami(config: cfg.ClientConfig) -> int:
-    t = Transport(config.host, config.headers(), bandwidth=Bandwidth(0), attempts=3)
+    t = Transport(config.host, config.headers(), bandwidth=Bandwidth(0), patience=30)
     try:
         me = (await t.request("GET", "/api/v1/me")).json()
     finally:
         await t.aclose()
-    print(f"{me.get('login')} ({me.get('role')}) — {me.get('unit_code')} — {config.host}")
+    unit = me.get("unit") or {}
+    print(f"{me.get('login')} ({me.get('role')}) — {unit.get('code')} {unit.get('name')} — {config.host}")
     return 0
 
 
 def _transport(config: cfg.ClientConfig, args: argparse.Namespace) -> Transport:
-    return Transport(config.host, config.headers(), bandwidth=Bandwidth(args.limit_mbps * 1_000_000 / 8))
+    return Transport(
+        config.host,
+        config.headers(),
+        bandwidth=Bandwidth(args.limit_mbps * 1_000_000 / 8),
+        patience=args.patience_minutes * 60,
+    )
 
 
 async def _send(config: cfg.ClientConfig, args: argparse.Namespace, *, watch: bool) -> int:

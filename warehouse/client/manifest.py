@@ -253,7 +253,11 @@ def validate(folder: Path, manifest: Path, today: date | None = None) -> tuple[l
         ref = _text(row.get("dossier")) or f"row-{n}"
         if ref in dossiers:
             first_row, first = dossiers[ref]
-            differ = [k for k in DOSSIER_FIELDS if first[k] != d[k] and d[k] not in ("", None)]
+            # Rows of one dossier may each give some of its fields; two different values are a problem.
+            differ = [k for k in DOSSIER_FIELDS if first[k] not in ("", None) and d[k] not in ("", None, first[k])]
+            for k in DOSSIER_FIELDS:
+                if first[k] in ("", None):
+                    first[k] = d[k]
             if differ:
                 bad(
                     "dossier",

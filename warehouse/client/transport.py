@@ -77,7 +77,7 @@ class Transport:
         headers: dict[str, str],
         *,
         bandwidth: Bandwidth,
-        attempts: int = 8,
+        patience: float = 3600.0,
         max_wait: float = 300.0,
         on_wait: Callable[[str], None] | None = None,
     ) -> None:
@@ -85,8 +85,9 @@ class Transport:
             base_url=host.rstrip("/"), headers=headers, timeout=httpx.Timeout(60.0, write=600.0)
         )
         self.bandwidth = bandwidth
-        self.attempts = attempts
+        self.patience = patience
         self.max_wait = max_wait
+        self._last_told: tuple[str, float] = ("", 0.0)
         self.on_wait = on_wait or (lambda _: None)
 
     async def aclose(self) -> None:
@@ -101,31 +102,40 @@ class Transport:
         ok: tuple[int, ...] = (),
         **kwargs: Any,
     ) -> httpx.Response:
-        """Send, and send again while the answer says "later" or the link drops. ``body`` makes a fresh
+        """Send, and send again while the answer says "later" (429, 503: after its Retry-After) or the
+        link drops (backoff up to a minute), for up to ``patience`` seconds. ``body`` makes a fresh
         stream of the bytes for each attempt. A 4xx (but 429) raises Refused, unless listed in ``ok``."""
         delay = 1.0
-        for attempt in range(1, self.attempts + 1):
+        give_up = time.monotonic() + self.patience
+        while True:
             try:
                 content = body() if body is not None else None
                 response = await self.http.request(method, path, content=content, **kwargs)
             except httpx.TransportError as exc:
-                if attempt == self.attempts:
-                    raise Unreachable(f"{method} {path}: {exc}") from exc
                 wait = delay
-                self.on_wait(f"connection lost ({type(exc).__name__}); retrying in {wait:.0f}s")
+                why = f"connection lost ({type(exc).__name__})"
+                if time.monotonic() + wait > give_up:
+                    raise Unreachable(f"{method} {path}: {exc}") from exc
             else:
                 if response.status_code in RETRY_STATUSES:
-                    if attempt == self.attempts:
-                        raise Unreachable(f"{method} {path}: {response.status_code} after {attempt} tries")
                     wait = min(self.max_wait, retry_after(response, delay))
-                    self.on_wait(f"the warehouse answered {response.status_code}; waiting {wait:.0f}s")
+                    why = f"the warehouse answered {response.status_code}"
+                    if time.monotonic() + wait > give_up:
+                        raise Unreachable(f"{method} {path}: still {response.status_code} after {self.patience:g}s")
                 elif response.status_code >= 400 and response.status_code not in ok:
                     raise Refused(response)
                 else:
                     return response
+            self._tell(f"{why}; waiting {wait:.0f}s / chờ {wait:.0f} giây")
             await asyncio.sleep(wait * (0.8 + 0.4 * random.random()))
-            delay = min(self.max_wait, delay * 2)
-        raise Unreachable(f"{method} {path}: no answer")
+            delay = min(60.0, delay * 2)
+
+    def _tell(self, text: str) -> None:
+        """Say why the client waits: each new reason at once, the same one at most every 30 seconds."""
+        now = time.monotonic()
+        if text.split(";")[0] != self._last_told[0] or now - self._last_told[1] > 30:
+            self._last_told = (text.split(";")[0], now)
+            self.on_wait(text)
 
     def file_body(self, path: Path, offset: int, length: int) -> Callable[[], AsyncIterator[bytes]]:
         """A body factory: ``length`` bytes of the file from ``offset``, read afresh for each attempt and

@@ -1,0 +1,321 @@
+"""The scanning station's client against a running warehouse: a folder of scans and its manifest,
+bad rows reported all at once, an interrupted run resumed without duplicates, a slowly written file
+taken once complete, 429 and 503 waited out."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from loadtests.pdfgen import scanned_pdf
+from tests.factories import PASSWORD, Api, LiveServer, commune, free_port
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+HEADER = [
+    "file",
+    "kind",
+    "dossier",
+    "procedure_code",
+    "subject_name",
+    "subject_id_number",
+    "result_number",
+    "issued_on",
+]
+
+
+def client(config: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "warehouse", "client", "--config", str(config), *args],
+        env={**os.environ, "KHO_PASSWORD": PASSWORD},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def start_client(config: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "warehouse", "client", "--config", str(config), *args],
+        env={**os.environ, "KHO_PASSWORD": PASSWORD},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def write_manifest(path: Path, rows: list[list[str]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(HEADER)
+        out.writerows(rows)
+
+
+def scans(folder: Path, names: list[str], seed: int, pages: int = 1) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(names):
+        (folder / name).write_bytes(scanned_pdf(pages=pages, dpi=200, seed=seed + i))
+
+
+async def signed_in(api: Api, server: LiveServer, tmp_path: Path, unit: str) -> tuple[Path, str]:
+    login, _ = await api.account("operator", unit)
+    config = tmp_path / "client.json"
+    done = client(config, "login", "--host", server.url, "--login", login)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert login in done.stdout and unit in done.stdout, "login says who and where"
+    assert oct(config.stat().st_mode & 0o777) == "0o600", "the sign-in is readable by its owner only"
+    return config, login
+
+
+async def files_of(api: Api, subject_id: str) -> dict[str, list[str]]:
+    """{dossier code: [sha256 of each file]} of a subject, straight from the database."""
+    rows = await api.db.pool.fetch(
+        "SELECT d.code, f.sha256 FROM dossiers d JOIN files f ON f.dossier_id = d.id "
+        "WHERE d.subject_id_number = $1 AND f.state <> 'deleted' ORDER BY d.code, f.sha256",
+        subject_id,
+    )
+    out: dict[str, list[str]] = {}
+    for r in rows:
+        out.setdefault(r["code"], []).append(r["sha256"])
+    return out
+
+
+async def count_files(api: Api, subjects: list[str]) -> int:
+    return sum([len(v) for s in subjects for v in (await files_of(api, s)).values()])
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+async def test_a_folder_is_sent_with_its_manifest_and_bad_rows_are_reported_first(api: Api, tmp_path: Path) -> None:
+    unit = commune(25, 15)
+    folder = tmp_path / "scans"
+    scans(folder, ["don.pdf", "giay-chung-nhan.pdf", "to-khai.pdf"], seed=300)
+    (folder / "ghi-chu.txt").write_text("not a scan")
+    manifest = tmp_path / "bang-ke.csv"
+    good = [
+        ["don.pdf", "component", "HS1", "1.002891", "Lò Thị Hoa", "020190000301", "", ""],
+        ["giay-chung-nhan.pdf", "kết quả", "HS1", "1.002891", "Lò Thị Hoa", "020190000301", "45/GCN", "15/03/2024"],
+        ["to-khai.pdf", "", "", "1.000001", "Vi Văn Sáng", "020190000302", "", ""],
+    ]
+    bad = [
+        ["mat-tich.pdf", "", "", "1.002891", "Nông Văn A", "020190000303", "", ""],
+        ["ghi-chu.txt", "", "", "1.002891", "Nông Văn B", "020190000304", "", ""],
+        ["don.pdf", "", "", "12345", "Nông Văn C", "0201900003", "", ""],
+        ["to-khai.pdf", "result", "", "1.002891", "Nông Văn D", "020190000305", "", "31/02/2024"],
+    ]
+    write_manifest(manifest, good + bad)
+    with LiveServer() as server:
+        config, _ = await signed_in(api, server, tmp_path, unit)
+
+        done = client(config, "upload", str(folder), "--manifest", str(manifest))
+        assert done.returncode == 2, done.stdout + done.stderr
+        out = done.stdout
+        for expected in (
+            "row 5, file",  # missing file
+            "row 6, file",  # not a PDF
+            "row 7, file",  # the same file twice
+            "row 7, procedure_code",
+            "row 7, subject_id_number",
+            "row 8, issued_on",  # 31/02 is no date
+            "row 8, result_number",  # a result needs its number
+        ):
+            assert expected in out, (expected, out)
+        assert "mat-tich.pdf" in out and "CCCD có 12 chữ số" in out, "every problem in Vietnamese and English"
+        assert await files_of(api, "020190000301") == {}, "nothing was sent while the manifest is bad"
+
+        write_manifest(manifest, good)
+        results = tmp_path / "ket-qua.csv"
+        done = client(config, "upload", str(folder), "--manifest", str(manifest), "--results", str(results))
+        assert done.returncode == 0, done.stdout + done.stderr
+        sent = await files_of(api, "020190000301")
+        assert len(sent) == 1 and sorted(next(iter(sent.values()))) == sorted(
+            [digest(folder / "don.pdf"), digest(folder / "giay-chung-nhan.pdf")]
+        ), "rows with the same dossier reference share one dossier"
+        assert len(await files_of(api, "020190000302")) == 1
+
+        await api.run_worker()
+        done = client(config, "status", str(folder), "--results", str(results))
+        assert done.returncode == 0, done.stdout + done.stderr
+        with results.open(encoding="utf-8-sig") as f:
+            rows = {r["file"]: r for r in csv.DictReader(f)}
+        assert set(rows) == {"don.pdf", "giay-chung-nhan.pdf", "to-khai.pdf"}
+        assert {r["state"] for r in rows.values()} == {"ready"}
+        assert rows["don.pdf"]["dossier_code"] == next(iter(sent)) and unit in rows["don.pdf"]["dossier_code"]
+
+        # A rerun sends nothing again.
+        done = client(config, "upload", str(folder), "--manifest", str(manifest))
+        assert done.returncode == 0
+        assert await files_of(api, "020190000301") == sent
+
+
+async def test_an_interrupted_run_resumes_without_duplicates(api: Api, tmp_path: Path) -> None:
+    unit = commune(25, 16)
+    folder = tmp_path / "scans"
+    names = [f"ho-so-{i}.pdf" for i in range(6)]
+    scans(folder, names, seed=400, pages=2)
+    manifest = tmp_path / "bang-ke.csv"
+    write_manifest(
+        manifest,
+        [
+            [n, "", f"D{i // 2}", "1.002891", "Hoàng Thị Mai", f"0201900004{i // 2:02d}", "", ""]
+            for i, n in enumerate(names)
+        ],
+    )
+    subjects = [f"0201900004{k:02d}" for k in range(3)]
+    with LiveServer() as server:
+        config, _ = await signed_in(api, server, tmp_path, unit)
+        # Slow enough (1 MB/s, one at a time, parts of 5 MiB for files above 1 MB) to be killed midway.
+        args = ["upload", str(folder), "--manifest", str(manifest), "--concurrency", "1", "--limit-mbps", "8"]
+        args += ["--session-above-mb", "1"]
+        run = start_client(config, *args)
+        journal = folder / ".kho-so-hoa-journal.sqlite"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if journal.exists():
+                with sqlite3.connect(journal) as db:
+                    if db.execute("SELECT count(*) FROM files WHERE state = 'sent'").fetchone()[0] >= 2:
+                        break
+            time.sleep(0.2)
+        run.kill()  # as a power cut would
+        run.wait(10)
+        partial = await count_files(api, subjects)
+        assert 2 <= partial < 6, f"killed midway: {partial} files had arrived"
+
+        done = client(config, *args[:-4])  # the rerun: full speed
+        assert done.returncode == 0, done.stdout + done.stderr
+        for k, subject in enumerate(subjects):
+            held = await files_of(api, subject)
+            assert len(held) == 1, f"one dossier for {subject}, not {len(held)}"
+            expected = sorted(digest(folder / names[2 * k + j]) for j in range(2))
+            assert sorted(next(iter(held.values()))) == expected, "each file once"
+
+        # Even with the journal lost, a rerun finds what is there and sends nothing twice.
+        for leftover in folder.glob(".kho-so-hoa-journal.sqlite*"):
+            leftover.unlink()
+        done = client(config, *args[:-4])
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert await count_files(api, subjects) == 6
+
+
+async def test_watch_takes_a_file_once_it_stops_growing(api: Api, tmp_path: Path) -> None:
+    unit = commune(25, 17)
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    manifest = tmp_path / "bang-ke.csv"
+    write_manifest(manifest, [["cham.pdf", "", "", "1.002891", "Lương Văn Tú", "020190000501", "", ""]])
+    data = scanned_pdf(pages=3, dpi=200, seed=501)
+    with LiveServer() as server:
+        config, _ = await signed_in(api, server, tmp_path, unit)
+        watcher = start_client(
+            config, "watch", str(folder), "--manifest", str(manifest), "--interval", "0.3", "--settle", "1.5"
+        )
+        try:
+            time.sleep(1.0)
+            with (folder / "cham.pdf").open("wb") as f:  # the scanner writes it over three seconds
+                for i in range(6):
+                    f.write(data[i * len(data) // 6 : (i + 1) * len(data) // 6])
+                    f.flush()
+                    time.sleep(0.5)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not await files_of(api, "020190000501"):
+                await asyncio.sleep(0.3)
+        finally:
+            watcher.send_signal(signal.SIGINT)
+            out, _ = watcher.communicate(timeout=60)
+        held = await files_of(api, "020190000501")
+        assert list(held.values()) == [[hashlib.sha256(data).hexdigest()]], ("the whole file, once", out)
+        assert watcher.returncode == 0, out
+        assert "Watching" in out and "sent" in out
+
+
+@contextmanager
+def flaky_proxy(target: str, failures: int) -> Iterator[tuple[str, list[int]]]:
+    """A proxy that answers the first ``failures`` uploads with 503 and Retry-After: 1 (the warehouse
+    in a restart), then passes everything through."""
+    from aiohttp import ClientSession, web
+
+    port = free_port()
+    answered: list[int] = []
+    ready = threading.Event()
+    loop = asyncio.new_event_loop()
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        if request.method == "POST" and request.path.endswith("/files") and failures > answered.count(503):
+            answered.append(503)
+            return web.json_response(
+                {"code": "unavailable", "detail": "restarting"}, status=503, headers={"Retry-After": "1"}
+            )
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+        async with (
+            ClientSession() as http,
+            http.request(request.method, target + request.path_qs, data=body, headers=headers) as r,
+        ):
+            answered.append(r.status)
+            out = web.Response(status=r.status, body=await r.read())
+            for k in ("Content-Type", "Retry-After"):
+                if k in r.headers:
+                    out.headers[k] = r.headers[k]
+            return out
+
+    async def serve() -> web.AppRunner:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        return runner
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        runner = loop.run_until_complete(serve())
+        ready.set()
+        loop.run_forever()
+        loop.run_until_complete(runner.cleanup())
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    ready.wait(10)
+    try:
+        yield f"http://127.0.0.1:{port}", answered
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+async def test_429_and_503_are_waited_out(api: Api, tmp_path: Path) -> None:
+    unit = commune(25, 18)
+    folder = tmp_path / "scans"
+    names = [f"t{i}.pdf" for i in range(4)]
+    scans(folder, names, seed=600)
+    manifest = tmp_path / "bang-ke.csv"
+    write_manifest(
+        manifest, [[n, "", "", "1.002891", "Nông Thị Vân", f"02019000060{i}", "", ""] for i, n in enumerate(names)]
+    )
+    # One request a second and one upload at a time per account: four clients' worth of requests get 429s.
+    with LiveServer(WAREHOUSE_RATE_ACCOUNT_RPS="1", WAREHOUSE_RATE_ACCOUNT_UPLOADS="1") as server:
+        with flaky_proxy(server.url, failures=2) as (url, answered):
+            login, _ = await api.account("operator", unit)
+            config = tmp_path / "client.json"
+            assert client(config, "login", "--host", url, "--login", login).returncode == 0
+            done = client(config, "upload", str(folder), "--manifest", str(manifest), "--concurrency", "4")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert answered.count(503) == 2 and 429 in answered, answered
+        assert "503" in done.stdout and "429" in done.stdout, "the operator sees why it waits"
+    for i in range(4):
+        assert len(await files_of(api, f"02019000060{i}")) == 1
