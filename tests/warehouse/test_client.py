@@ -142,6 +142,8 @@ async def test_a_folder_is_sent_with_its_manifest_and_bad_rows_are_reported_firs
         results = tmp_path / "ket-qua.csv"
         done = client(config, "upload", str(folder), "--manifest", str(manifest), "--results", str(results))
         assert done.returncode == 0, done.stdout + done.stderr
+        assert "3/3 files" in done.stdout and "MB/s" in done.stdout, "progress: files, bytes and rate"
+        assert "Done: 3 đang kiểm tra/processing" in done.stdout, "the summary: sent, being inspected"
         sent = await files_of(api, "020190000301")
         assert len(sent) == 1 and sorted(next(iter(sent.values()))) == sorted(
             [digest(folder / "don.pdf"), digest(folder / "giay-chung-nhan.pdf")]
