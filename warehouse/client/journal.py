@@ -93,7 +93,9 @@ class Journal:
     def track(
         self, name: str, size: int, mtime_ns: int, sha256: str, dossier_ref: str, kind: str, key: str
     ) -> FileRecord:
-        """The file's record; a file changed since it was last seen (other bytes) starts over."""
+        """The file's record. A file whose bytes changed before it was sent starts over with them; one
+        changed after it was sent is left as it is (its first version is in the warehouse: send the
+        new scan under another name)."""
         known = self.file(name)
         if known is not None and (known.sha256 == sha256 or known.state not in ("queued", "failed")):
             if (known.size, known.mtime_ns) != (size, mtime_ns) and known.sha256 == sha256:
