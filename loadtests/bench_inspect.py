@@ -138,7 +138,7 @@ def stop(worker: subprocess.Popen[bytes]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--files", type=int, default=80, help="scans (5 pages each) inspected")
+    parser.add_argument("--files", type=int, default=160, help="scans (5 pages each) inspected")
     parser.add_argument("--ocr-files", type=int, default=3, help="one-page Vietnamese scans OCR'd")
     args = parser.parse_args()
 

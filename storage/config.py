@@ -114,7 +114,7 @@ class Settings(BaseSettings):
     inspect_text_chars: int = 1_000_000
     inspect_max_stream_mb: int = Field(default=512, ge=1, description="largest a compressed stream may inflate to")
     worker_max_jobs: int = Field(
-        default=8,
+        default=16,
         ge=1,
         description="inspections in flight per worker process (fetching, waiting for a child, recording)",
     )

@@ -425,7 +425,14 @@ class ObjectStore:
             raise ObjectStoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     async def download(self, key: str, path: Path) -> None:
-        await self._run(self._client.fget_object, bucket_name=self.bucket, object_name=key, file_path=str(path))
+        """The object into a local file: one signed GET streamed to disk (the SDK's download took a HEAD,
+        a GET and two thread hops per file, a fifth of an inspection's CPU)."""
+        out = await asyncio.to_thread(path.open, "wb")
+        try:
+            async for chunk in self.stream(key, chunk_size=1024 * 1024):
+                out.write(chunk)  # into the page cache: microseconds, not worth a thread hop
+        finally:
+            out.close()
 
     async def digest(self, key: str) -> tuple[int, str, bytes]:
         """Read an object whole: its size, SHA-256 and first kilobyte (to check what it is)."""
