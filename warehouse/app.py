@@ -18,7 +18,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.types import Message, Scope
 
-from storage import Database, Files, Queue, Settings, get_settings, object_store
+from storage import Database, Queue, Settings, get_settings, object_store
 from warehouse.api.accounts import AccountsController, ApiKeysController, AuditController
 from warehouse.api.dossiers import DossiersController, ResultsController
 from warehouse.api.files import FilesController
@@ -74,7 +74,7 @@ class MetricsController(PrometheusController):
 
     @get(include_in_schema=False)
     async def get(self, services: NamedDependency[Services]) -> Response[bytes]:
-        await refresh_if_stale(Files(services.db.pool), services.queue, services.settings.metrics_refresh_seconds)
+        await refresh_if_stale(services.files, services.queue, services.settings.metrics_refresh_seconds)
         return await PrometheusController.get.fn(self)  # type: ignore[no-any-return]
 
 

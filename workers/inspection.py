@@ -88,8 +88,8 @@ async def inspect_file(ctx: dict[str, Any], file_id: str) -> str:
     if len(ocr_pages) > settings.ocr_max_pages:
         result.details["ocr"] = {"state": "skipped", "detail": f"{len(ocr_pages)} pages need OCR, above the limit"}
         ocr_pages = []
-    await files.record_inspection(f, result, ocr_pages=ocr_pages)
-    record_verdict(result.details, result.state)
+    if await files.record_inspection(f, result, ocr_pages=ocr_pages):  # not counted twice by a repeated job
+        record_verdict(result.details, result.state)
     log.info("file %s: %s %s", file_id, result.state, result.reason_code or "")
     return f"{result.state}: {result.reason_code or 'ok'}"
 

@@ -214,9 +214,6 @@ class ResultsController(Controller):
         limit = services.settings.page_size_max
         rows = await services.dossiers.list(flt, scope=request.user.read_scope, limit=limit, after=None)
         today = today_local()
-        items = []
-        for d in rows:
-            if d.result_number is None:
-                continue  # a dossier still being handled has no result to reuse
-            items.append(DossierOut.of(d, today=today, files=await services.files.for_dossier(d.id)))
-        return {"items": items}
+        results = [d for d in rows if d.result_number is not None]  # one still being handled has none yet
+        files = await services.files.for_dossiers([d.id for d in results])
+        return {"items": [DossierOut.of(d, today=today, files=files.get(d.id, [])) for d in results]}

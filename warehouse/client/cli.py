@@ -146,41 +146,35 @@ def _transport(config: cfg.ClientConfig, args: argparse.Namespace) -> Transport:
 
 async def _send(config: cfg.ClientConfig, args: argparse.Namespace, *, watch: bool) -> int:
     folder: Path = args.folder
-    entries, problems = validate(folder, args.manifest)
-    if problems and not watch:
-        print(f"Bảng kê có {len(problems)} lỗi, chưa gửi gì / The manifest has {len(problems)} problems;", end=" ")
-        print("nothing was sent:")
-        for p in problems:
-            print("  " + p.line())
-        return 2
+    entries: list[Entry] = []
+    if not watch:  # watch checks the manifest on each look at the folder
+        entries, problems = validate(folder, args.manifest)
+        if problems:
+            print(f"Bảng kê có {len(problems)} lỗi, chưa gửi gì / The manifest has {len(problems)} problems;", end=" ")
+            print("nothing was sent:")
+            for p in problems:
+                print("  " + p.line())
+            return 2
     journal = Journal(folder)
     transport = _transport(config, args)
     options = Options(concurrency=max(1, args.concurrency), session_above=int(args.session_above_mb * MiB))
     uploader = Uploader(transport, journal, options)
     results = args.results or folder / "ket-qua.csv"
+    failed = False
     try:
         if watch:
             await _watch(uploader, folder, args)
         else:
             outcome = await uploader.send_all(entries)
-            await uploader.refresh()
-            write_results(journal, results)
-            print(f"Xong / Done: {summary(journal)}. Kết quả / Results: {results}")
-            return 1 if any(s == "failed" for s in outcome.values()) else 0
+            failed = any(s == "failed" for s in outcome.values())
+        await uploader.refresh()
+        write_results(journal, results)
+        ended = "Dừng / Stopped" if watch else "Xong / Done"
+        print(f"{ended}: {summary(journal)}. Kết quả / Results: {results}")
     finally:
         await transport.aclose()
         journal.close()
-    await uploader_summary(uploader, journal, results)
-    return 0
-
-
-async def uploader_summary(uploader: Uploader, journal: Journal, results: Path) -> None:
-    journal_again = Journal(journal.path.parent)
-    try:
-        write_results(journal_again, results)
-        print(f"Dừng / Stopped: {summary(journal_again)}. Kết quả / Results: {results}")
-    finally:
-        journal_again.close()
+    return 1 if failed else 0
 
 
 async def _watch(uploader: Uploader, folder: Path, args: argparse.Namespace) -> None:
@@ -230,7 +224,6 @@ async def _watch(uploader: Uploader, folder: Path, args: argparse.Namespace) -> 
                 await uploader.send_all(ready)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=args.interval)
-    await uploader.refresh()
 
 
 def _pdfs(folder: Path) -> list[tuple[str, int, int]]:

@@ -30,7 +30,6 @@ class Refused(Exception):
             body = {}
         self.code = str(body.get("code") or response.status_code)
         self.detail = str(body.get("detail") or response.text[:300])
-        self.body = body
         super().__init__(f"{self.status} {self.code}: {self.detail}")
 
 

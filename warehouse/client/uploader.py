@@ -36,7 +36,6 @@ def sha256_of(path: Path) -> str:
 class Options:
     concurrency: int = 2
     session_above: int = 16 * MiB  # larger files go through resumable upload sessions
-    refresh: bool = True  # read each sent file's state at the end
 
 
 @dataclass
@@ -120,6 +119,7 @@ class Uploader:
         self.journal = journal
         self.options = options
         self._dossier_locks: dict[str, asyncio.Lock] = {}
+        self._created: set[str] = set()  # dossiers this run created: nothing can be in them yet
 
     async def send_all(self, entries: list[Entry], note: Callable[[str], None] = print) -> dict[str, str]:
         """Send every entry not yet sent. Returns {file name: state}."""
@@ -166,12 +166,14 @@ class Uploader:
             )
             body = r.json()
             self.journal.dossier_created(entry.dossier_ref, body["id"], body["code"])
+            if r.headers.get("idempotent-replayed") != "true":
+                self._created.add(entry.dossier_ref)
             return str(body["id"])
 
     async def send(self, entry: Entry, record: FileRecord, progress: Progress) -> str:
         try:
             dossier_id = await self.dossier_id(entry)
-            held = await self.already_held(record, dossier_id)
+            held = None if entry.dossier_ref in self._created else await self.already_held(record, dossier_id)
             if held:
                 self.journal.update(record.name, file_id=held, state="sent", error=None)
                 return "sent"
