@@ -21,6 +21,7 @@ from storage.objects import (
     ObjectStoreUnavailable,
     ObjectTooLarge,
     StoredObject,
+    fetch_signed,
 )
 from storage.outbox import drain_safely, requeue_lost, run_drainer
 from storage.queue import INSPECT_FILE, OCR_FILE, OCR_QUEUE_NAME, QUEUE_NAME, Queue, inspection_job_id, redis_settings
@@ -75,6 +76,7 @@ __all__ = [
     "drop_database",
     "encode_cursor",
     "ensure_database",
+    "fetch_signed",
     "fold",
     "get_settings",
     "inspection_job_id",

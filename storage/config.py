@@ -108,7 +108,14 @@ class Settings(BaseSettings):
     page_size_max: int = 200
 
     # Inspection limits (worker).
-    inspect_timeout_seconds: float = 60.0
+    inspect_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="reading one file (after fetching it) may take this long, then it is rejected"
+    )
+    inspect_fetch_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="fetching a file for inspection may take this long, then it is tried again later",
+    )
     inspect_memory_mb: int = 512
     inspect_max_pages: int = 2000
     inspect_text_chars: int = 1_000_000

@@ -1,16 +1,25 @@
-"""The inspection job: fetch a file's bytes, read them in a limited child, judge them, record the verdict."""
+"""The inspection job: a limited child fetches a file's bytes and reads them; the job judges and records."""
 
 from __future__ import annotations
 
 import logging
-import tempfile
-from pathlib import Path
+import signal
 from typing import Any
 from uuid import UUID
 
 from arq import Retry
 
-from storage import Files, Inspection, ObjectNotFound, ObjectStoreUnavailable, Settings, drain_safely, requeue_lost
+from storage import (
+    Files,
+    Inspection,
+    ObjectNotFound,
+    ObjectStoreUnavailable,
+    ObjectTooLarge,
+    Settings,
+    drain_safely,
+    fetch_signed,
+    requeue_lost,
+)
 from storage.objects import ObjectStore
 from workers.metrics import record_verdict, timed
 from workers.pdfcheck import MIN_TEXT_CHARS_PER_PAGE, inspect_pdf
@@ -42,6 +51,45 @@ def blank_check_here(settings: Settings) -> bool:
     return not settings.ocr_enabled or "page_blank" in settings.inspect_reject
 
 
+class _OutOfTime(BaseException):
+    """Raised in a child by its alarm when reading a file runs past the limit (not an ``Exception``, so
+    no parser's error handling swallows it)."""
+
+
+def _out_of_time(signum: int, frame: object) -> None:
+    raise _OutOfTime
+
+
+def read_stored(url: str, fetch_seconds: float, max_bytes: int, limit_seconds: float, *args: Any) -> tuple[str, Any]:
+    """In a limited child: fetch the file from the store, then read it (``inspect_pdf(data, *args)``).
+
+    The bytes go from the store to the child and nowhere else. Reading gets ``limit_seconds`` of its
+    own, counted after the fetch, so a slow store is a transient fault rather than a rejected file.
+    Returns ``("report", report)``, or ``(fault, detail)`` with fault ``missing``, ``too_large``,
+    ``unavailable`` or ``timeout``.
+    """
+    try:
+        data = fetch_signed(url, timeout_seconds=fetch_seconds, max_bytes=max_bytes)
+    except ObjectNotFound as exc:
+        return "missing", str(exc)
+    except ObjectTooLarge as exc:
+        return "too_large", str(exc)
+    except ObjectStoreUnavailable as exc:
+        return "unavailable", str(exc)
+    previous = signal.signal(signal.SIGALRM, _out_of_time)
+    try:
+        try:
+            signal.setitimer(signal.ITIMER_REAL, limit_seconds)
+            report = inspect_pdf(data, *args)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except _OutOfTime:
+        return "timeout", f"no answer within {limit_seconds:g}s"
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    return "report", report
+
+
 @timed("inspect_file")
 async def inspect_file(ctx: dict[str, Any], file_id: str) -> str:
     """Inspect one file. Idempotent: a file already inspected (or deleted) is left as it is."""
@@ -51,35 +99,39 @@ async def inspect_file(ctx: dict[str, Any], file_id: str) -> str:
     f = await files.start_inspection(UUID(file_id))
     if f is None:  # already inspected, deleted, or parked as failed
         return "skipped: not waiting for inspection"
-    attempt = f.attempts
-    with tempfile.TemporaryDirectory(prefix="inspect-") as tmp:
-        path = Path(tmp) / "file.pdf"
-        try:
-            await objects.download(f.object_key, path)
-        except ObjectNotFound:
-            await files.record_inspection(f, rejection("content_missing"), ocr_pages=[])
-            return "rejected: content_missing"
-        except ObjectStoreUnavailable as exc:
-            # Transient: try again later with backoff. After the last try the file is parked as
-            # 'failed' (the dead-letter list) for an admin to send back once the store is healthy.
-            give_up = attempt >= settings.worker_job_tries
-            await files.record_error(f.id, f"object store unavailable: {exc}", give_up=give_up)
-            if give_up:
-                return "failed: object store unavailable"
-            raise Retry(defer=min(300, 5 * 2**attempt)) from exc
-        sandbox: Sandbox = ctx["sandbox"]
-        outcome = await sandbox.run(
-            inspect_pdf,
-            str(path),
-            settings.inspect_max_pages,
-            settings.inspect_text_chars,
-            settings.inspect_max_stream_mb * 1024 * 1024,
-            str(settings.signature_trust_roots) if settings.signature_trust_roots else None,
-            blank_check_here(settings),
-            limit_seconds=settings.inspect_timeout_seconds,
-        )
+    sandbox: Sandbox = ctx["sandbox"]
+    outcome = await sandbox.run(
+        read_stored,
+        objects.signed_get(f.object_key),
+        settings.inspect_fetch_timeout_seconds,
+        settings.max_file_bytes,
+        settings.inspect_timeout_seconds,
+        settings.inspect_max_pages,
+        settings.inspect_text_chars,
+        settings.inspect_max_stream_mb * 1024 * 1024,
+        str(settings.signature_trust_roots) if settings.signature_trust_roots else None,
+        blank_check_here(settings),
+        # the child keeps both limits itself; this one catches a child stuck where its alarm cannot reach
+        limit_seconds=settings.inspect_fetch_timeout_seconds + settings.inspect_timeout_seconds + 5,
+    )
+    if outcome.status == "ok" and outcome.value[0] == "unavailable":
+        # Transient: try again later with backoff. After the last try the file is parked as
+        # 'failed' (the dead-letter list) for an admin to send back once the store is healthy.
+        give_up = f.attempts >= settings.worker_job_tries
+        await files.record_error(f.id, f"object store unavailable: {outcome.value[1]}", give_up=give_up)
+        if give_up:
+            return "failed: object store unavailable"
+        raise Retry(defer=min(300, 5 * 2**f.attempts))
     if outcome.status == "ok":
-        result = judge(outcome.value, ctx["standard"])
+        fault, value = outcome.value
+        if fault == "report":
+            result = judge(value, ctx["standard"])
+        elif fault == "missing":
+            result = rejection("content_missing")
+        elif fault == "timeout":
+            result = rejection("pdf_inspection_timeout", {"problem_detail": value})
+        else:
+            result = rejection("pdf_too_complex", {"problem_detail": f"larger than the largest file accepted: {value}"})
     elif outcome.status == "timeout":
         result = rejection("pdf_inspection_timeout", {"problem_detail": outcome.detail})
     else:

@@ -73,6 +73,7 @@ def build_worker(
                 workers=settings.inspect_children,
                 memory_mb=settings.inspect_memory_mb,
                 max_tasks=settings.inspect_child_max_files,
+                preload=("workers.inspection", "pypdf"),
             )
         if drain_outbox:
             ctx["drainer"] = asyncio.create_task(run_drainer(ctx["db"], settings.database_url, ctx["queue"]))
@@ -100,8 +101,8 @@ def build_worker(
         job = func(
             inspect_file,
             name=INSPECT_FILE,
-            # the child has its own limit; this one only catches a stuck download
-            timeout=settings.inspect_timeout_seconds + 120,
+            # the child has its own limits; this one only catches a job stuck elsewhere
+            timeout=settings.inspect_fetch_timeout_seconds + settings.inspect_timeout_seconds + 120,
             max_tries=settings.worker_job_tries,
         )
         queue_name, max_jobs = QUEUE_NAME, settings.worker_max_jobs
@@ -112,7 +113,7 @@ def build_worker(
             cron(check_fixity, hour={settings.fixity_hour}, minute={17}, unique=True, timeout=6 * 3600),
         ]
         # On SIGTERM, finish the current inspections (up to this long) before stopping.
-        completion_wait = int(settings.inspect_timeout_seconds) + 30
+        completion_wait = int(settings.inspect_fetch_timeout_seconds + settings.inspect_timeout_seconds) + 30
     options: dict[str, Any] = {
         "functions": [job],
         "cron_jobs": cron_jobs,

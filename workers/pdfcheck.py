@@ -52,9 +52,16 @@ class Report:
         return asdict(self)
 
 
-def _has_eof_marker(path: str) -> bool:
-    size = os.path.getsize(path)
-    with open(path, "rb") as fh:
+def _open(source: str | bytes) -> io.BufferedIOBase:
+    """A file to read: ``source`` is a path, or the file's bytes as fetched from the store."""
+    return io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")
+
+
+def _has_eof_marker(source: str | bytes) -> bool:
+    if isinstance(source, bytes):
+        return b"%%EOF" in source[-_TAIL_WINDOW:]
+    size = os.path.getsize(source)
+    with open(source, "rb") as fh:
         fh.seek(max(0, size - _TAIL_WINDOW))
         return b"%%EOF" in fh.read()
 
@@ -437,7 +444,7 @@ def active_content(reader: Any) -> tuple[bool, bool, list[str]]:
     return javascript, launch, embedded
 
 
-def validate_signatures(path: str, signatures: list[dict[str, Any]], trust_roots: str | None) -> None:
+def validate_signatures(source: str | bytes, signatures: list[dict[str, Any]], trust_roots: str | None) -> None:
     """Check each signature with pyHanko and say exactly what was checked, beside its field.
 
     ``intact``: the signed bytes are unchanged since signing. ``valid``: the signature value matches
@@ -461,7 +468,7 @@ def validate_signatures(path: str, signatures: list[dict[str, Any]], trust_roots
         with open(trust_roots, "rb") as fh:
             roots = [x509.Certificate.load(der) for _, _, der in pem.unarmor(fh.read(), multiple=True)]
     by_field = {sig["field"]: sig for sig in signatures}
-    with open(path, "rb") as fh:
+    with _open(source) as fh:
         try:
             embedded = PdfFileReader(fh, strict=False).embedded_signatures
         except Exception as exc:  # pyHanko could not read the signature structure at all
@@ -519,7 +526,7 @@ def _quietly(fn: Any, arg: Any, default: Any) -> Any:
 
 
 def inspect_pdf(
-    path: str,
+    source: str | bytes,
     max_pages: int,
     max_text_chars: int,
     max_stream_bytes: int = 512 * MIB,
@@ -537,7 +544,7 @@ def inspect_pdf(
     pypdf_log.addHandler(repairs)
     pypdf_log.propagate = False  # a child's log is its report, not the worker's
     try:
-        _read(path, report, max_pages, max_text_chars, max_stream_bytes, trust_roots, measure_ink)
+        _read(source, report, max_pages, max_text_chars, max_stream_bytes, trust_roots, measure_ink)
     finally:
         pypdf_log.removeHandler(repairs)
     report.repairs = repairs.messages
@@ -546,7 +553,7 @@ def inspect_pdf(
 
 
 def _read(
-    path: str,
+    source: str | bytes,
     report: Report,
     max_pages: int,
     max_text_chars: int,
@@ -556,12 +563,12 @@ def _read(
 ) -> None:
     from pypdf import PdfReader
 
-    if not _has_eof_marker(path):
+    if not _has_eof_marker(source):
         report.problem = "pdf_truncated"
         report.problem_detail = "no %%EOF marker at the end of the file"
         return
     try:
-        reader = PdfReader(path, strict=False)
+        reader = PdfReader(io.BytesIO(source) if isinstance(source, bytes) else source, strict=False)
         header = reader.pdf_header  # e.g. "%PDF-1.4"
         match = re.match(r"%PDF-(\d\.\d)", header)
         report.pdf_version = match.group(1) if match else None
@@ -613,7 +620,7 @@ def _read(
             report.problem = "pdf_unreadable"
             report.problem_detail = "no page could be read"
         elif any(sig["signed"] for sig in report.signatures):
-            validate_signatures(path, report.signatures, trust_roots)
+            validate_signatures(source, report.signatures, trust_roots)
     except StreamBomb as exc:
         report.problem = "pdf_too_complex"
         report.problem_detail = str(exc)
