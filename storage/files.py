@@ -224,28 +224,36 @@ class Files:
         stage = "ocr" if result.state == "ready" and ocr_pages else result.state
         details = {**result.details, "ocr_pages": ocr_pages} if ocr_pages else result.details
         numbers = [n for n, text in enumerate(result.page_texts, start=1) if text.strip()]
-        async with self._pool.acquire() as conn, conn.transaction():
-            updated = await conn.fetchval(
-                """
+        # One statement (so one round trip, and atomic): the verdict, and the text layer per page when
+        # the verdict was taken.
+        updated = await self._pool.fetchval(
+            """
+            WITH updated AS (
                 UPDATE files SET state = $2, pages = $3, inspection = $4, text_content = $5,
                     search_text = $6, reason_code = $7, reason = $8, stage = $9, last_error = NULL,
                     stage_times = stage_times || jsonb_build_object($9::text, clock_timestamp()),
                     inspected_at = clock_timestamp(), updated_at = clock_timestamp()
                 WHERE id = $1 AND state = 'processing'
-                RETURNING true
-                """,
-                file.id,
-                result.state,
-                result.pages,
-                details,
-                result.text or None,
-                fold(file.name + " " + result.text),
-                result.reason_code,
-                result.reason,
-                stage,
+                RETURNING id
+            ), kept AS (
+                INSERT INTO file_pages (file_id, page, source, text)
+                SELECT u.id, p.n, 'layer', p.t FROM updated u, unnest($10::int[], $11::text[]) AS p(n, t)
+                ON CONFLICT (file_id, page) DO UPDATE SET source = excluded.source, text = excluded.text
             )
-            if updated and numbers:
-                await _keep_pages(conn, file.id, "layer", {n: result.page_texts[n - 1] for n in numbers})
+            SELECT count(*) > 0 FROM updated
+            """,
+            file.id,
+            result.state,
+            result.pages,
+            details,
+            result.text or None,
+            fold(file.name + " " + result.text),
+            result.reason_code,
+            result.reason,
+            stage,
+            numbers,
+            [result.page_texts[n - 1] for n in numbers],
+        )
         return bool(updated)
 
     async def record_error(self, file_id: UUID, error: str, *, give_up: bool) -> None:
