@@ -39,6 +39,7 @@ from loadtests.harness import (
     auth,
     bench_dossier,
     clear_bucket,
+    free_port,
     prepare,
     s3_client,
     serving,
@@ -138,7 +139,10 @@ def stop(worker: subprocess.Popen[bytes]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--files", type=int, default=160, help="scans (5 pages each) inspected")
+    parser.add_argument("--files", type=int, default=160, help="scans (5 pages each) generated")
+    parser.add_argument(
+        "--copies", type=int, default=2, help="times each scan is uploaded (a comment after %%%%EOF makes it new bytes)"
+    )
     parser.add_argument("--ocr-files", type=int, default=3, help="one-page Vietnamese scans OCR'd")
     args = parser.parse_args()
 
@@ -147,7 +151,10 @@ def main() -> int:
     env, password = prepare("bench_inspect", **NO_LIMITS, WAREHOUSE_OCR_ENABLED="true")
     jobs = int(env.get("WAREHOUSE_INSPECT_CHILDREN", "4"))  # the worker's default
     print("generating scans (5 pages, colour, 200 dpi) ...", flush=True)
-    files = [scanned_pdf(pages=5, dpi=200, seed=s) for s in range(args.files)]
+    scans = [scanned_pdf(pages=5, dpi=200, seed=s) for s in range(args.files)]
+    # Generating a scan takes longer than inspecting it: copies made distinct by a trailing comment
+    # (new bytes, so a new object the job must fetch) give a longer, steadier timed stretch.
+    files = [scan + f"\n% copy {c}\n".encode() for c in range(args.copies) for scan in scans]
     try:
         with serving(env, password) as server:
             token, ids = asyncio.run(upload_all(server, files))
@@ -180,7 +187,7 @@ def main() -> int:
                 for file_id in ids:
                     http.delete(f"/api/v1/files/{file_id}", headers=auth(token))
             scans = [vietnamese_scan_pdf(VIETNAMESE_LINES) for _ in range(args.ocr_files)]
-            with serving(ocr_env, password, WAREHOUSE_PORT=str(int(env["WAREHOUSE_PORT"]) + 1)) as ocr_server:
+            with serving(ocr_env, password, WAREHOUSE_PORT=str(free_port())) as ocr_server:
                 token, ocr_ids = asyncio.run(upload_all(ocr_server, scans))
                 workers = [start_worker(ocr_env, ocr=False), start_worker(ocr_env, ocr=True)]
                 try:
