@@ -139,7 +139,9 @@ async def inspect_file(ctx: dict[str, Any], file_id: str) -> str:
     ocr_pages = pages_for_ocr(result) if settings.ocr_enabled else []
     if len(ocr_pages) > settings.ocr_max_pages:
         result.details["ocr"] = {"state": "skipped", "detail": f"{len(ocr_pages)} pages need OCR, above the limit"}
-        ocr_pages = []
+        if blank_check_here(settings):
+            ocr_pages = []
+        # else the OCR stage still looks at those pages for blank ones, and OCRs none of them
     if await files.record_inspection(f, result, ocr_pages=ocr_pages):  # not counted twice by a repeated job
         record_verdict(result.details, result.state)
     log.info("file %s: %s %s", file_id, result.state, result.reason_code or "")

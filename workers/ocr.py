@@ -31,27 +31,25 @@ from workers.standard import finding
 log = logging.getLogger(__name__)
 
 
-def ocr_pdf(
-    source: str, target: str, pages: list[int], languages: str, pdfa: bool, blank_ink_ratio: float | None = None
-) -> dict[str, Any]:
-    """OCR ``pages`` of ``source`` into ``target``; the text of each of those pages. Runs in a child.
+def blank_pages(source: str, pages: list[int], ink_ratio: float) -> list[int]:
+    """Which of ``pages`` are blank (less ink than ``ink_ratio``). Runs in a child.
 
-    With ``blank_ink_ratio``, the pages are first looked at for blankness (inspection left that to this
-    stage): blank ones are reported in ``blank`` and not OCR'd. ``target`` is not written when no page
-    is left to OCR.
+    Inspection leaves this to the OCR stage, which decodes the pages anyway; it is a child call of its
+    own so its answer stands when OCR then fails or is skipped.
     """
+    from workers.pdfcheck import ink_ratios
+
+    ratios = ink_ratios(source, pages)
+    return [n for n in pages if (ratio := ratios.get(n)) is not None and ratio < ink_ratio]
+
+
+def ocr_pdf(source: str, target: str, pages: list[int], languages: str, pdfa: bool) -> dict[str, Any]:
+    """OCR ``pages`` of ``source`` into ``target``; the text of each of those pages. Runs in a child."""
     import ocrmypdf
     from pypdf import PdfReader
 
-    from workers.pdfcheck import ink_ratios, pdfa_claim
+    from workers.pdfcheck import pdfa_claim
 
-    blank: list[int] = []
-    if blank_ink_ratio is not None:
-        ratios = ink_ratios(source, pages)
-        blank = [n for n in pages if (ratio := ratios.get(n)) is not None and ratio < blank_ink_ratio]
-        pages = [n for n in pages if n not in blank]
-    if not pages:
-        return {"texts": {}, "pdfa": None, "blank": blank}
     os.environ["OMP_THREAD_LIMIT"] = "1"  # one core per child; the concurrency is a setting
     ocrmypdf.ocr(
         source,
@@ -69,7 +67,7 @@ def ocr_pdf(
     texts = {n: reader.pages[n - 1].extract_text() or "" for n in pages if n <= len(reader.pages)}
     claim = pdfa_claim(reader.trailer["/Root"].get_object())
     pdfa_level = f"PDF/A-{claim['part']}{claim['conformance']}" if claim else None
-    return {"texts": texts, "pdfa": pdfa_level, "blank": blank}
+    return {"texts": texts, "pdfa": pdfa_level}
 
 
 def tesseract_languages() -> set[str]:
@@ -82,6 +80,12 @@ def tesseract_languages() -> set[str]:
     except (OSError, subprocess.TimeoutExpired):
         return set()
     return {line.strip() for line in out.stdout.splitlines()[1:] if line.strip()}
+
+
+def _count(found: list[dict[str, Any]], *, blank: int) -> None:
+    OCR_PAGES.labels("blank").inc(blank)
+    for x in found:
+        FINDINGS.labels(x["code"], x["severity"]).inc()
 
 
 @timed("ocr_file")
@@ -105,52 +109,69 @@ async def ocr_file(ctx: dict[str, Any], file_id: str) -> str:
             job_try = int(ctx.get("job_try", 1))
             raise Retry(defer=min(600, 10 * 2**job_try)) from exc
         sandbox: Sandbox = ctx["sandbox"]
-        limit = 30 + settings.ocr_seconds_per_page * len(pages)
-        started = time.monotonic()
-        blank_ratio = None if blank_check_here(settings) else settings.inspect_blank_ink_ratio
-        outcome = await sandbox.run(
-            ocr_pdf,
-            str(source),
-            str(target),
-            pages,
-            settings.ocr_languages,
-            settings.ocr_pdfa,
-            blank_ratio,
-            limit_seconds=limit,
-        )
-        seconds = round(time.monotonic() - started, 2)
-        if outcome.status != "ok":
-            # A file OCR cannot read stays ready with its verdict; its pages are simply not findable by text.
-            detail = outcome.detail if outcome.status == "crashed" else f"took longer than {limit:g}s"
-            await files.record_ocr(f, {}, {"state": "failed", "detail": detail, "pages": pages}, None)
-            OCR_PAGES.labels("failed").inc(len(pages))
-            log.warning("file %s: OCR failed: %s", file_id, detail)
-            return f"failed: {detail}"
-        blank: list[int] = outcome.value["blank"]
+        summary: dict[str, Any] = {}
+        blank: list[int] = []
+        if not blank_check_here(settings) and pages:
+            # Seconds: decoding a page takes a fraction of one; a file of 2,000 pages gets minutes.
+            look = await sandbox.run(
+                blank_pages,
+                str(source),
+                pages,
+                settings.inspect_blank_ink_ratio,
+                limit_seconds=settings.inspect_timeout_seconds + 0.2 * len(pages),
+            )
+            if look.status == "ok":
+                blank = look.value
+                if blank:
+                    summary["blank_pages"] = blank
+            else:
+                summary["blank_check"] = look.detail or "took too long"
+        found = [{**finding("page_blank", pages=blank), "severity": "warning"}] if blank else []
         recognised = [n for n in pages if n not in blank]
-        key = ocr_key(f.object_key) if recognised else None
-        if key is not None:
+        skipped = f.inspection.get("ocr", {})
+        if skipped.get("state") == "skipped":
+            # Too many pages to OCR (said at inspection): only looked at for blank pages.
+            await files.record_ocr(f, {}, {**skipped, **summary}, None, findings=found)
+            _count(found, blank=len(blank))
+            return f"skipped: {len(blank)} blank pages"
+        texts: dict[int, str] = {}
+        key = None
+        recognition: dict[str, Any] = {"pdfa": None, "seconds": 0.0}
+        if recognised:
+            limit = 30 + settings.ocr_seconds_per_page * len(recognised)
+            started = time.monotonic()
+            outcome = await sandbox.run(
+                ocr_pdf,
+                str(source),
+                str(target),
+                recognised,
+                settings.ocr_languages,
+                settings.ocr_pdfa,
+                limit_seconds=limit,
+            )
+            seconds = round(time.monotonic() - started, 2)
+            if outcome.status != "ok":
+                # A file OCR cannot read stays ready with its verdict (blank pages included); its pages
+                # are simply not findable by text.
+                detail = outcome.detail if outcome.status == "crashed" else f"took longer than {limit:g}s"
+                failed = {"state": "failed", "detail": detail, "pages": recognised, **summary}
+                await files.record_ocr(f, {}, failed, None, findings=found)
+                OCR_PAGES.labels("failed").inc(len(recognised))
+                _count(found, blank=len(blank))
+                log.warning("file %s: OCR failed: %s", file_id, detail)
+                return f"failed: {detail}"
+            key = ocr_key(f.object_key)
             try:
                 await objects.put_file(key, target, content_type="application/pdf")
             except ObjectStoreUnavailable as exc:
                 job_try = int(ctx.get("job_try", 1))
                 raise Retry(defer=min(600, 10 * 2**job_try)) from exc
-        texts: dict[int, str] = {int(n): t for n, t in outcome.value["texts"].items()}
+            texts = {int(n): t for n, t in outcome.value["texts"].items()}
+            recognition = {"pdfa": outcome.value["pdfa"], "seconds": seconds}
         chars = sum(len("".join(t.split())) for t in texts.values())
-        summary = {
-            "state": "done",
-            "pages": recognised,
-            "chars": chars,
-            "pdfa": outcome.value["pdfa"],
-            "seconds": seconds,
-        }
-        if blank:
-            summary["blank_pages"] = blank
-        found = [{**finding("page_blank", pages=blank), "severity": "warning"}] if blank else []
+        summary = {"state": "done", "pages": recognised, "chars": chars, **recognition, **summary}
         await files.record_ocr(f, texts, summary, key, findings=found)
         OCR_PAGES.labels("recognised").inc(len(recognised))
-        OCR_PAGES.labels("blank").inc(len(blank))
-        for x in found:
-            FINDINGS.labels(x["code"], x["severity"]).inc()
+        _count(found, blank=len(blank))
     log.info("file %s: OCR of %d pages, %d characters, %d blank", file_id, len(recognised), chars, len(blank))
     return f"ocr: {len(recognised)} pages"

@@ -112,3 +112,26 @@ async def test_blank_pages_are_found_where_pages_are_decoded_and_never_ocred(api
     await api.run_worker(strict)
     f = await api.file(token, file_id)
     assert (f["state"], f["reason_code"]) == ("rejected", "page_blank")
+
+
+async def test_a_file_with_too_many_pages_to_ocr_is_still_looked_at_for_blank_pages(api: Api) -> None:
+    few = api.settings.model_copy(update={"ocr_max_pages": 1})
+    _, token = await api.account("operator", commune(25, 14))
+    dossier = await api.dossier(token)
+    file_id = (await api.upload(token, dossier["id"], scan_with_blank_page())).json()["id"]
+    await api.run_worker(few)
+    f = await api.file(token, file_id)
+    assert (f["state"], f["pipeline"]["stage"]) == ("ready", "ocr")
+    assert f["inspection"]["ocr"]["state"] == "skipped"
+
+    await api.run_worker(few, ocr=True)
+    f = await api.file(token, file_id)
+    assert (f["pipeline"]["stage"], f["verdict"]) == ("ready", "ready_with_warnings")
+    assert [(x["code"], x["pages"]) for x in f["findings"]] == [("page_blank", [2])]
+    assert f["inspection"]["ocr"]["state"] == "skipped"
+    assert "above the limit" in f["inspection"]["ocr"]["detail"]
+    assert f["inspection"]["ocr"]["blank_pages"] == [2]
+    pages = (await api.client.get(f"/api/v1/files/{file_id}/pages", headers=auth(token))).json()["items"]
+    assert pages == [], "nothing was OCR'd"
+    r = await api.client.get(f"/api/v1/files/{file_id}/content", params={"variant": "ocr"}, headers=auth(token))
+    assert r.status_code == 404
