@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -61,47 +60,53 @@ class ObjectStoreError(Exception):
 _fetcher: urllib3.PoolManager | None = None
 
 
-def fetch_signed(url: str, *, timeout_seconds: float, max_bytes: int) -> bytes:
+def fetch_signed(url: str, *, read_timeout_seconds: float, max_bytes: int) -> bytes:
     """The object behind a signed GET URL (``ObjectStore.signed_get``), read whole, synchronously.
 
     For the worker's child processes, which read a file straight from the store so its bytes never
-    pass through the worker's event loop or a local file. The connection is kept for the process's
-    next file. Raises ObjectNotFound, ObjectTooLarge past ``max_bytes``, and ObjectStoreUnavailable
-    for anything else, including a read not finished within ``timeout_seconds``.
+    pass through the worker's event loop or a local file. The body is read into one buffer of the
+    announced size (a file of ``max_bytes`` costs that much memory, not twice). The connection is kept
+    for the process's next file. ``read_timeout_seconds`` bounds each wait for bytes; the caller bounds
+    the whole. Raises ObjectNotFound, ObjectTooLarge past ``max_bytes``, and ObjectStoreUnavailable for
+    anything else.
     """
     global _fetcher
     if _fetcher is None:
         _fetcher = urllib3.PoolManager(
             maxsize=1, ca_certs=certifi.where(), retries=urllib3.Retry(total=2, connect=2, backoff_factor=0.2)
         )
-    deadline = time.monotonic() + timeout_seconds
     try:
         response = _fetcher.request(
-            "GET", url, preload_content=False, timeout=urllib3.Timeout(connect=3, read=timeout_seconds)
+            "GET", url, preload_content=False, timeout=urllib3.Timeout(connect=3, read=read_timeout_seconds)
         )
     except urllib3.exceptions.HTTPError as exc:
         raise ObjectStoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
     try:
-        if response.status == 404:
-            raise ObjectNotFound(url.split("?", 1)[0])
-        if response.status >= 300:
-            raise ObjectStoreUnavailable(f"GET answered HTTP {response.status}")
-        announced = int(response.headers.get("Content-Length") or 0)
-        if announced > max_bytes:
-            raise ObjectTooLarge(max_bytes)
-        chunks, size = [], 0
-        for chunk in response.stream(_FETCH_CHUNK):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > max_bytes:
-                raise ObjectTooLarge(max_bytes)
-            if time.monotonic() > deadline:
-                raise ObjectStoreUnavailable(f"reading the object took longer than {timeout_seconds:g}s")
-        return b"".join(chunks)
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
-        raise ObjectStoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
-    finally:
-        response.release_conn()
+        try:
+            if response.status == 404:
+                raise ObjectNotFound(url.split("?", 1)[0])
+            if response.status >= 300:
+                raise ObjectStoreUnavailable(f"GET answered HTTP {response.status}")
+            announced = response.headers.get("Content-Length")
+            if announced is not None:
+                if int(announced) > max_bytes:
+                    raise ObjectTooLarge(max_bytes)
+                data: bytes = response.read()
+            else:
+                chunks, size = [], 0
+                for chunk in response.stream(_FETCH_CHUNK):
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise ObjectTooLarge(max_bytes)
+                data = b"".join(chunks)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ObjectStoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+    except BaseException:
+        response.close()  # a connection left mid-body is never handed to the next request
+        raise
+    response.release_conn()
+    return data
 
 
 async def _exactly(body: AsyncIterator[bytes], length: int) -> AsyncIterator[bytes]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
@@ -60,33 +62,43 @@ def _out_of_time(signum: int, frame: object) -> None:
     raise _OutOfTime
 
 
+@contextmanager
+def _alarm(seconds: float) -> Iterator[None]:
+    """Raise _OutOfTime in this (main) thread after ``seconds``, unless the block ends first."""
+    previous = signal.signal(signal.SIGALRM, _out_of_time)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def read_stored(url: str, fetch_seconds: float, max_bytes: int, limit_seconds: float, *args: Any) -> tuple[str, Any]:
     """In a limited child: fetch the file from the store, then read it (``inspect_pdf(data, *args)``).
 
-    The bytes go from the store to the child and nowhere else. Reading gets ``limit_seconds`` of its
-    own, counted after the fetch, so a slow store is a transient fault rather than a rejected file.
+    The bytes go from the store to the child and nowhere else. The fetch gets ``fetch_seconds`` and
+    reading gets ``limit_seconds`` of its own after it, so a slow store is a transient fault rather
+    than a rejected file.
     Returns ``("report", report)``, or ``(fault, detail)`` with fault ``missing``, ``too_large``,
     ``unavailable`` or ``timeout``.
     """
     try:
-        data = fetch_signed(url, timeout_seconds=fetch_seconds, max_bytes=max_bytes)
+        with _alarm(fetch_seconds):
+            data = fetch_signed(url, read_timeout_seconds=fetch_seconds, max_bytes=max_bytes)
+    except _OutOfTime:
+        return "unavailable", f"fetching the file took longer than {fetch_seconds:g}s"
     except ObjectNotFound as exc:
         return "missing", str(exc)
     except ObjectTooLarge as exc:
         return "too_large", str(exc)
     except ObjectStoreUnavailable as exc:
         return "unavailable", str(exc)
-    previous = signal.signal(signal.SIGALRM, _out_of_time)
     try:
-        try:
-            signal.setitimer(signal.ITIMER_REAL, limit_seconds)
+        with _alarm(limit_seconds):
             report = inspect_pdf(data, *args)
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
     except _OutOfTime:
         return "timeout", f"no answer within {limit_seconds:g}s"
-    finally:
-        signal.signal(signal.SIGALRM, previous)
     return "report", report
 
 
