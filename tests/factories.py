@@ -9,6 +9,7 @@ from urllib.parse import quote
 import httpx
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from minio import Minio
 
 from storage import Accounts, Database, Queue, Settings, drain_safely
 from storage import Settings as _Settings
@@ -122,6 +123,17 @@ class Api:
         assert r.status_code == 200, r.text
         result: dict[str, Any] = r.json()
         return result
+
+
+def raw_s3(settings: Settings) -> Minio:
+    """The bucket as the store itself serves it, with no warehouse code between (to set up or check)."""
+    return Minio(
+        endpoint=settings.s3_endpoint,
+        access_key=settings.s3_access_key,
+        secret_key=settings.s3_secret_key,
+        secure=settings.s3_secure,
+        region=settings.s3_region,
+    )
 
 
 def free_port() -> int:

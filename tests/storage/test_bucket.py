@@ -5,9 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from minio import Minio
-
 from storage import Settings
+from tests.factories import raw_s3
 
 
 def test_migrate_turns_on_versioning_and_lifecycle_rules(settings: Settings, prepared: object) -> None:
@@ -25,13 +24,7 @@ def test_migrate_turns_on_versioning_and_lifecycle_rules(settings: Settings, pre
         [sys.executable, "-m", "warehouse", "migrate"], env=env, capture_output=True, text=True, check=True
     )
     assert f"bucket: {bucket} ready (versioning on)" in out.stdout
-    s3 = Minio(
-        endpoint=settings.s3_endpoint,
-        access_key=settings.s3_access_key,
-        secret_key=settings.s3_secret_key,
-        secure=settings.s3_secure,
-        region=settings.s3_region,
-    )
+    s3 = raw_s3(settings)
     assert s3.get_bucket_versioning(bucket_name=bucket).status == "Enabled"
     lifecycle = s3.get_bucket_lifecycle(bucket_name=bucket)
     assert lifecycle is not None

@@ -8,22 +8,15 @@ import os
 import tracemalloc
 
 import pytest
-from minio import Minio
 
 from storage import ObjectNotFound, ObjectStoreUnavailable, ObjectTooLarge, Settings, fetch_signed, object_store
-from tests.factories import free_port
+from tests.factories import free_port, raw_s3
 
 
 def test_a_stored_file_is_fetched_whole_in_one_buffer_of_its_size(settings: Settings, prepared: object) -> None:
     data = os.urandom(24 * 1024 * 1024)
     store = object_store(settings)
-    s3 = Minio(
-        endpoint=settings.s3_endpoint,
-        access_key=settings.s3_access_key,
-        secret_key=settings.s3_secret_key,
-        secure=settings.s3_secure,
-        region=settings.s3_region,
-    )
+    s3 = raw_s3(settings)
     s3.put_object(bucket_name=store.bucket, object_name="tests/fetch/big", data=io.BytesIO(data), length=len(data))
     try:
         url = store.signed_get("tests/fetch/big")
