@@ -102,7 +102,12 @@ def _serve(settings: Settings) -> None:
     ).serve()
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # a service manager's stop (or `kill`) ends `up` as Ctrl-C does
+
+
 def _up(settings: Settings) -> int:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     services = LocalServices(settings)
     started: set[str] = set()
     try:
@@ -121,7 +126,7 @@ def _up(settings: Settings) -> int:
         print(
             f"warehouse: API on http://{settings.host}:{settings.port} (docs at /schema), "
             f"inspection worker{' and OCR worker' if settings.ocr_enabled else ''} running. "
-            "Ctrl-C stops everything this command started."
+            "Ctrl-C (or SIGTERM) stops everything this command started."
         )
         try:
             while all(c.poll() is None for c in children):
