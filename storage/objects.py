@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 
 _READ_CHUNK = 256 * 1024
 _WRITE_BLOCK = 1024 * 1024
-_FETCH_CHUNK = 1024 * 1024
 
 
 class ObjectStoreUnavailable(Exception):
@@ -88,18 +87,11 @@ def fetch_signed(url: str, *, read_timeout_seconds: float, max_bytes: int) -> by
             if response.status >= 300:
                 raise ObjectStoreUnavailable(f"GET answered HTTP {response.status}")
             announced = response.headers.get("Content-Length")
-            if announced is not None:
-                if int(announced) > max_bytes:
-                    raise ObjectTooLarge(max_bytes)
-                data: bytes = response.read()
-            else:
-                chunks, size = [], 0
-                for chunk in response.stream(_FETCH_CHUNK):
-                    chunks.append(chunk)
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise ObjectTooLarge(max_bytes)
-                data = b"".join(chunks)
+            if announced is None:  # an S3 GET always says its length
+                raise ObjectStoreUnavailable("GET answered without a Content-Length")
+            if int(announced) > max_bytes:
+                raise ObjectTooLarge(max_bytes)
+            data: bytes = response.read()
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise ObjectStoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
     except BaseException:

@@ -126,28 +126,28 @@ async def inspect_file(ctx: dict[str, Any], file_id: str) -> str:
         # the child keeps both limits itself; this one catches a child stuck where its alarm cannot reach
         limit_seconds=settings.inspect_fetch_timeout_seconds + settings.inspect_timeout_seconds + 5,
     )
-    if outcome.status == "ok" and outcome.value[0] == "unavailable":
+    # The child's own answer, or the sandbox's: "timeout" (killed past both limits) or "crashed".
+    fault: str
+    value: Any
+    fault, value = outcome.value if outcome.status == "ok" else (outcome.status, outcome.detail)
+    if fault == "unavailable":
         # Transient: try again later with backoff. After the last try the file is parked as
         # 'failed' (the dead-letter list) for an admin to send back once the store is healthy.
         give_up = f.attempts >= settings.worker_job_tries
-        await files.record_error(f.id, f"object store unavailable: {outcome.value[1]}", give_up=give_up)
+        await files.record_error(f.id, f"object store unavailable: {value}", give_up=give_up)
         if give_up:
             return "failed: object store unavailable"
         raise Retry(defer=min(300, 5 * 2**f.attempts))
-    if outcome.status == "ok":
-        fault, value = outcome.value
-        if fault == "report":
-            result = judge(value, ctx["standard"])
-        elif fault == "missing":
-            result = rejection("content_missing")
-        elif fault == "timeout":
-            result = rejection("pdf_inspection_timeout", {"problem_detail": value})
-        else:
-            result = rejection("pdf_too_complex", {"problem_detail": f"larger than the largest file accepted: {value}"})
-    elif outcome.status == "timeout":
-        result = rejection("pdf_inspection_timeout", {"problem_detail": outcome.detail})
-    else:
-        result = rejection("pdf_too_complex", {"problem_detail": outcome.detail})
+    if fault == "report":
+        result = judge(value, ctx["standard"])
+    elif fault == "missing":
+        result = rejection("content_missing")
+    elif fault == "timeout":
+        result = rejection("pdf_inspection_timeout", {"problem_detail": value})
+    elif fault == "too_large":
+        result = rejection("pdf_too_complex", {"problem_detail": f"larger than the largest file accepted: {value}"})
+    else:  # crashed: out of memory, or the parser died
+        result = rejection("pdf_too_complex", {"problem_detail": value})
     ocr_pages = pages_for_ocr(result) if settings.ocr_enabled else []
     if len(ocr_pages) > settings.ocr_max_pages:
         result.details["ocr"] = {"state": "skipped", "detail": f"{len(ocr_pages)} pages need OCR, above the limit"}
