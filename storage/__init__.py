@@ -11,8 +11,8 @@ from storage.config import Settings, get_settings
 from storage.db import Database, drop_database, ensure_database, migrate
 from storage.dossiers import Dossier, DossierFilter, Dossiers, InvalidCursor, decode_cursor, encode_cursor
 from storage.files import File, Files, Inspection, NewFile
-from storage.keys import original_key
-from storage.limits import Counters, Window, WindowState
+from storage.keys import incoming_key, original_key
+from storage.limits import Budget, BudgetState, Counters, Window, WindowState
 from storage.objects import (
     BodyLengthMismatch,
     ObjectNotFound,
@@ -46,6 +46,8 @@ __all__ = [
     "Blob",
     "Blobs",
     "BodyLengthMismatch",
+    "Budget",
+    "BudgetState",
     "Counters",
     "Database",
     "Dossier",
@@ -79,6 +81,7 @@ __all__ = [
     "fetch_signed",
     "fold",
     "get_settings",
+    "incoming_key",
     "inspection_job_id",
     "migrate",
     "nfc",

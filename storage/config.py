@@ -91,9 +91,24 @@ class Settings(BaseSettings):
     upload_drain_bytes: int = Field(
         default=64 * MiB, ge=0, description="how much of a refused body is read so the client sees the 413"
     )
+    upload_idle_seconds: float = Field(
+        default=30, gt=0, description="an upload body that stops this long is refused (408)"
+    )
+    upload_min_bytes_per_second: int = Field(
+        default=1024, ge=0, description="an upload body slower than this (after the grace period) is refused (408)"
+    )
+    upload_rate_grace_seconds: float = Field(
+        default=20, ge=0, description="how long an upload may start slowly before its pace is judged"
+    )
     presign_ttl_seconds: int = Field(default=300, ge=10, le=7 * 24 * 3600)
     upload_part_bytes: int = Field(
         default=8 * MiB, ge=5 * MiB, description="part size of resumable uploads (S3 needs 5 MiB but for the last)"
+    )
+    direct_upload_ttl_seconds: int = Field(
+        default=900,
+        ge=60,
+        le=24 * 3600,
+        description="lifetime of a direct upload's presigned POST policy (a new one comes with the session's status)",
     )
     upload_session_ttl_seconds: int = Field(
         default=48 * 3600, ge=60, description="an upload session with no new part for this long is aborted"

@@ -11,6 +11,13 @@ def original_key(file_id: UUID, received_at: datetime) -> str:
     return f"originals/{received_at:%Y/%m}/{file_id}.pdf"
 
 
+def incoming_key(session_id: UUID) -> str:
+    """Where a direct upload's client writes with its presigned POST policy. The warehouse copies the
+    bytes from here to their ``original_key`` before checking them, so no credential a client ever held
+    can write the object a record points at."""
+    return f"incoming/{session_id}.pdf"
+
+
 def ocr_key(original: str) -> str:
     """The OCR'd copy of an original, beside it: ``originals/...`` -> ``derived/.../<id>.ocr.pdf``."""
     stem = original.removeprefix("originals/").removesuffix(".pdf")

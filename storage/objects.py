@@ -317,6 +317,11 @@ class ObjectStore:
                 headers = {k.lower(): v for k, v in response.headers.items()}
                 answer = _Answer(response.status, headers, await response.read())
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
+            # The HTTP client wraps whatever the request body raised (a sender's refused body, a
+            # length that does not match): that is the caller's to handle, not a store fault.
+            cause = exc.__cause__
+            if cause is not None and not isinstance(cause, OSError | aiohttp.ClientError):
+                raise cause from None
             raise ObjectStoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
         if answer.status == 404:
             raise ObjectNotFound(key)
@@ -441,6 +446,27 @@ class ObjectStore:
         )
         return str(response.headers.get("etag", "")).strip('"')
 
+    async def put_part_stream(
+        self, key: str, upload_id: str, number: int, chunks: AsyncIterator[bytes], *, length: int
+    ) -> tuple[str, str]:
+        """One part of exactly ``length`` bytes streamed to the store as it arrives (never held whole);
+        its ETag and SHA-256. Raises BodyLengthMismatch when the body is shorter or longer."""
+        digest = hashlib.sha256()
+
+        async def hashed() -> AsyncIterator[bytes]:
+            async for chunk in _exactly(chunks, length):
+                digest.update(chunk)
+                yield chunk
+
+        response = await self._request(
+            "PUT",
+            key,
+            query={"partNumber": str(number), "uploadId": upload_id},
+            content=hashed(),
+            headers={"Content-Length": str(length)},
+        )
+        return str(response.headers.get("etag", "")).strip('"'), digest.hexdigest()
+
     async def complete_multipart(self, key: str, upload_id: str, etags: list[str]) -> None:
         parts = "".join(
             f"<Part><PartNumber>{n}</PartNumber><ETag>&quot;{etag}&quot;</ETag></Part>"
@@ -525,6 +551,17 @@ class ObjectStore:
             object_name=key,
             file_path=str(path),
             content_type=content_type,
+        )
+
+    async def copy(self, source: str, target: str) -> None:
+        """A server-side copy of ``source`` to ``target`` in the bucket (the bytes do not pass through us)."""
+        from minio.commonconfig import CopySource
+
+        await self._run(
+            self._client.copy_object,
+            bucket_name=self.bucket,
+            object_name=target,
+            source=CopySource(bucket_name=self.bucket, object_name=source),
         )
 
     async def delete(self, key: str) -> None:

@@ -103,6 +103,10 @@ class UploadSessions:
             )
         return True
 
+    async def forget_part(self, session_id: UUID, n: int) -> None:
+        """A part whose newest copy arrived damaged is missing again (the store holds that copy now)."""
+        await self._pool.execute("DELETE FROM upload_parts WHERE session_id = $1 AND n = $2", session_id, n)
+
     async def finish(
         self, session_id: UUID, state: str, *, file_id: UUID | None = None, failure: str | None = None
     ) -> None:

@@ -6,11 +6,14 @@ settings; an account's ``limits`` override them (keys below).
 
 from __future__ import annotations
 
+import asyncio
 import math
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from uuid import uuid4
 
-from storage import Account, Settings, Window, WindowState
+from storage import Account, Budget, Settings, Window, WindowState
 from warehouse.context import Services
 from warehouse.errors import Problem
 
@@ -71,16 +74,71 @@ async def check_request(services: Services, account: Account) -> WindowState | N
     return _tightest(states)
 
 
+def _budgets(settings: Settings, account: Account) -> list[Budget]:
+    limits = account_limits(settings, account)
+    return [
+        Budget(f"rl:bytes:a:{account.id}", limits["upload_mb_per_minute"] * MiB / 60, _BURST_SECONDS),
+        Budget(f"rl:bytes:u:{account.unit_id}", settings.rate_unit_upload_mb_per_minute * MiB / 60, _BURST_SECONDS),
+    ]
+
+
+def _slot_keys(account: Account) -> list[str]:
+    return [f"rl:slot:a:{account.id}", f"rl:slot:u:{account.unit_id}"]
+
+
+# Uploads may run this far ahead of their per-minute volume before the next one waits (the old
+# fixed windows were a sixth of a minute).
+_BURST_SECONDS = 10.0
+# A paused sender is held at most this long at a time (then charged again).
+_MAX_PAUSE_SECONDS = 10.0
+_CHARGE_STEP = MiB
+
+
+async def check_volume(services: Services, account: Account) -> None:
+    """429 when the account or its unit has already sent more than its per-minute volume allows."""
+    state = await services.counters.spend(_budgets(services.settings, account), 0, refuse_when_behind=True)
+    if state is not None and state.refused:
+        wait = max(1, math.ceil(state.wait_ms / 1000))
+        whom = "your account" if state.refused == 1 else "your unit"
+        raise Problem(
+            429,
+            "rate_limited",
+            f"Too many megabytes uploaded in the last minute from {whom}. Wait {wait} seconds and try again.",
+            headers={"Retry-After": str(wait)},
+        )
+
+
+async def charge_volume(services: Services, account: Account, size: int) -> None:
+    """Count ``size`` bytes that went (or will go) to the store without passing through the API."""
+    await services.counters.spend(_budgets(services.settings, account), size, refuse_when_behind=False)
+
+
 @asynccontextmanager
-async def upload_slot(services: Services, account: Account, declared_bytes: int | None) -> AsyncIterator[None]:
-    """Hold one of the account's and the unit's concurrent-upload slots, and count the bytes."""
+async def upload_slot(
+    services: Services, account: Account, holder: str | None = None, *, expiry_seconds: float = 3600
+) -> AsyncIterator[str]:
+    """Hold one of the account's and the unit's concurrent-upload slots while the body is received
+    (after checking the volume budget). Yields the holder's name."""
+    await check_volume(services, account)
+    holder = holder or f"req:{uuid4()}"
+    taken = await take_slot(services, account, holder, expiry_seconds=expiry_seconds)
+    try:
+        yield holder
+    finally:
+        if taken:
+            await release_slot(services, account, holder)
+
+
+async def take_slot(services: Services, account: Account, holder: str, *, expiry_seconds: float) -> bool:
+    """Take a slot for ``holder`` (a direct upload holds one until it completes or its policy ends);
+    429 when the account's or the unit's are all taken. False when the counters are unavailable."""
     settings = services.settings
     limits = account_limits(settings, account)
-    if declared_bytes:
-        await count_upload_bytes(services, account, declared_bytes)
-    keys = [f"rl:up:a:{account.id}", f"rl:up:u:{account.unit_id}"]
+    keys = _slot_keys(account)
     full = await services.counters.acquire(
-        [(keys[0], limits["concurrent_uploads"]), (keys[1], settings.rate_unit_uploads)]
+        [(keys[0], limits["concurrent_uploads"]), (keys[1], settings.rate_unit_uploads)],
+        holder,
+        expiry_seconds=expiry_seconds,
     )
     if full:
         whom = "your account" if full == 1 else "your unit"
@@ -90,32 +148,70 @@ async def upload_slot(services: Services, account: Account, declared_bytes: int 
             f"Too many uploads at once from {whom}. Wait for one to finish, then send the next.",
             headers={"Retry-After": "5"},
         )
-    try:
-        yield
-    finally:
-        if full is not None:
-            await services.counters.release(keys)
+    return full is not None
 
 
-# Per-minute byte budgets are enforced in windows of a sixth of a minute, so a greedy sender is held
-# to its pace instead of spending the whole minute's budget in a burst and then waiting.
-_BYTE_WINDOW_SECONDS = 10
-_WINDOWS_PER_MINUTE = 60 // _BYTE_WINDOW_SECONDS
+async def release_slot(services: Services, account: Account, holder: str) -> None:
+    await services.counters.release(_slot_keys(account), holder)
 
 
-async def count_upload_bytes(services: Services, account: Account, size: int) -> None:
-    limits = account_limits(services.settings, account)
-    amount = max(1, size // MiB)
-    per_window = [
-        max(1, limits["upload_mb_per_minute"] // _WINDOWS_PER_MINUTE),
-        max(1, services.settings.rate_unit_upload_mb_per_minute // _WINDOWS_PER_MINUTE),
-    ]
-    states = await services.counters.hit(
-        [
-            Window(f"rl:mb:a:{account.id}", per_window[0], _BYTE_WINDOW_SECONDS, amount),
-            Window(f"rl:mb:u:{account.unit_id}", per_window[1], _BYTE_WINDOW_SECONDS, amount),
-        ]
+async def metered(
+    services: Services, account: Account, body: AsyncIterator[bytes], *, max_bytes: int
+) -> AsyncIterator[bytes]:
+    """The request body, charged to the account's and unit's volume as it arrives.
+
+    A sender that runs ahead of its per-minute volume is paused (its bytes are simply not read, so the
+    connection slows it down). A body that stops for ``upload_idle_seconds``, or arrives slower than
+    ``upload_min_bytes_per_second`` once ``upload_rate_grace_seconds`` have passed (pauses not counted),
+    is refused with 408; more than ``max_bytes`` with 413. A sender can therefore hold an upload slot
+    only while it actually sends.
+    """
+    settings = services.settings
+    budgets = _budgets(settings, account)
+    started = time.monotonic()
+    paused = 0.0
+    total = 0
+    uncharged = 0
+    iterator = aiter(body)
+    while True:
+        try:
+            async with asyncio.timeout(settings.upload_idle_seconds):
+                chunk = await anext(iterator)
+        except StopAsyncIteration:
+            break
+        except TimeoutError:
+            raise _too_slow(
+                f"Nothing arrived for {settings.upload_idle_seconds:g} seconds, so the upload was stopped."
+            ) from None
+        total += len(chunk)
+        if total > max_bytes:
+            raise Problem(
+                413,
+                "body_too_large",
+                f"The request is larger than the {max_bytes // MiB} MiB this warehouse accepts. "
+                "Split the scan into several files or lower its resolution.",
+            )
+        active = time.monotonic() - started - paused
+        if active > settings.upload_rate_grace_seconds and total / active < settings.upload_min_bytes_per_second:
+            raise _too_slow(f"The upload arrived at {total / active:.0f} bytes a second.")
+        uncharged += len(chunk)
+        if uncharged >= _CHARGE_STEP:
+            state = await services.counters.spend(budgets, uncharged, refuse_when_behind=False)
+            uncharged = 0
+            if state is not None and state.wait_ms > 0:
+                pause = min(state.wait_ms / 1000, _MAX_PAUSE_SECONDS)
+                await asyncio.sleep(pause)
+                paused += pause
+        yield chunk
+    if uncharged:
+        await services.counters.spend(budgets, uncharged, refuse_when_behind=False)
+
+
+def _too_slow(what: str) -> Problem:
+    return Problem(
+        408,
+        "upload_too_slow",
+        f"{what} Check the connection and send the file again; on a weak link, send it in parts "
+        "(POST /api/v1/uploads) so that a break costs only one part.",
+        headers={"Connection": "close"},
     )
-    for state in states or []:
-        if state.exceeded:
-            raise _refusal(state, "megabytes uploaded in the last minute")

@@ -47,7 +47,12 @@ def idempotency_middleware(app: ASGIApp) -> ASGIApp:
             chunks.append(bytes(message.get("body", b"")))
             more = bool(message.get("more_body", False))
             if sum(map(len, chunks)) > _MAX_BODY:
-                break
+                raise Problem(
+                    413,
+                    "body_too_large",
+                    f"The request body is larger than the {_MAX_BODY // 1024} KiB this endpoint takes. "
+                    "Send a smaller request.",
+                )
         body = b"".join(chunks)
         sent = False
 

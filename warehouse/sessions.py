@@ -4,7 +4,11 @@ A session is created with the file's size and SHA-256. In ``parts`` mode every p
 bytes, the last one shorter) becomes a part of one S3 multipart upload; a part sent again replaces
 the earlier one, and the client asks which parts have arrived to resume after a dropped link or an API
 restart (the state is in Postgres and the store, not in the process). In ``direct`` mode the client
-POSTs the bytes straight to the store with a presigned policy (that key, exactly that size).
+POSTs the bytes straight to the store with a presigned policy for a staging key (``incoming/``,
+exactly that size, valid for ``direct_upload_ttl_seconds``; the session's status hands out a fresh
+one while it is open). Completing copies the staged bytes to the file's own key, which only the
+warehouse writes, and checks them there: a policy used again after completion changes nothing a
+record points at.
 
 ``complete`` checks that every part is there, joins them, re-reads the stored object and compares
 its SHA-256 with the one declared before anything is recorded; a mismatch records nothing, removes
@@ -15,19 +19,20 @@ aborted by the worker's sweeper.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import math
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
-from storage import NewFile, ObjectNotFound, ObjectStoreError, original_key
+from storage import BodyLengthMismatch, NewFile, ObjectNotFound, ObjectStoreError, incoming_key, original_key
 from storage.sessions import Part, UploadSession
 from warehouse.auth import Principal
 from warehouse.context import Services
 from warehouse.dossiers import dossier_for_write
 from warehouse.errors import Problem
+from warehouse.fair_share import charge_volume, check_volume, release_slot, take_slot
 from warehouse.uploads import (
     PDF_MEDIA_TYPE,
     Received,
@@ -39,6 +44,10 @@ from warehouse.uploads import (
 )
 
 log = logging.getLogger(__name__)
+
+
+def _direct_holder(session_id: UUID) -> str:
+    return f"direct:{session_id}"
 
 
 def _not_found(session_id: UUID) -> Problem:
@@ -68,6 +77,14 @@ async def create_session(services: Services, principal: Principal, body: dict[st
     now = datetime.now(UTC)
     key = original_key(session_id, now)
     part_size = settings.upload_part_bytes
+    if mode == "direct":
+        # The bytes bypass the API: the session holds an upload slot while its policy lives, and its
+        # size is counted against the volume budget now.
+        await check_volume(services, principal.account)
+        await take_slot(
+            services, principal.account, _direct_holder(session_id), expiry_seconds=settings.direct_upload_ttl_seconds
+        )
+        await charge_volume(services, principal.account, size)
     upload_id = await services.objects.start_multipart(key, PDF_MEDIA_TYPE) if mode == "parts" else None
     return await services.sessions.create(
         {
@@ -105,31 +122,49 @@ def _require_open(session: UploadSession) -> None:
 
 
 async def put_part(
-    services: Services, session: UploadSession, n: int, data: bytes, declared_sha256: str | None
+    services: Services,
+    session: UploadSession,
+    n: int,
+    body: AsyncIterator[bytes],
+    declared_length: int | None,
+    declared_sha256: str | None,
 ) -> Part:
+    """Stream one part to the store as it arrives; it is recorded only when whole and as declared."""
     _require_open(session)
     if session.mode != "parts":
         raise Problem(409, "upload_is_direct", "This session uploads straight to the store; it takes no parts.")
     if not 1 <= n <= session.parts:
         raise Problem(422, "invalid_part_number", f"Part numbers of this upload run from 1 to {session.parts}.")
     expected = session.part_length(n)
-    if len(data) != expected:
+    if declared_length is not None and declared_length != expected:
         raise Problem(
             422,
             "part_size_mismatch",
-            f"Part {n} must be exactly {expected} bytes; {len(data)} arrived. Send the part again.",
+            f"Part {n} must be exactly {expected} bytes; the request announced {declared_length}. Send the part again.",
         )
-    digest = hashlib.sha256(data).hexdigest()
     declared = check_sha256(declared_sha256)
+    assert session.s3_upload_id is not None
+    try:
+        etag, digest = await services.objects.put_part_stream(
+            session.object_key, session.s3_upload_id, n, body, length=expected
+        )
+    except BodyLengthMismatch:
+        raise Problem(
+            422, "part_size_mismatch", f"Part {n} must be exactly {expected} bytes. Send the part again."
+        ) from None
+    except ObjectNotFound:  # the multipart upload ended while the part arrived
+        raise Problem(
+            409, "upload_not_open", "This upload session ended while the part arrived; start a new one."
+        ) from None
     if declared and declared != digest:
+        # The store now holds the damaged copy of part n: it is missing until sent again.
+        await services.sessions.forget_part(session.id, n)
         raise Problem(
             422,
             "checksum_mismatch",
             f"Part {n} arrived damaged: its SHA-256 does not match X-Content-SHA256. Send the part again.",
         )
-    assert session.s3_upload_id is not None
-    etag = await services.objects.put_part(session.object_key, session.s3_upload_id, n, data)
-    part = Part(n=n, size=len(data), sha256=digest, etag=etag)
+    part = Part(n=n, size=expected, sha256=digest, etag=etag)
     if not await services.sessions.record_part(session, part, ttl_seconds=services.settings.upload_session_ttl_seconds):
         raise Problem(409, "upload_not_open", "This upload session ended while the part arrived; start a new one.")
     return part
@@ -161,6 +196,17 @@ async def complete(services: Services, principal: Principal, session: UploadSess
             # An earlier complete joined the parts and died before recording the file: the object is
             # there (checked below) and the multipart upload is gone.
             log.info("upload %s: parts already joined, checking the stored object", session.id)
+    else:
+        # Copy first, then check the copy: the staging key stays writable by the client's policy, the
+        # file's own key never was.
+        try:
+            await services.objects.copy(incoming_key(session.id), session.object_key)
+        except ObjectNotFound:
+            raise Problem(
+                409, "upload_missing", "Nothing has been uploaded for this session yet. Upload the file, then complete."
+            ) from None
+        with contextlib.suppress(Exception):
+            await services.objects.delete(incoming_key(session.id))
     try:
         size, digest, head = await services.objects.digest(session.object_key)
     except ObjectNotFound:
@@ -202,14 +248,34 @@ async def complete(services: Services, principal: Principal, session: UploadSess
     if recorded.object_key != session.object_key:
         await services.objects.delete(session.object_key)  # the same bytes were stored already
     await services.sessions.finish(session.id, "completed", file_id=recorded.id)
+    if session.mode == "direct":
+        await release_slot(services, principal.account, _direct_holder(session.id))
     return Received(recorded, replayed=False)
 
 
-async def abort(services: Services, session: UploadSession) -> None:
+async def abort(services: Services, principal: Principal, session: UploadSession) -> None:
     _require_open(session)
     if session.s3_upload_id:
         await services.objects.abort_multipart(session.object_key, session.s3_upload_id)
     else:
         with contextlib.suppress(ObjectNotFound):
-            await services.objects.delete(session.object_key)
+            await services.objects.delete(incoming_key(session.id))
+        await release_slot(services, principal.account, _direct_holder(session.id))
     await services.sessions.finish(session.id, "aborted")
+
+
+async def direct_policy(services: Services, principal: Principal, session: UploadSession) -> dict[str, Any] | None:
+    """A fresh presigned POST for an open direct session (its staging key, exactly its size); the
+    session's upload slot is held again for the policy's lifetime."""
+    if session.mode != "direct" or session.state != "open":
+        return None
+    await take_slot(
+        services,
+        principal.account,
+        _direct_holder(session.id),
+        expiry_seconds=services.settings.direct_upload_ttl_seconds,
+    )
+    url, fields = services.objects.presigned_post(
+        incoming_key(session.id), size=session.size, ttl_seconds=services.settings.direct_upload_ttl_seconds
+    )
+    return {"url": url, "fields": fields}

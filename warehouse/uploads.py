@@ -6,6 +6,7 @@ A failure at any step leaves nothing recorded; a blob written before the failure
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -72,6 +73,15 @@ def check_sha256(value: str | None) -> str | None:
     return value.strip().lower()
 
 
+def content_length(raw: str | None) -> int | None:
+    """The Content-Length header's value, if there is one."""
+    if raw is None:
+        return None
+    if not raw.strip().isdigit() or len(raw.strip()) > 18:
+        raise Problem(400, "bad_content_length", "The Content-Length header is not a whole number of bytes.")
+    return int(raw)
+
+
 def check_idempotency_key(value: str | None) -> str | None:
     if value is None:
         return None
@@ -80,19 +90,20 @@ def check_idempotency_key(value: str | None) -> str | None:
     return value
 
 
-async def drain(body: AsyncIterator[bytes], limit: int) -> None:
-    """Read and drop what is left of a refused body, up to ``limit`` bytes.
+async def drain(body: AsyncIterator[bytes], limit: int, *, seconds: float) -> None:
+    """Read and drop what is left of a refused body, up to ``limit`` bytes and ``seconds``.
 
     A client that is still sending when the answer comes sees a broken connection instead of the
     answer; reading the rest lets a moderately oversized upload get its clear 413.
     """
     seen = 0
     try:
-        async for chunk in body:
-            seen += len(chunk)
-            if seen > limit:
-                return
-    except Exception:  # the client went away; nothing to tell it
+        async with asyncio.timeout(seconds):
+            async for chunk in body:
+                seen += len(chunk)
+                if seen > limit:
+                    return
+    except Exception:  # the client went away or is too slow; nothing to tell it
         return
 
 

@@ -4,7 +4,8 @@
   aborted, and their multipart uploads with them.
 - ``sweep_orphans`` (hourly): objects under ``originals/`` of this month and the last that no blob, file
   or open session knows, older than ``orphan_grace_seconds`` (an API process died between storing
-  the bytes and recording them), are removed; so are idempotency answers past their time.
+  the bytes and recording them), are removed; so are staged direct uploads (``incoming/``) older than
+  that, and idempotency answers past their time.
 - ``check_fixity`` (nightly): re-reads the blobs verified longest ago, up to ``fixity_budget_mb``, and
   records when each was verified and any mismatch of size or SHA-256.
 """
@@ -15,7 +16,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from storage import Blobs, ObjectNotFound, ObjectStoreUnavailable, Settings, UploadSessions
+from storage import Blobs, ObjectNotFound, ObjectStoreUnavailable, Settings, UploadSessions, incoming_key
 from storage.idempotency import IdempotencyKeys
 from storage.objects import ObjectStore
 
@@ -31,7 +32,7 @@ async def expire_uploads(ctx: dict[str, Any]) -> int:
             if session.s3_upload_id:
                 await objects.abort_multipart(session.object_key, session.s3_upload_id)
             else:
-                await objects.delete(session.object_key)
+                await objects.delete(incoming_key(session.id))
         except ObjectNotFound:
             pass
         except ObjectStoreUnavailable as exc:
@@ -60,6 +61,11 @@ async def sweep_orphans(ctx: dict[str, Any]) -> int:
                 if key not in known:
                     await objects.delete(key)
                     removed += 1
+    # Staged direct uploads are copied to their own key at completion and removed; what is left is
+    # an abandoned or re-sent staging object.
+    for key in await objects.older_than("incoming/", before):
+        await objects.delete(key)
+        removed += 1
     forgotten = await IdempotencyKeys(ctx["db"].pool).forget_older_than(settings.idempotency_ttl_seconds)
     if removed or forgotten:
         log.info("removed %d orphan objects and %d expired idempotency answers", removed, forgotten)

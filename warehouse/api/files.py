@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 from urllib.parse import quote
@@ -25,26 +27,23 @@ from warehouse.audit import AUDIT_READS
 from warehouse.auth import Principal, require_admin
 from warehouse.context import Services
 from warehouse.errors import Problem
-from warehouse.fair_share import upload_slot
+from warehouse.fair_share import metered, upload_slot
 from warehouse.uploads import (
     PDF_MEDIA_TYPE,
     MultipartUpload,
     Received,
     check_sha256,
+    content_length,
     drain,
     multipart_file,
     receive_file,
+    too_large,
 )
 
+# A multipart form carries a little more than its file: boundaries, headers and the small fields.
+_FORM_OVERHEAD = 1024 * 1024
 
-def _content_length(request: Request[Any, Any, Any]) -> int | None:
-    raw = request.headers.get("content-length")
-    if raw is None:
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise Problem(400, "bad_content_length", "The Content-Length header is not a number.") from None
+log = logging.getLogger(__name__)
 
 
 async def _file_for_read(services: NamedDependency[Services], principal: Principal, file_id: FromPath[UUID]) -> File:
@@ -73,12 +72,16 @@ class FilesController(Controller):
         with a `file` part and a `kind` field. The body streams to storage; it is never held whole."""
         content_type = request.headers.get("content-type", "")
         media = content_type.split(";", 1)[0].strip().lower()
-        declared_length = _content_length(request)
+        declared_length = content_length(request.headers.get("content-length"))
         declared_sha256 = request.headers.get("x-content-sha256")
         idempotency_key = request.headers.get("idempotency-key")
-        body = request.stream()
+        settings = services.settings
+        if declared_length is not None and declared_length > settings.max_file_bytes + _FORM_OVERHEAD:
+            raise too_large(settings.max_file_bytes)
+        raw = request.stream()
+        body = metered(services, request.user.account, raw, max_bytes=settings.max_file_bytes + _FORM_OVERHEAD)
         try:
-            async with upload_slot(services, request.user.account, declared_length):
+            async with upload_slot(services, request.user.account):
                 received = await self._receive(
                     request,
                     services,
@@ -90,12 +93,14 @@ class FilesController(Controller):
                     declared_sha256,
                     idempotency_key,
                 )
-        except Problem:
+        except Problem as problem:
             # A client still sending its body would see a broken connection instead of this answer;
-            # read the rest when it is small enough to be worth it.
-            limit = services.settings.upload_drain_bytes
-            if declared_length is None or declared_length <= services.settings.max_file_bytes + limit:
-                await drain(body, limit + (declared_length or 0))
+            # read the rest when it is small enough to be worth it (never for a body refused as too slow).
+            limit = settings.upload_drain_bytes
+            if problem.status != 408 and (
+                declared_length is None or declared_length <= settings.max_file_bytes + limit
+            ):
+                await drain(raw, limit + (declared_length or 0), seconds=settings.upload_idle_seconds)
             raise
         headers = {"Location": f"/api/v1/files/{received.file.id}"}
         if received.replayed:
@@ -233,8 +238,24 @@ class FilesController(Controller):
             async for chunk in body:
                 yield chunk
 
+        async def checked() -> Any:
+            # The last chunk is held back until the bytes are known to be the recorded ones: a client
+            # never receives a complete body that differs from what passed inspection.
+            digest = hashlib.sha256()
+            held: bytes | None = None
+            async for chunk in chunks():
+                digest.update(chunk)
+                if held is not None:
+                    yield held
+                held = chunk
+            if digest.hexdigest() != sha256:
+                log.error("file %s: stored bytes do not match the recorded SHA-256; download cut off", f.id)
+                raise RuntimeError(f"stored bytes of file {f.id} do not match its SHA-256")
+            if held is not None:
+                yield held
+
         return Stream(
-            chunks(),
+            checked() if sha256 else chunks(),
             media_type=PDF_MEDIA_TYPE,
             headers={
                 "Content-Disposition": f"attachment; filename*=UTF-8''{quote(f.name)}",

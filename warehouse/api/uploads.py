@@ -16,8 +16,9 @@ from warehouse.api.schemas import FileOut
 from warehouse.auth import Principal, require_writer
 from warehouse.context import Services
 from warehouse.errors import Problem
-from warehouse.sessions import abort, complete, create_session, open_session, put_part
-from warehouse.uploads import drain
+from warehouse.fair_share import metered, upload_slot
+from warehouse.sessions import abort, complete, create_session, direct_policy, open_session, put_part
+from warehouse.uploads import content_length, drain
 
 
 class PartOut(msgspec.Struct):
@@ -88,21 +89,18 @@ class UploadsController(Controller):
         (`direct.url`, `direct.fields`) to send the file straight to the object store, then complete."""
         require_writer(request.user)
         session = await create_session(services, request.user, data)
-        direct = None
-        if session.mode == "direct":
-            url, fields = services.objects.presigned_post(
-                session.object_key, size=session.size, ttl_seconds=services.settings.upload_session_ttl_seconds
-            )
-            direct = {"url": url, "fields": fields}
-        return SessionOut.of(session, [], direct)
+        return SessionOut.of(session, [], await direct_policy(services, request.user, session))
 
     @get("/{session_id:uuid}", operation_id="get_upload")
     async def status(
         self, session_id: FromPath[UUID], request: Request[Principal, Any, Any], services: NamedDependency[Services]
     ) -> SessionOut:
-        """Which parts have arrived (with their sizes and SHA-256) and which are missing."""
+        """Which parts have arrived (with their sizes and SHA-256) and which are missing. An open direct
+        session's answer carries a fresh presigned POST (policies live `WAREHOUSE_DIRECT_UPLOAD_TTL_SECONDS`)."""
         session = await open_session(services, request.user, session_id)
-        return SessionOut.of(session, await _received(services, session))
+        return SessionOut.of(
+            session, await _received(services, session), await direct_policy(services, request.user, session)
+        )
 
     @put("/{session_id:uuid}/parts/{n:int}", operation_id="put_upload_part", request_max_body_size=None)
     async def part(
@@ -115,17 +113,23 @@ class UploadsController(Controller):
         """One part as the raw body (optional `X-Content-SHA256` of the part). Sending a part again
         replaces it."""
         session = await open_session(services, request.user, session_id)
-        limit = session.part_size
-        body = request.stream()
-        data = bytearray()
-        async for chunk in body:
-            data += chunk
-            if len(data) > limit:
-                await drain(body, services.settings.upload_drain_bytes)
-                raise Problem(
-                    422, "part_size_mismatch", f"A part of this upload is at most {limit} bytes. Send it again."
+        account = request.user.account
+        raw = request.stream()
+        try:
+            async with upload_slot(services, account):
+                body = metered(services, account, raw, max_bytes=session.part_size)
+                got = await put_part(
+                    services,
+                    session,
+                    n,
+                    body,
+                    content_length(request.headers.get("content-length")),
+                    request.headers.get("x-content-sha256"),
                 )
-        got = await put_part(services, session, n, bytes(data), request.headers.get("x-content-sha256"))
+        except Problem as problem:
+            if problem.status != 408:
+                await drain(raw, services.settings.upload_drain_bytes, seconds=services.settings.upload_idle_seconds)
+            raise
         return PartOut(n=got.n, size=got.size, sha256=got.sha256)
 
     @post("/{session_id:uuid}/complete", operation_id="complete_upload", status_code=HTTP_201_CREATED)
@@ -147,4 +151,4 @@ class UploadsController(Controller):
     ) -> None:
         """Abandon the upload; its parts are removed from the store."""
         session = await open_session(services, request.user, session_id)
-        await abort(services, session)
+        await abort(services, request.user, session)
