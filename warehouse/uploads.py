@@ -144,7 +144,20 @@ class MultipartUpload:
     saw_file: bool = False
 
 
+# A form's other parts are a few small fields: more, or larger headers, are refused (413), so a form
+# cannot make the API hold more than about _MAX_FIELDS * (_MAX_FIELD + _MAX_PART_HEADERS) bytes.
 _MAX_FIELD = 4096
+_MAX_FIELDS = 16
+_MAX_PART_HEADERS = 8192
+
+
+def _form_too_large(what: str) -> Problem:
+    return Problem(
+        413,
+        "form_too_large",
+        f"The form has {what}. Send the PDF in a part named 'file' and at most {_MAX_FIELDS} small fields "
+        "(such as 'kind').",
+    )
 
 
 @dataclass
@@ -172,13 +185,29 @@ def multipart_file(content_type: str, body: AsyncIterator[bytes], form: Multipar
     out: list[bytes] = []
     part = _PartState()
 
+    parts_seen = 0
+    header_bytes = 0
+
     def on_part_begin() -> None:
+        nonlocal parts_seen, header_bytes
+        parts_seen += 1
+        if parts_seen > _MAX_FIELDS + 1:
+            raise _form_too_large(f"more than {_MAX_FIELDS + 1} parts")
+        header_bytes = 0
         part.reset()
 
+    def count_header(n: int) -> None:
+        nonlocal header_bytes
+        header_bytes += n
+        if header_bytes > _MAX_PART_HEADERS:
+            raise _form_too_large(f"a part whose headers are longer than {_MAX_PART_HEADERS} bytes")
+
     def on_header_field(data: bytes, start: int, end: int) -> None:
+        count_header(end - start)
         part.header += data[start:end]
 
     def on_header_value(data: bytes, start: int, end: int) -> None:
+        count_header(end - start)
         part.value += data[start:end]
 
     def on_header_end() -> None:
@@ -225,13 +254,18 @@ def multipart_file(content_type: str, body: AsyncIterator[bytes], form: Multipar
         async for chunk in body:
             try:
                 parser.write(chunk)
+            except Problem:
+                raise
             except Exception as exc:
                 raise Problem(400, "bad_multipart", f"The multipart body could not be read: {exc}") from None
             if out:
                 joined = b"".join(out)
                 out.clear()
                 yield joined
-        parser.finalize()
+        try:
+            parser.finalize()
+        except Exception as exc:
+            raise Problem(400, "bad_multipart", f"The multipart body could not be read: {exc}") from None
 
     return file_bytes()
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 from typing import Any
 
 import httpx
@@ -122,3 +124,227 @@ async def test_a_download_is_cut_off_when_the_stored_bytes_changed_under_the_rec
     except Exception:  # the body was cut off: the client has no complete file
         return
     assert got.content != tampered and len(got.content) < len(tampered)
+
+
+class PeakRss:
+    """The largest resident memory of a process and its children while the block runs."""
+
+    def __init__(self, pid: int) -> None:
+        import psutil
+
+        self.process = psutil.Process(pid)
+        self.peak = 0
+        self._stop = False
+
+    def now(self) -> int:
+        import psutil
+
+        total = 0
+        for p in [self.process, *self.process.children(recursive=True)]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                total += p.memory_info().rss
+        return total
+
+    def __enter__(self) -> PeakRss:
+        import threading
+
+        def sample() -> None:
+            import time
+
+            while not self._stop:
+                self.peak = max(self.peak, self.now())
+                time.sleep(0.02)
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop = True
+        self._thread.join()
+
+
+MiB = 1024 * 1024
+
+
+async def test_one_operator_cannot_grow_the_api_with_form_fields_or_parallel_parts(api: Api) -> None:
+    from tests.factories import LiveServer
+
+    _, token = await api.account("operator", commune(31, 5))
+    dossier = await api.dossier(token)
+    part = 5 * MiB
+    with LiveServer(
+        WAREHOUSE_UPLOAD_PART_BYTES=str(part), WAREHOUSE_RATE_ACCOUNT_RPS="1000", WAREHOUSE_RATE_UNIT_RPS="1000"
+    ) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=120) as http:
+            await http.get("/api/v1/me", headers=auth(token))
+            baseline = PeakRss(server.proc.pid).now()
+            with PeakRss(server.proc.pid) as rss:
+                # Fifty thousand form fields before the file.
+                boundary = "b0undary"
+                fields = b"".join(
+                    f'--{boundary}\r\nContent-Disposition: form-data; name="f{i}"\r\n\r\n{"x" * 200}\r\n'.encode()
+                    for i in range(50_000)
+                )
+                body = fields + f"--{boundary}--\r\n".encode()
+                r = await http.post(
+                    f"/api/v1/dossiers/{dossier['id']}/files",
+                    content=body,
+                    headers={**auth(token), "Content-Type": f"multipart/form-data; boundary={boundary}"},
+                )
+                assert (r.status_code, r.json()["code"]) == (413, "form_too_large"), r.text
+                # Forty-eight parts of one upload at once.
+                data = b"%PDF-1.4\n" + b"\0" * (3 * part)
+                r = await http.post(
+                    "/api/v1/uploads",
+                    json={
+                        "dossier_id": dossier["id"],
+                        "filename": "lon.pdf",
+                        "size": len(data),
+                        "sha256": hashlib.sha256(data).hexdigest(),
+                        "kind": "component",
+                    },
+                    headers=auth(token),
+                )
+                assert r.status_code == 201, r.text
+                session = r.json()
+                import asyncio
+
+                async def send(i: int) -> int:
+                    n = 1 + i % 3
+                    chunk = data[(n - 1) * part : n * part]
+                    got = await http.put(
+                        f"/api/v1/uploads/{session['id']}/parts/{n}", content=chunk, headers=auth(token)
+                    )
+                    return got.status_code
+
+                statuses = await asyncio.gather(*(send(i) for i in range(48)))
+                assert set(statuses) <= {200, 429}, statuses
+                assert 429 in statuses, "parts take upload slots like any upload"
+    grown = (rss.peak - baseline) / MiB
+    assert grown < 100, f"the API grew by {grown:.0f} MiB"
+
+
+async def raw_request(url: str, head: str, body_chunks: list[bytes], *, pause: float = 0.0) -> tuple[int, float]:
+    """Send a request by hand (to lie about its length or crawl), then read the status line: the
+    status and the seconds it took."""
+    import asyncio
+    import time
+    from urllib.parse import urlparse
+
+    where = urlparse(url)
+    reader, writer = await asyncio.open_connection(where.hostname, where.port)
+    started = time.monotonic()
+    writer.write(head.encode())
+    await writer.drain()
+
+    async def crawl() -> None:
+        try:
+            for chunk in body_chunks:
+                writer.write(chunk)
+                await writer.drain()
+                await asyncio.sleep(pause)
+        except (ConnectionError, OSError):
+            pass
+
+    sender = asyncio.create_task(crawl())
+    try:
+        line = await asyncio.wait_for(reader.readline(), timeout=60)
+    finally:
+        sender.cancel()
+        writer.close()
+    return int(line.split()[1]), time.monotonic() - started
+
+
+def request_head(method: str, path: str, token: str, length: int, content_type: str = "application/pdf") -> str:
+    return (
+        f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: {content_type}\r\nX-File-Kind: component\r\nContent-Length: {length}\r\n\r\n"
+    )
+
+
+async def test_crawling_stalled_and_lying_bodies_end_quickly_and_free_their_slot(api: Api) -> None:
+    from tests.factories import LiveServer
+
+    _, token = await api.account("operator", commune(31, 6))
+    dossier = await api.dossier(token)
+    path = f"/api/v1/dossiers/{dossier['id']}/files"
+    env = {
+        "WAREHOUSE_RATE_ACCOUNT_UPLOADS": "1",
+        "WAREHOUSE_UPLOAD_IDLE_SECONDS": "2",
+        "WAREHOUSE_UPLOAD_RATE_GRACE_SECONDS": "2",
+        "WAREHOUSE_UPLOAD_MIN_BYTES_PER_SECOND": "1000",
+        "WAREHOUSE_UPLOAD_PART_BYTES": str(5 * MiB),
+    }
+    with LiveServer(**env) as server:
+        # Two gigabytes announced, nothing sent: refused at once, and no volume is counted for it.
+        status, took = await raw_request(server.url, request_head("POST", path, token, 2 * 1024**3), [])
+        assert status == 413 and took < 2
+        # One byte every half second.
+        crawl = [b"%PDF-1.4\n"] + [b"x"] * 40
+        status, took = await raw_request(server.url, request_head("POST", path, token, 100_000), crawl, pause=0.5)
+        assert status == 408 and took < 8, (status, took)
+        # A part that announces 5 MiB and stops after a few bytes.
+        data = b"%PDF-1.4\n" + os.urandom(6 * MiB)
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+            r = await http.post(
+                "/api/v1/uploads",
+                json={
+                    "dossier_id": dossier["id"],
+                    "filename": "a.pdf",
+                    "size": len(data),
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                    "kind": "component",
+                },
+                headers=auth(token),
+            )
+            session = r.json()
+            part_path = f"/api/v1/uploads/{session['id']}/parts/1"
+            status, took = await raw_request(server.url, request_head("PUT", part_path, token, 5 * MiB), [b"x" * 100])
+            assert status == 408 and took < 8, (status, took)
+            # The slot (one per account here) is free again, and no volume was counted for the lies.
+            r = await http.post(
+                path,
+                content=scanned_pdf(pages=1, dpi=100, seed=154),
+                headers={**auth(token), "Content-Type": "application/pdf", "X-File-Kind": "component"},
+            )
+            assert r.status_code == 201, r.text
+
+
+async def test_a_file_larger_than_a_slice_of_the_volume_budget_is_taken_at_its_pace(api: Api) -> None:
+    """300 MB a minute runs 10 s (50 MiB) ahead at most: a 60 MiB file is taken, not refused for ever."""
+    from tests.conftest import make_client
+
+    strict = api.settings.model_copy(update={"rate_account_upload_mb_per_minute": 300})
+    _, token = await api.account("operator", commune(31, 7))
+    dossier = await api.dossier(token)
+    data = b"%PDF-1.4\n" + os.urandom(60 * MiB)
+    async with make_client(strict) as client:
+        r = await client.post(
+            f"/api/v1/dossiers/{dossier['id']}/files",
+            content=data,
+            headers={**auth(token), "Content-Type": "application/pdf", "X-File-Kind": "component"},
+        )
+        assert r.status_code == 201, r.text
+        # The next one waits its turn with a Retry-After, as long as the budget is behind.
+        r = await client.post(
+            f"/api/v1/dossiers/{dossier['id']}/files",
+            content=data[: 10 * MiB],
+            headers={**auth(token), "Content-Type": "application/pdf", "X-File-Kind": "component"},
+        )
+        assert r.status_code in (201, 429)
+        if r.status_code == 429:
+            assert int(r.headers["retry-after"]) <= 12
+
+
+async def test_requests_refused_for_one_account_do_not_use_up_its_unit(api: Api) -> None:
+    from tests.conftest import make_client
+
+    strict = api.settings.model_copy(update={"rate_account_rps": 3, "rate_unit_rps": 6})
+    _, greedy = await api.account("operator", commune(31, 8))
+    _, calm = await api.account("operator", commune(31, 8))
+    async with make_client(strict) as client:
+        greedy_codes = [(await client.get("/api/v1/me", headers=auth(greedy))).status_code for _ in range(20)]
+        assert greedy_codes.count(200) == 3
+        calm_codes = [(await client.get("/api/v1/me", headers=auth(calm))).status_code for _ in range(3)]
+    assert calm_codes == [200, 200, 200]
