@@ -117,6 +117,16 @@ async def visible_subtree(services: Services, principal: Principal, code: str | 
     return await services.subtree((await visible_unit(services, principal, code)).id)
 
 
+def readable(principal: Principal, units: list[int] | None) -> list[int] | None:
+    """Of ``units`` (None: every unit), those the caller may read."""
+    if principal.read_scope is None:
+        return units
+    if units is None:
+        return principal.read_scope
+    allowed = set(principal.read_scope)
+    return [u for u in units if u in allowed]
+
+
 ADMIN_ROLES = ("province_admin", "unit_admin")
 
 

@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from warehouse.auth import Principal, visible_subtree
+from warehouse.auth import Principal, readable, visible_subtree
 from warehouse.context import Services
 from warehouse.errors import Problem
 
@@ -73,7 +73,7 @@ async def progress_report(
         raise Problem(422, "invalid_year", "Give a year between 2000 and 2100.")
     if level is not None and level not in ("department", "district", "commune"):
         raise Problem(422, "invalid_level", "The level is department, district or commune.")
-    scope = await visible_subtree(services, principal, parent)
+    scope = readable(principal, await visible_subtree(services, principal, parent))
     units = await services.units.find(level=level, parent_id=None, scope=scope)
     units = [u for u in units if u.level != "province" or level == "province"]
     ids = [u.id for u in units]

@@ -348,3 +348,19 @@ async def test_requests_refused_for_one_account_do_not_use_up_its_unit(api: Api)
         assert greedy_codes.count(200) == 3
         calm_codes = [(await client.get("/api/v1/me", headers=auth(calm))).status_code for _ in range(3)]
     assert calm_codes == [200, 200, 200]
+
+
+async def test_the_progress_report_shows_a_commune_only_its_own_units(api: Api) -> None:
+    import csv
+    import io
+
+    for role in ("viewer", "operator"):
+        _, token = await api.account(role, commune(31, 9))
+        r = await api.client.get("/api/v1/reports/progress", headers=auth(token))
+        assert r.status_code == 200
+        assert {row["unit_code"] for row in r.json()["units"]} == {commune(31, 9)}
+        r = await api.client.get("/api/v1/reports/progress", headers={**auth(token), "Accept": "text/csv"})
+        codes = {row[0] for row in list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))[1:] if row}
+        assert codes <= {commune(31, 9)}, codes
+        r = await api.client.get(f"/api/v1/reports/progress?parent={commune(31, 10)}", headers=auth(token))
+        assert r.status_code == 404
