@@ -6,7 +6,7 @@ from datetime import date
 from typing import Any
 from uuid import UUID, uuid4
 
-from storage import Dossier, nfc
+from storage import Dossier, Unit, nfc
 from storage.dossiers import EDITABLE
 from warehouse.auth import Principal, visible_unit
 from warehouse.context import Services
@@ -51,6 +51,23 @@ def normalise_fields(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+async def check_code_of(services: Services, unit: Unit, code: str) -> None:
+    """A code given by the client is one of this unit's (``<unit code>-...``, or a predecessor's for
+    records it inherited): no unit can take another's codes, and a taken code tells only of the
+    caller's own unit."""
+    prefixes = [unit.code]
+    for unit_id in await services.own_units(unit.id):
+        if unit_id != unit.id and (predecessor := await services.units.get(unit_id)) is not None:
+            prefixes.append(predecessor.code)
+    if not any(code.startswith(f"{prefix}-") for prefix in prefixes):
+        raise Problem(
+            422,
+            "dossier_code_of_another_unit",
+            f"A dossier code of unit {unit.code} starts with '{unit.code}-' (<unit code>-YYMMDD-XXXX). "
+            "Leave the code out to have the next one generated.",
+        )
+
+
 async def create_dossier(
     services: Services, principal: Principal, unit_code: str | None, code: str | None, values: dict[str, Any]
 ) -> Dossier:
@@ -68,6 +85,8 @@ async def create_dossier(
     values["received_on"] = received_on
     check_dates(received_on, values.get("result_issued_on"), values.get("result_valid_until"))
 
+    if code is not None:
+        await check_code_of(services, unit, code)
     dossier_id = uuid4()
     async with services.db.transaction() as conn:
         if code is None:

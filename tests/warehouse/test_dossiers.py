@@ -34,12 +34,13 @@ async def test_received_on_defaults_to_today_in_vietnam(api: Api) -> None:
 
 async def test_explicit_code_is_kept_and_a_taken_code_is_409(api: Api) -> None:
     _, token = await api.account("operator", commune(26, 3))
-    d = await api.dossier(token, code="H40.22-230415-0007")
-    assert d["code"] == "H40.22-230415-0007"
+    code = f"{commune(26, 3)}-230415-0007"
+    d = await api.dossier(token, code=code)
+    assert d["code"] == code
     r = await api.client.post(
         "/api/v1/dossiers",
         json={
-            "code": "H40.22-230415-0007",
+            "code": code,
             "procedure_code": "1.002891",
             "subject": {"name": "Lý Thị Hoa", "id_kind": "cccd", "id_number": "020190000002"},
         },

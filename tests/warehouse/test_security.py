@@ -364,3 +364,21 @@ async def test_the_progress_report_shows_a_commune_only_its_own_units(api: Api) 
         assert codes <= {commune(31, 9)}, codes
         r = await api.client.get(f"/api/v1/reports/progress?parent={commune(31, 10)}", headers=auth(token))
         assert r.status_code == 404
+
+
+async def test_a_commune_cannot_take_another_units_dossier_codes(api: Api) -> None:
+    _, a = await api.account("operator", commune(31, 11))
+    _, b = await api.account("operator", commune(31, 12))
+    theirs = f"{commune(31, 12)}-230415-0001"
+    body = {
+        "code": theirs,
+        "procedure_code": "1.002891",
+        "subject": {"name": "Hoàng Văn Sơn", "id_kind": "cccd", "id_number": "020190000009"},
+    }
+    r = await api.client.post("/api/v1/dossiers", json=body, headers=auth(a))
+    assert (r.status_code, r.json()["code"]) == (422, "dossier_code_of_another_unit")
+    r = await api.client.post("/api/v1/dossiers", json=body, headers=auth(b))
+    assert r.status_code == 201 and r.json()["code"] == theirs
+    # A taken code of another unit is refused for its prefix alone: it does not tell that it exists.
+    r = await api.client.post("/api/v1/dossiers", json=body, headers=auth(a))
+    assert (r.status_code, r.json()["code"]) == (422, "dossier_code_of_another_unit")
