@@ -55,6 +55,8 @@ def local_warehouse(api_workers: int) -> Iterator[tuple[str, str]]:
         "WAREHOUSE_ADMIN_PASSWORD": password,
         "WAREHOUSE_PORT": str(port),
         "WAREHOUSE_API_WORKERS": str(api_workers),
+        # Every simulated commune signs in from this machine's one address (in the field, each has its own).
+        "WAREHOUSE_LOGIN_ADDRESS_PER_MINUTE": os.environ.get("WAREHOUSE_LOGIN_ADDRESS_PER_MINUTE", "1000000"),
     }
     warehouse = [sys.executable, "-m", "warehouse"]
     subprocess.run([*warehouse, "services", "up"], env=env, check=True, stdout=subprocess.DEVNULL)

@@ -12,7 +12,7 @@ from storage.db import Database, drop_database, ensure_database, migrate
 from storage.dossiers import Dossier, DossierFilter, Dossiers, InvalidCursor, decode_cursor, encode_cursor
 from storage.files import File, Files, Inspection, NewFile
 from storage.keys import incoming_key, original_key
-from storage.limits import Budget, BudgetState, Counters, Window, WindowState
+from storage.limits import Budget, BudgetState, Counters, SignIns, Window, WindowState
 from storage.objects import (
     BodyLengthMismatch,
     ObjectNotFound,
@@ -66,6 +66,7 @@ __all__ = [
     "Part",
     "Queue",
     "Settings",
+    "SignIns",
     "StoredObject",
     "Unit",
     "Units",

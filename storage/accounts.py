@@ -26,6 +26,7 @@ class Account:
     locked_until: datetime | None
     limits: dict[str, Any]
     created_at: datetime
+    credentials_version: int
 
     @classmethod
     def from_record(cls, r: asyncpg.Record) -> Account:
@@ -34,7 +35,8 @@ class Account:
 
 _SELECT = """
 SELECT a.id, a.login, a.unit_id, u.code AS unit_code, u.name AS unit_name, a.role, a.state,
-       a.password_hash, a.password_change_required, a.failed_logins, a.locked_until, a.limits, a.created_at
+       a.password_hash, a.password_change_required, a.failed_logins, a.locked_until, a.limits, a.created_at,
+       a.credentials_version
 FROM accounts a JOIN units u ON u.id = a.unit_id
 """
 
@@ -105,27 +107,9 @@ class Accounts:
             limits,
         )
 
-    async def record_failed_login(
-        self, account_id: int, *, free_attempts: int, base_seconds: int, max_seconds: int
-    ) -> datetime | None:
-        """Count a failed login; past ``free_attempts`` lock the account, twice as long each time."""
-        locked_until: datetime | None = await self._pool.fetchval(
-            """
-            UPDATE accounts SET
-                failed_logins = failed_logins + 1,
-                locked_until = CASE
-                    WHEN failed_logins + 1 >= $2 THEN clock_timestamp()
-                        + make_interval(secs => least($4::float8, $3::float8 * power(2, failed_logins + 1 - $2)))
-                    ELSE locked_until END
-            WHERE id = $1
-            RETURNING locked_until
-            """,
-            account_id,
-            free_attempts,
-            base_seconds,
-            max_seconds,
-        )
-        return locked_until
+    async def record_failed_login(self, account_id: int) -> None:
+        """Count a failed sign-in (shown to administrators; locks are per address, see SignIns)."""
+        await self._pool.execute("UPDATE accounts SET failed_logins = failed_logins + 1 WHERE id = $1", account_id)
 
     async def record_login(self, account_id: int) -> None:
         await self._pool.execute(
@@ -133,13 +117,20 @@ class Accounts:
             account_id,
         )
 
-    async def set_password(self, account_id: int, password_hash: str, *, change_required: bool) -> None:
-        await self._pool.execute(
+    async def set_password(
+        self, account_id: int, password_hash: str, *, change_required: bool, end_sign_ins: bool = True
+    ) -> int:
+        """Store a new password hash. With ``end_sign_ins`` (a reset or a change, not a rehash) every
+        token issued before stops working. Returns the account's credentials version."""
+        version: int = await self._pool.fetchval(
             """
-            UPDATE accounts SET password_hash = $2, password_change_required = $3, updated_at = now()
-            WHERE id = $1
+            UPDATE accounts SET password_hash = $2, password_change_required = $3, updated_at = now(),
+                credentials_version = credentials_version + CASE WHEN $4 THEN 1 ELSE 0 END
+            WHERE id = $1 RETURNING credentials_version
             """,
             account_id,
             password_hash,
             change_required,
+            end_sign_ins,
         )
+        return version

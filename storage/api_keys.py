@@ -63,6 +63,14 @@ class ApiKeys:
         )
         return account_id
 
+    async def revoke_all(self, account_id: int) -> int:
+        """Revoke every live key of the account (after a password reset); how many there were."""
+        revoked = await self._pool.fetch(
+            "UPDATE api_keys SET revoked_at = now() WHERE account_id = $1 AND revoked_at IS NULL RETURNING id",
+            account_id,
+        )
+        return len(revoked)
+
     async def list(self, account_id: int) -> list[ApiKey]:
         rows = await self._pool.fetch(
             """

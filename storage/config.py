@@ -66,9 +66,22 @@ class Settings(BaseSettings):
     password_time_cost: int = Field(default=2, ge=1)
     password_memory_kib: int = Field(default=19456, ge=8192)
     password_parallelism: int = Field(default=1, ge=1)
-    login_free_attempts: int = Field(default=5, ge=1, description="failed logins before an account is locked")
+    login_free_attempts: int = Field(
+        default=5, ge=1, description="wrong passwords from one address before that address is locked out of the login"
+    )
     login_lock_seconds: int = Field(default=60, ge=1, description="first lock; each further failure doubles it")
     login_lock_max_seconds: int = Field(default=3600, ge=1)
+    login_address_per_minute: int = Field(default=60, ge=1, description="sign-in attempts per client address a minute")
+    login_concurrency: int = Field(
+        default=2, ge=1, description="passwords checked at once per API process (each argon2 check holds its memory)"
+    )
+    login_queue: int = Field(
+        default=64, ge=0, description="sign-ins waiting for a password check per API process before 503"
+    )
+    trusted_proxies: list[str] = Field(
+        default=[],
+        description="addresses of reverse proxies whose X-Forwarded-For names the client (sign-in limits)",
+    )
 
     # Fair share: per account (overridable in the account's limits) and per unit.
     rate_account_rps: int = Field(default=20, ge=1, description="requests per second per account")

@@ -210,3 +210,76 @@ class Counters:
             await self._release(keys=keys, args=[holder])
         except (RedisError, OSError) as exc:
             log.warning("could not release concurrency slots %s: %s", keys, exc)
+
+
+# KEYS[1] = the login's hash of failures by address; ARGV: address, free attempts, base ms, max ms.
+# Counts a failure from that address; past the free attempts the pair is locked, twice as long each
+# time. Returns the lock's remaining milliseconds (0: not locked).
+_SIGN_IN_FAILED = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local n = redis.call('HINCRBY', KEYS[1], ARGV[1] .. ':n', 1)
+local free, base, max = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local lock = 0
+if n >= free then
+    lock = math.min(max, base * 2 ^ (n - free))
+    redis.call('HSET', KEYS[1], ARGV[1] .. ':until', now + lock)
+end
+redis.call('PEXPIRE', KEYS[1], max * 2)
+return lock
+"""
+
+_SIGN_IN_LOCKED = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local until_ms = tonumber(redis.call('HGET', KEYS[1], ARGV[1] .. ':until') or '0')
+if until_ms > now then return until_ms - now end
+return 0
+"""
+
+
+class SignIns:
+    """Failed sign-ins per login and client address: a lock holds for that pair only, so nobody can
+    lock a rightful user out from elsewhere. Fails open (with a warning) when Redis does not answer."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._failed = redis.register_script(_SIGN_IN_FAILED)
+        self._locked = redis.register_script(_SIGN_IN_LOCKED)
+
+    @staticmethod
+    def _key(login: str) -> str:
+        return f"signin:{login}"
+
+    async def locked_for_ms(self, login: str, address: str) -> int:
+        try:
+            return int(await self._locked(keys=[self._key(login)], args=[address]))
+        except (RedisError, OSError) as exc:
+            log.warning("sign-in counters unavailable, not enforcing: %s", exc)
+            return 0
+
+    async def failed(self, login: str, address: str, *, free_attempts: int, base_seconds: int, max_seconds: int) -> int:
+        """Count a failure; the milliseconds the pair is now locked for (0: not locked)."""
+        try:
+            return int(
+                await self._failed(
+                    keys=[self._key(login)],
+                    args=[address, free_attempts, base_seconds * 1000, max_seconds * 1000],
+                )
+            )
+        except (RedisError, OSError) as exc:
+            log.warning("sign-in counters unavailable, not enforcing: %s", exc)
+            return 0
+
+    async def succeeded(self, login: str, address: str) -> None:
+        try:
+            await self._redis.hdel(self._key(login), f"{address}:n", f"{address}:until")  # type: ignore[misc]
+        except (RedisError, OSError) as exc:
+            log.warning("could not clear failed sign-ins of %s: %s", login, exc)
+
+    async def forget(self, login: str) -> None:
+        """Lift every lock of the login (an administrator's reset)."""
+        try:
+            await self._redis.delete(self._key(login))
+        except (RedisError, OSError) as exc:
+            log.warning("could not clear failed sign-ins of %s: %s", login, exc)

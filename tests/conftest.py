@@ -35,6 +35,7 @@ def settings() -> Settings:
         rate_unit_rps=100_000,
         rate_account_uploads=1000,
         rate_unit_uploads=1000,
+        login_address_per_minute=100_000,  # every test signs in from the test client's one address
         upload_part_bytes=5 * 1024 * 1024,  # resumable uploads in parts of the smallest size S3 allows
     )
 

@@ -145,8 +145,11 @@ async def provision(
 async def reset_password(services: Services, principal: Principal, account_id: int) -> NewCredentials:
     account = await managed_account(services, principal, account_id)
     secret = generate_password()
+    # A reset ends every sign-in of the account and revokes its API keys: whoever held them may be why.
     await services.accounts.set_password(account.id, hash_one_time_password(secret), change_required=True)
+    await services.api_keys.revoke_all(account.id)
     await services.accounts.record_login(account.id)  # a reset also lifts a lockout
+    await services.logins.forget(account.login)
     services.forget_account(account.id)
     return NewCredentials(account.id, account.login, secret, account.unit_code, account.role)
 

@@ -93,10 +93,13 @@ async def _account_of(services: Services, connection: ASGIConnection[Any, Any, A
                 "Sign in first: send 'Authorization: Bearer <token>' from /api/v1/auth/login, or 'X-API-Key'."
             )
         try:
-            account_id = read_token(services.settings.secret_key, token.strip()).account_id
+            claims = read_token(services.settings.secret_key, token.strip())
         except InvalidToken:
             raise _unauthenticated("Your sign-in has expired or is not valid. Sign in again.") from None
+        account_id = claims.account_id
     account = await services.account(account_id)
+    if not key and account is not None and account.credentials_version != claims.credentials_version:
+        raise _unauthenticated("This account's password was changed or reset since you signed in. Sign in again.")
     if account is None:
         raise _unauthenticated("This account no longer exists.")
     return account

@@ -20,6 +20,7 @@ from storage import (
     ObjectStore,
     Queue,
     Settings,
+    SignIns,
     Units,
     UploadSessions,
 )
@@ -47,6 +48,7 @@ class Services:
     api_keys: ApiKeys = field(init=False)
     audit: Audit = field(init=False)
     counters: Counters = field(init=False)
+    logins: SignIns = field(init=False)
     passwords: Passwords = field(init=False)
     _subtrees: dict[int, tuple[float, list[int]]] = field(default_factory=dict, init=False)
     _own: dict[int, tuple[float, list[int]]] = field(default_factory=dict, init=False)
@@ -69,6 +71,7 @@ class Services:
         self.api_keys = ApiKeys(pool)
         self.audit = Audit(pool)
         self.counters = Counters(self.queue.redis)
+        self.logins = SignIns(self.queue.redis)
         self.passwords = Passwords.from_settings(self.settings)
 
     async def subtree(self, unit_id: int, max_age: float = 10.0) -> list[int]:

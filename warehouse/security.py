@@ -7,7 +7,9 @@ import hashlib
 import hmac
 import secrets
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 from argon2 import PasswordHasher
@@ -26,12 +28,28 @@ def hash_one_time_password(password: str) -> str:
     return _ONE_TIME + hashlib.sha256(password.encode()).hexdigest()
 
 
+class PasswordChecksBusy(Exception):
+    """More sign-ins are waiting for a password check than the process takes on."""
+
+
 class Passwords:
     """argon2id with the configured cost. Hashes made with other parameters still verify, and are
-    replaced at the next successful login (``needs_rehash``)."""
+    replaced at the next successful login (``needs_rehash``).
 
-    def __init__(self, *, time_cost: int, memory_kib: int, parallelism: int) -> None:
+    Checks run on a pool of ``concurrency`` threads (each argon2 check holds ``memory_kib``), with at
+    most ``queue`` more waiting; past that ``PasswordChecksBusy``. Every check costs the same whether
+    the login exists, has a one-time password or a chosen one, so timing tells nothing about accounts.
+    """
+
+    def __init__(
+        self, *, time_cost: int, memory_kib: int, parallelism: int, concurrency: int = 2, queue: int = 64
+    ) -> None:
         self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
+        # Checked in place of a missing account's hash: the same parameters, so the same cost.
+        self._dummy = self._hasher.hash(secrets.token_urlsafe(16))
+        self._threads = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="argon2")
+        self._limit = concurrency + queue
+        self._in_use = 0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Passwords:
@@ -39,28 +57,49 @@ class Passwords:
             time_cost=settings.password_time_cost,
             memory_kib=settings.password_memory_kib,
             parallelism=settings.password_parallelism,
+            concurrency=settings.login_concurrency,
+            queue=settings.login_queue,
         )
 
     def hash(self, password: str) -> str:
         return self._hasher.hash(password)
 
-    def verify(self, password_hash: str, password: str) -> bool:
-        if password_hash.startswith(_ONE_TIME):
-            return hmac.compare_digest(hash_one_time_password(password), password_hash)
+    def _argon2(self, password_hash: str, password: str) -> bool:
         try:
             return self._hasher.verify(password_hash, password)
         except (VerificationError, InvalidHashError):
             return False
 
+    def verify(self, password_hash: str | None, password: str) -> bool:
+        """Whether ``password`` matches; None stands for an account that does not exist."""
+        if password_hash is None:
+            self._argon2(self._dummy, password)
+            return False
+        if password_hash.startswith(_ONE_TIME):
+            self._argon2(self._dummy, password)
+            return hmac.compare_digest(hash_one_time_password(password), password_hash)
+        return self._argon2(password_hash, password)
+
     def needs_rehash(self, password_hash: str) -> bool:
         return not password_hash.startswith(_ONE_TIME) and self._hasher.check_needs_rehash(password_hash)
 
-    async def hash_async(self, password: str) -> str:
-        """Argon2 is deliberately slow: keep it off the event loop."""
-        return await asyncio.to_thread(self.hash, password)
+    async def _bounded(self, fn: Any, *args: Any) -> Any:
+        if self._in_use >= self._limit:
+            raise PasswordChecksBusy
+        self._in_use += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._threads, fn, *args)
+        finally:
+            self._in_use -= 1
 
-    async def verify_async(self, password_hash: str, password: str) -> bool:
-        return await asyncio.to_thread(self.verify, password_hash, password)
+    async def hash_async(self, password: str) -> str:
+        """Argon2 is deliberately slow: keep it off the event loop, on the bounded pool."""
+        result: str = await self._bounded(self.hash, password)
+        return result
+
+    async def verify_async(self, password_hash: str | None, password: str) -> bool:
+        result: bool = await self._bounded(self.verify, password_hash, password)
+        return result
 
 
 def generate_password(length: int = 14) -> str:
@@ -74,26 +113,34 @@ class TokenClaims:
     account_id: int
     issued_at: int
     expires_at: int
+    credentials_version: int
 
 
 class InvalidToken(Exception):
     pass
 
 
-def issue_token(secret: str, account_id: int, ttl_seconds: int) -> str:
+def issue_token(secret: str, account_id: int, ttl_seconds: int, *, credentials_version: int) -> str:
+    """An access token; it stops working when the account's credentials version moves on."""
     now = int(time.time())
-    payload = {"sub": str(account_id), "iat": now, "exp": now + ttl_seconds, "typ": "access"}
+    payload = {
+        "sub": str(account_id),
+        "iat": now,
+        "exp": now + ttl_seconds,
+        "typ": "access",
+        "ver": credentials_version,
+    }
     return jwt.encode(payload, secret, algorithm=_ALGORITHM)
 
 
 def read_token(secret: str, token: str) -> TokenClaims:
     try:
-        payload = jwt.decode(token, secret, algorithms=[_ALGORITHM], options={"require": ["sub", "exp", "iat"]})
+        payload = jwt.decode(token, secret, algorithms=[_ALGORITHM], options={"require": ["sub", "exp", "iat", "ver"]})
     except jwt.PyJWTError as exc:
         raise InvalidToken(str(exc)) from exc
     if payload.get("typ") != "access":
         raise InvalidToken("not an access token")
     try:
-        return TokenClaims(int(payload["sub"]), int(payload["iat"]), int(payload["exp"]))
+        return TokenClaims(int(payload["sub"]), int(payload["iat"]), int(payload["exp"]), int(payload["ver"]))
     except (TypeError, ValueError) as exc:
         raise InvalidToken("malformed subject") from exc

@@ -382,3 +382,148 @@ async def test_a_commune_cannot_take_another_units_dossier_codes(api: Api) -> No
     # A taken code of another unit is refused for its prefix alone: it does not tell that it exists.
     r = await api.client.post("/api/v1/dossiers", json=body, headers=auth(a))
     assert (r.status_code, r.json()["code"]) == (422, "dossier_code_of_another_unit")
+
+
+def median_seconds(samples: list[float]) -> float:
+    import statistics
+
+    return statistics.median(samples)
+
+
+async def test_sign_in_takes_as_long_for_an_unknown_login_as_for_a_known_one(api: Api) -> None:
+    import time
+
+    login, _ = await api.account("operator", commune(30, 11))
+    one_time, _ = await api.account("operator", commune(30, 11), change_required=True)
+    await api.db.pool.execute(
+        "UPDATE accounts SET password_hash = 'sha256$' || repeat('0', 64) WHERE login = $1", one_time
+    )
+    costs: dict[str, list[float]] = {"known": [], "one_time": [], "unknown": []}
+    for _ in range(api.settings.login_free_attempts - 1):  # short of the lock
+        for kind, who in (("known", login), ("one_time", one_time), ("unknown", "khong-ai-ca")):
+            started = time.perf_counter()
+            r = await api.client.post("/api/v1/auth/login", json={"login": who, "password": "sai-mat-khau"})
+            costs[kind].append(time.perf_counter() - started)
+            assert r.status_code == 401
+    known, unknown, once = (median_seconds(costs[k]) for k in ("known", "unknown", "one_time"))
+    assert 0.5 < unknown / known < 2 and 0.5 < once / known < 2, costs
+
+
+async def test_a_stranger_cannot_lock_a_user_out_and_addresses_are_limited(api: Api) -> None:
+    from tests.conftest import make_client
+    from tests.factories import PASSWORD
+
+    behind_proxy = api.settings.model_copy(update={"trusted_proxies": ["testclient"], "login_address_per_minute": 30})
+    login, _ = await api.account("operator", commune(30, 12))
+
+    def at(address: str) -> dict[str, str]:
+        return {"X-Forwarded-For": address}
+
+    async with make_client(behind_proxy) as client:
+        stranger = [
+            await client.post(
+                "/api/v1/auth/login", json={"login": login, "password": "doan-thu"}, headers=at("10.9.9.9")
+            )
+            for _ in range(8)
+        ]
+        assert stranger[0].status_code == 401
+        assert (stranger[-1].status_code, stranger[-1].json()["code"]) == (429, "account_locked")
+        assert "retry-after" in stranger[-1].headers
+        # Even the right password is refused from the stranger's address while it is locked ...
+        r = await client.post("/api/v1/auth/login", json={"login": login, "password": PASSWORD}, headers=at("10.9.9.9"))
+        assert r.status_code == 429
+        # ... and the rightful user, elsewhere, signs in.
+        r = await client.post("/api/v1/auth/login", json={"login": login, "password": PASSWORD}, headers=at("10.1.1.1"))
+        assert r.status_code == 200, r.text
+        # One address gets a bounded number of sign-ins a minute, whatever logins it tries.
+        codes = [
+            (
+                await client.post(
+                    "/api/v1/auth/login", json={"login": f"ai-do-{i}", "password": "x"}, headers=at("10.7.7.7")
+                )
+            ).status_code
+            for i in range(35)
+        ]
+        assert codes[:30] == [401] * 30 and codes[30:] == [429] * 5
+
+
+async def test_a_reset_ends_old_tokens_and_api_keys_and_a_change_ends_old_tokens(api: Api) -> None:
+    from tests.factories import PASSWORD
+
+    admin = await api.admin()
+    login, token = await api.account("operator", commune(30, 13))
+    me = (await api.client.get("/api/v1/me", headers=auth(token))).json()
+    r = await api.client.post("/api/v1/api-keys", json={"label": "máy quét"}, headers=auth(token))
+    assert r.status_code == 201, r.text
+    key = r.json()["key"]
+    assert (await api.client.get("/api/v1/me", headers={"X-API-Key": key})).status_code == 200
+
+    r = await api.client.post(f"/api/v1/accounts/{me['id']}/reset-password", headers=auth(admin))
+    assert r.status_code == 200, r.text
+    one_time = r.json()["password"]
+    assert (await api.client.get("/api/v1/me", headers=auth(token))).status_code == 401
+    assert (await api.client.get("/api/v1/me", headers={"X-API-Key": key})).status_code == 401
+    first = await api.login(login, one_time)
+    r = await api.client.post(
+        "/api/v1/me/password",
+        json={"current_password": one_time, "new_password": "mat-khau-moi-2026"},
+        headers=auth(first),
+    )
+    assert r.status_code == 200, r.text
+    fresh = r.json()["access_token"]
+    assert (await api.client.get("/api/v1/me", headers=auth(first))).status_code == 401
+    assert (await api.client.get("/api/v1/me", headers=auth(fresh))).status_code == 200
+    assert (await api.client.get("/api/v1/me", headers=auth(token))).status_code == 401
+    assert (await api.client.get("/api/v1/me", headers={"X-API-Key": key})).status_code == 401
+    assert PASSWORD != "mat-khau-moi-2026"
+
+
+async def test_password_checks_are_bounded_per_process() -> None:
+    import asyncio
+
+    from warehouse.security import PasswordChecksBusy, Passwords
+
+    passwords = Passwords(time_cost=2, memory_kib=19456, parallelism=1, concurrency=1, queue=2)
+    stored = passwords.hash("mat-khau-dung")
+    results = await asyncio.gather(
+        *(passwords.verify_async(stored, "mat-khau-dung") for _ in range(6)), return_exceptions=True
+    )
+    assert results.count(True) == 3
+    assert sum(isinstance(r, PasswordChecksBusy) for r in results) == 3
+
+
+async def test_a_sign_in_flood_neither_grows_the_api_nor_stalls_it(api: Api) -> None:
+    import asyncio
+    import time
+
+    from tests.factories import LiveServer
+
+    with LiveServer() as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+            await http.get("/health/live")
+            baseline = PeakRss(server.proc.pid).now()
+            statuses: list[int] = []
+            health: list[float] = []
+            stop = False
+
+            async def flood(i: int) -> None:
+                for j in range(6):
+                    r = await http.post("/api/v1/auth/login", json={"login": f"lu-{i}-{j}", "password": "sai"})
+                    statuses.append(r.status_code)
+
+            async def watch() -> None:
+                while not stop:
+                    started = time.perf_counter()
+                    await http.get("/health/live")
+                    health.append(time.perf_counter() - started)
+                    await asyncio.sleep(0.05)
+
+            with PeakRss(server.proc.pid) as rss:
+                watcher = asyncio.create_task(watch())
+                await asyncio.gather(*(flood(i) for i in range(24)))
+                stop = True
+                await watcher
+    assert set(statuses) <= {401, 503}, set(statuses)
+    grown = (rss.peak - baseline) / MiB
+    assert grown < 100, f"the API grew by {grown:.0f} MiB"
+    assert max(health) < 0.5, f"/health/live took up to {max(health):.2f} s"
