@@ -167,6 +167,10 @@ class Settings(BaseSettings):
         default=0, ge=0, le=65535, description="port a worker serves Prometheus metrics on (0: none)"
     )
     worker_metrics_host: str = "127.0.0.1"
+    metrics_token: str = Field(
+        default="",
+        description="when set, /metrics answers only 'Authorization: Bearer <token>' (Prometheus' bearer_token)",
+    )
     metrics_refresh_seconds: float = Field(
         default=15, gt=0, description="how often the API reads the pipeline's and queues' depth for /metrics"
     )

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from storage import ROLES, Account, Unit
 from warehouse.auth import Principal, require_admin, visible_unit
 from warehouse.context import Services
 from warehouse.errors import Problem
-from warehouse.fair_share import LIMIT_KEYS
+from warehouse.fair_share import LIMIT_KEYS, account_limits
 from warehouse.security import generate_password, hash_one_time_password
 
 LOGIN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
@@ -172,13 +172,25 @@ async def change_account(
         raise Problem(422, "invalid_state", "state must be 'active' or 'disabled'.")
     if limits is not None:
         unknown = set(limits) - set(LIMIT_KEYS)
-        bad = [k for k, v in limits.items() if not isinstance(v, int) or isinstance(v, bool) or v < 1]
+        bad = [k for k, v in limits.items() if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 1_000_000]
         if unknown or bad:
             raise Problem(
                 422,
                 "invalid_limits",
-                f"limits take positive whole numbers for {', '.join(LIMIT_KEYS)}.",
+                f"limits take whole numbers from 1 to 1000000 for {', '.join(LIMIT_KEYS)}.",
             )
+        if principal.role != "province_admin":
+            if account.id == principal.account.id:
+                raise Problem(403, "forbidden", "You cannot change your own limits; ask the province administrator.")
+            defaults = account_limits(services.settings, replace(account, limits={}))
+            raised = [k for k, v in limits.items() if v > defaults[k]]
+            if raised:
+                raise Problem(
+                    403,
+                    "forbidden",
+                    f"Only the province administrator may raise {', '.join(raised)} above the default "
+                    f"({', '.join(f'{k} {defaults[k]}' for k in raised)}); you may lower them.",
+                )
     await services.accounts.update(account.id, state=state, role=role, limits=limits)
     services.forget_account(account.id)
     changed = await services.accounts.get(account.id)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
-from litestar import Litestar, Response, get
+from litestar import Litestar, Request, Response, get
 from litestar.datastructures import MutableScopeHeaders, State
 from litestar.di import NamedDependency, Provide
 from litestar.middleware.base import DefineMiddleware
@@ -16,7 +18,7 @@ from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
-from litestar.types import Message, Scope
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from storage import Database, Queue, Settings, get_settings, object_store
 from warehouse.api.accounts import AccountsController, ApiKeysController, AuditController
@@ -31,7 +33,7 @@ from warehouse.api.uploads import UploadsController
 from warehouse.audit import audit_middleware
 from warehouse.auth import PUBLIC_PATHS, AuthMiddleware
 from warehouse.context import Services
-from warehouse.errors import EXCEPTION_HANDLERS, answer_problems
+from warehouse.errors import EXCEPTION_HANDLERS, Problem, answer_problems
 from warehouse.fair_share import rate_headers
 from warehouse.idempotency import idempotency_middleware
 from warehouse.metrics import refresh_if_stale
@@ -73,9 +75,29 @@ class MetricsController(PrometheusController):
     include_in_schema = False
 
     @get(include_in_schema=False)
-    async def get(self, services: NamedDependency[Services]) -> Response[bytes]:
+    async def get(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Response[bytes]:
+        token = services.settings.metrics_token
+        if request.scope.get("raw_path", b"/metrics").split(b"?", 1)[0] != b"/metrics" or (
+            token and not hmac.compare_digest(request.headers.get("authorization", ""), f"Bearer {token}")
+        ):
+            raise Problem(404, "not_found", "There is nothing at this address.")
         await refresh_if_stale(services.files, services.queue, services.settings.metrics_refresh_seconds)
         return await PrometheusController.get.fn(self)  # type: ignore[no-any-return]
+
+
+def clean_paths(app: ASGIApp) -> ASGIApp:
+    """Paths with empty, '.' or '..' segments are refused before anything reads them: a proxy may
+    match such a path as one thing and pass it on as another."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            raw = scope.get("raw_path") or scope["path"].encode()
+            segments = raw.split(b"?", 1)[0].decode("latin-1").split("/")[1:]
+            if any(seg in ("", ".", "..") for seg in segments[:-1]) or segments[-1:] in (["."], [".."]):
+                raise Problem(404, "not_found", "There is nothing at this address.")
+        await app(scope, receive, send)
+
+    return middleware
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -133,6 +155,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             audit_middleware,
             prometheus.middleware,
             answer_problems,
+            clean_paths,
             DefineMiddleware(AuthMiddleware, exclude=PUBLIC_PATHS),
             idempotency_middleware,
         ],

@@ -15,7 +15,8 @@ from warehouse.fair_share import check_request
 from warehouse.security import InvalidToken, read_token
 
 PASSWORD_CHANGE_PATH = "/api/v1/me/password"
-PUBLIC_PATHS = ["^/health", "^/schema", "^/metrics", "^/api/v1/auth/login$"]
+# Exact: a public prefix must not make a longer path public.
+PUBLIC_PATHS = ["^/health/(live|ready)/?$", "^/schema(/.*)?$", "^/metrics/?$", "^/api/v1/auth/login/?$"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -527,3 +527,52 @@ async def test_a_sign_in_flood_neither_grows_the_api_nor_stalls_it(api: Api) -> 
     grown = (rss.peak - baseline) / MiB
     assert grown < 100, f"the API grew by {grown:.0f} MiB"
     assert max(health) < 0.5, f"/health/live took up to {max(health):.2f} s"
+
+
+def raw_get(port: int, path: str, headers: str = "") -> tuple[int, bytes]:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}\r\n".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+async def test_metrics_answer_only_at_their_own_path_and_odd_paths_are_refused(api: Api) -> None:
+    from tests.factories import LiveServer
+
+    _, token = await api.account("viewer", commune(30, 14))
+    with LiveServer(WAREHOUSE_METRICS_TOKEN="scrape-secret") as server:
+        bearer = "Authorization: Bearer scrape-secret\r\n"
+        assert raw_get(server.port, "/metrics", bearer)[0] == 200
+        assert raw_get(server.port, "/metrics")[0] == 404, "the scrape needs its token when one is set"
+        assert raw_get(server.port, "/metrics", f"Authorization: Bearer {token}\r\n")[0] == 404
+        for odd in ("/metrics/", "//metrics", "/metrics/../api/v1/me", "/api/v1//me", "/api/v1/./me", "/x/../metrics"):
+            status, _ = raw_get(server.port, odd, bearer)
+            assert status == 404, odd
+    with LiveServer() as server:
+        assert raw_get(server.port, "/metrics")[0] == 200
+        assert raw_get(server.port, "/metrics/")[0] == 404
+
+
+async def test_a_unit_administrator_cannot_raise_rate_limits(api: Api) -> None:
+    from tests.factories import district
+
+    _, unit_admin = await api.account("unit_admin", district(30))
+    _, operator = await api.account("operator", commune(30, 15))
+    me = (await api.client.get("/api/v1/me", headers=auth(unit_admin))).json()
+    them = (await api.client.get("/api/v1/me", headers=auth(operator))).json()
+    raised = {"limits": {"requests_per_second": 500_000}}  # above every default, the suite's included
+    r = await api.client.patch(f"/api/v1/accounts/{me['id']}", json=raised, headers=auth(unit_admin))
+    assert r.status_code == 403
+    r = await api.client.patch(f"/api/v1/accounts/{them['id']}", json=raised, headers=auth(unit_admin))
+    assert r.status_code == 403
+    r = await api.client.patch(
+        f"/api/v1/accounts/{them['id']}", json={"limits": {"requests_per_second": 5}}, headers=auth(unit_admin)
+    )
+    assert r.status_code == 200 and r.json()["limits"]["requests_per_second"] == 5, "lowering is allowed"
+    r = await api.client.patch(f"/api/v1/accounts/{them['id']}", json=raised, headers=auth(await api.admin()))
+    assert r.status_code == 200
