@@ -12,6 +12,7 @@ from typing import Any
 
 from litestar import Litestar, Request, Response, get
 from litestar.datastructures import MutableScopeHeaders, State
+from litestar.enums import ScopeType
 from litestar.di import NamedDependency, Provide
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
@@ -90,7 +91,7 @@ def clean_paths(app: ASGIApp) -> ASGIApp:
     match such a path as one thing and pass it on as another."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] == ScopeType.HTTP:
             raw = scope.get("raw_path") or scope["path"].encode()
             segments = raw.split(b"?", 1)[0].decode("latin-1").split("/")[1:]
             if any(seg in ("", ".", "..") for seg in segments[:-1]) or segments[-1:] in (["."], [".."]):
