@@ -27,6 +27,7 @@ from warehouse.api.dossiers import DossiersController, ResultsController
 from warehouse.api.files import FilesController
 from warehouse.api.health import HealthController
 from warehouse.api.pipeline import PipelineController
+from warehouse.api.problems import declare_problems
 from warehouse.api.reports import ReportsController
 from warehouse.api.session import SessionController
 from warehouse.api.units import UnitsController
@@ -135,7 +136,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         security=[{"bearer": []}],
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             HealthController,
             PipelineController,
@@ -166,3 +167,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[lifespan],
         request_max_body_size=1024 * 1024,  # JSON bodies; file uploads set their own limit
     )
+    declare_problems(app.openapi_schema)  # built once here; /schema serves this same document
+    return app

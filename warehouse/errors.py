@@ -162,6 +162,20 @@ def _on_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response
     )
 
 
+def _on_bad_value(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A value Postgres cannot take (a NUL character in text, a number out of range): the caller's."""
+    log.info("refused a value on %s %s: %s", request.method, request.url.path, exc)
+    return problem_response(
+        Problem(
+            422,
+            "invalid_value",
+            "A value in this request cannot be stored: a number is out of range, or a text contains a "
+            "character that is not allowed (such as a NUL byte). Correct it and send the request again.",
+        ),
+        request,
+    )
+
+
 def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(
@@ -178,6 +192,10 @@ def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     Problem: _on_problem,
     HTTPException: _on_http_exception,
+    # Bad values, from Postgres (SQLSTATE class 22) and from the driver's encoding of arguments.
+    asyncpg.exceptions.DataError: _on_bad_value,
+    asyncpg.exceptions._base.DataError: _on_bad_value,
+    RecursionError: _on_bad_value,
     ObjectStoreUnavailable: _on_unavailable,
     asyncpg.exceptions.CannotConnectNowError: _on_unavailable,
     asyncpg.exceptions.ConnectionDoesNotExistError: _on_unavailable,

@@ -43,9 +43,9 @@ def too_large(limit: int) -> Problem:
     )
 
 
-def clean_filename(raw: str | None, fallback: str) -> str:
+def clean_filename(raw: object, fallback: str) -> str:
     """A display name: percent-decoded UTF-8, NFC, no path or control characters, at most 255 chars."""
-    if not raw:
+    if not raw or not isinstance(raw, str):
         return fallback
     name = nfc(unquote(raw, encoding="utf-8", errors="replace"))
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
@@ -53,8 +53,8 @@ def clean_filename(raw: str | None, fallback: str) -> str:
     return name[:255] or fallback
 
 
-def check_kind(kind: str | None) -> str:
-    value = (kind or "").strip().lower()
+def check_kind(kind: object) -> str:
+    value = kind.strip().lower() if isinstance(kind, str) else ""
     if value not in FILE_KINDS:
         raise Problem(
             422,
@@ -65,10 +65,10 @@ def check_kind(kind: str | None) -> str:
     return value
 
 
-def check_sha256(value: str | None) -> str | None:
+def check_sha256(value: object) -> str | None:
     if value is None or value == "":
         return None
-    if not _SHA256.fullmatch(value.strip()):
+    if not isinstance(value, str) or not _SHA256.fullmatch(value.strip()):
         raise Problem(422, "invalid_checksum", "X-Content-SHA256 must be 64 hexadecimal characters.")
     return value.strip().lower()
 
