@@ -9,9 +9,10 @@ from typing import Any, Literal
 from urllib.parse import quote
 from uuid import UUID
 
-from litestar import Controller, Request, Response, delete, get, post
+from litestar import Controller, MediaType, Request, Response, delete, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Stream
 from litestar.status_codes import (
@@ -197,7 +198,15 @@ class FilesController(Controller):
             raise Problem(404, "file_not_found", f"There is no file {file_id} that you may see.")
         return FileOut.of(again)
 
-    @get("/files/{file_id:uuid}/content", operation_id="get_file_content", response_model=None, opt=AUDIT_READS)
+    @get(
+        "/files/{file_id:uuid}/content",
+        operation_id="get_file_content",
+        media_type=PDF_MEDIA_TYPE,
+        opt=AUDIT_READS,
+        responses={
+            307: ResponseSpec(data_container=None, description="with ?redirect=1: a short-lived presigned URL")
+        },
+    )
     async def content(
         self,
         file_id: FromPath[UUID],
@@ -222,7 +231,7 @@ class FilesController(Controller):
             url = services.objects.presigned_url(
                 key, ttl_seconds=services.settings.presign_ttl_seconds, filename=f.name
             )
-            return Redirect(url, status_code=HTTP_307_TEMPORARY_REDIRECT)
+            return Redirect(url, status_code=HTTP_307_TEMPORARY_REDIRECT, media_type=MediaType.TEXT)
         body = services.objects.stream(key)
         try:
             first = await anext(body)

@@ -46,7 +46,7 @@ PROBLEM = Schema(
 
 
 def declare_problems(openapi: OpenAPI) -> OpenAPI:
-    """Add the problem answers each operation can give (those it already declares are kept)."""
+    """Declare the problem answers each operation can give."""
     assert openapi.components is not None
     schemas = openapi.components.schemas if isinstance(openapi.components.schemas, dict) else {}
     schemas["Problem"] = PROBLEM
@@ -64,13 +64,12 @@ def declare_problems(openapi: OpenAPI) -> OpenAPI:
             if path.startswith("/health"):
                 statuses = ["503"]
             responses = operation.responses if operation.responses is not None else {}
+            # Errors are always problem documents (the framework's own 400 says application/json).
+            statuses += [status for status in responses if status[:1] in ("4", "5") and status not in statuses]
             for status in statuses:
-                responses.setdefault(
-                    status,
-                    OpenAPIResponse(
-                        description=_SENTENCES[status],
-                        content={PROBLEM_JSON: OpenAPIMediaType(schema=Reference(ref="#/components/schemas/Problem"))},
-                    ),
+                responses[status] = OpenAPIResponse(
+                    description=_SENTENCES.get(status, "An error; see the problem's detail."),
+                    content={PROBLEM_JSON: OpenAPIMediaType(schema=Reference(ref="#/components/schemas/Problem"))},
                 )
             operation.responses = responses
     return openapi
