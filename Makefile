@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 export WAREHOUSE_DATA_DIR ?= $(CURDIR)/.data
 
-.PHONY: run test lint typecheck pytest bench load install ocr-tools deploy-tools services clean
+.PHONY: run test lint typecheck pytest fuzz bench load install ocr-tools deploy-tools services clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -62,6 +62,11 @@ pytest: services
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# The long fuzzing run (make test runs a short one): FUZZ_EXAMPLES cases per operation and kind of caller.
+FUZZ_EXAMPLES ?= 300
+fuzz: services
+	$(TEST_ENV) WAREHOUSE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz $(PYTEST_ARGS)
 
 bench: services
 	$(BIN)/python -m loadtests.bench_upload

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,6 +23,7 @@ from warehouse.security import Passwords
 from warehouse.seed import seed
 
 DATABASE = "postgresql://postgres@127.0.0.1:5432/warehouse_fuzz_test"
+REDIS = "redis://127.0.0.1:6379/12"
 # Operations that would end the fuzzer's own sign-in.
 SKIPPED = ["change_password"]
 CHECKS = "not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance"
@@ -48,9 +50,12 @@ def server() -> Iterator[LiveServer]:
             await db.close()
 
     asyncio.run(fresh())
+    import redis
+
+    redis.Redis.from_url(REDIS).flushdb()  # sign-in locks and limits of earlier runs
     env = {
         "WAREHOUSE_DATABASE_URL": DATABASE,
-        "WAREHOUSE_REDIS_URL": "redis://127.0.0.1:6379/12",
+        "WAREHOUSE_REDIS_URL": REDIS,
         "WAREHOUSE_RATE_ACCOUNT_RPS": "100000",
         "WAREHOUSE_RATE_UNIT_RPS": "100000",
         "WAREHOUSE_RATE_ACCOUNT_UPLOADS": "1000",
@@ -169,11 +174,18 @@ def fuzz(url: str, token: str, ids: dict[str, object], folder: Path) -> subproce
     return subprocess.run(command, capture_output=True, text=True, timeout=1800, env={**os.environ, "NO_COLOR": "1"})
 
 
-@pytest.mark.parametrize("who", ["operator", "province_admin"])  # in this order: the admin may lock the operator
-def test_no_operation_answers_5xx_or_off_its_schema(server: LiveServer, who: str, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def callers(server: LiveServer) -> dict[str, object]:
+    """Both tokens and the operator's ids, made before any fuzzing (which may lock or reset them)."""
     admin = sign_in(server.url, "admin", ADMIN_PASSWORD)
     operator = operator_token(server.url, admin)
     me = httpx.get(f"{server.url}/api/v1/me", headers={"Authorization": f"Bearer {operator}"}, timeout=30).json()
-    ids = real_ids(server.url, operator, me["id"])
-    done = fuzz(server.url, operator if who == "operator" else admin, ids, tmp_path)
+    return {"operator": operator, "province_admin": admin, "ids": real_ids(server.url, operator, me["id"])}
+
+
+@pytest.mark.parametrize("who", ["operator", "province_admin"])
+def test_no_operation_answers_5xx_or_off_its_schema(
+    server: LiveServer, callers: dict[str, Any], who: str, tmp_path: Path
+) -> None:
+    done = fuzz(server.url, callers[who], callers["ids"], tmp_path)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
