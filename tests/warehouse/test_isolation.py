@@ -1,0 +1,189 @@
+"""Every route of the app, walked from the router, with one commune's credentials on another's ids.
+
+A route added tomorrow is walked the day it is added: a path parameter this test does not know fails
+it, so whoever adds the route says here which of commune B's things it names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+import pytest
+
+from loadtests.pdfgen import scanned_pdf
+from tests.factories import Api, auth, commune
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+A, B = commune(27, 20), commune(27, 21)
+# Routes that are public or act only on the caller itself (and would end its own sign-in).
+SELF_OR_PUBLIC = re.compile(r"^/(health|schema|metrics)|^/api/v1/(auth/login|me|me/password)$")
+
+
+async def commune_b(api: Api) -> dict[str, Any]:
+    login, operator = await api.account("operator", B)
+    me = (await api.client.get("/api/v1/me", headers=auth(operator))).json()
+    subject = "020190099901"
+    dossier = await api.dossier(operator, subject={"name": "Nông Thị Bé", "id_kind": "cccd", "id_number": subject})
+    data = scanned_pdf(pages=1, dpi=100, seed=271)
+    r = await api.upload(operator, dossier["id"], data)
+    assert r.status_code == 201, r.text
+    file = r.json()
+    r = await api.client.post(
+        "/api/v1/uploads",
+        json={
+            "dossier_id": dossier["id"],
+            "filename": "b.pdf",
+            "size": 6 * 1024 * 1024,
+            "sha256": "a" * 64,
+            "kind": "result",
+        },
+        headers=auth(operator),
+    )
+    assert r.status_code == 201, r.text
+    session = r.json()
+    r = await api.client.post("/api/v1/api-keys", json={"label": "máy quét xã B"}, headers=auth(operator))
+    assert r.status_code == 201, r.text
+    return {
+        "token": operator,
+        "login": login,
+        "account_id": me["id"],
+        "dossier": dossier,
+        "file": file,
+        "bytes": data,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "subject": subject,
+        "session": session,
+        "key_id": r.json()["id"],
+        "key": r.json()["key"],
+    }
+
+
+def path_values(b: dict[str, Any]) -> dict[str, str]:
+    return {
+        "dossier_id": b["dossier"]["id"],
+        "file_id": b["file"]["id"],
+        "session_id": b["session"]["id"],
+        "account_id": str(b["account_id"]),
+        "key_id": str(b["key_id"]),
+        "code": B,
+        "unit_code": B,
+        "year": "2026",
+        "n": "1",
+    }
+
+
+def body_naming_b(b: dict[str, Any]) -> dict[str, Any]:
+    """Whatever a create or change could name: all of it commune B's."""
+    return {
+        "dossier_id": b["dossier"]["id"],
+        "unit_code": B,
+        "parent_unit_code": B,
+        "parent_code": B,
+        "code": f"{B}-230101-0001",
+        "into": B,
+        "parent": B,
+        "effective_on": "2026-01-01",
+        "login": "ke-la-mat",
+        "role": "operator",
+        "level": "commune",
+        "per_unit": 1,
+        "filename": "a.pdf",
+        "size": 1024,
+        "sha256": b["sha256"],
+        "kind": "component",
+        "procedure_code": "1.002891",
+        "subject": {"name": "Kẻ Lạ", "id_kind": "cccd", "id_number": "020190099902"},
+        "declared_total": 10,
+        "target_rate": 0.5,
+        "state": "disabled",
+        "name": "Xã lạ",
+        "label": "khoá lạ",
+    }
+
+
+def query_naming_b(b: dict[str, Any]) -> dict[str, str]:
+    return {
+        "unit": B,
+        "parent": B,
+        "subject_id": b["subject"],
+        "sha256": b["sha256"],
+        "record": b["dossier"]["id"],
+        "account": str(b["account_id"]),
+    }
+
+
+def routes(api: Api) -> list[tuple[str, str]]:
+    app = api.client.app
+    found = []
+    for route in app.routes:
+        for method in sorted(getattr(route, "methods", ())):
+            if method in ("HEAD", "OPTIONS") or SELF_OR_PUBLIC.search(route.path):
+                continue
+            found.append((method, route.path))
+    return found
+
+
+def operation_of(openapi: dict[str, Any], method: str, template: str) -> dict[str, Any]:
+    path = re.sub(r"\{(\w+):\w+\}", r"{\1}", template)
+    operation: dict[str, Any] = openapi["paths"].get(path, {}).get(method.lower(), {})
+    return operation
+
+
+def takes_json(openapi: dict[str, Any], method: str, template: str) -> bool:
+    content = operation_of(openapi, method, template).get("requestBody", {}).get("content", {})
+    return "application/json" in content or (not content and template.split("/")[-1] not in ("files", "{n:int}"))
+
+
+def accepted_fields(openapi: dict[str, Any], method: str, template: str) -> set[str] | None:
+    """The JSON body fields the operation takes, from the OpenAPI document (None: any)."""
+    content = operation_of(openapi, method, template).get("requestBody", {}).get("content", {})
+    schema = content.get("application/json", {}).get("schema", {})
+    if "$ref" in schema:
+        schema = openapi["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    properties = schema.get("properties")
+    return set(properties) if properties else None
+
+
+async def test_no_route_lets_one_commune_reach_anothers_records(api: Api) -> None:
+    openapi = (await api.client.get("/schema/openapi.json")).json()
+    b = await commune_b(api)
+    callers = {role: (await api.account(role, A))[1] for role in ("operator", "unit_admin", "viewer")}
+    values = path_values(b)
+    secrets = [B, b["dossier"]["id"], b["file"]["id"], b["session"]["id"], b["login"], b["sha256"], b["subject"]]
+    walked = 0
+    for method, template in routes(api):
+        names = re.findall(r"\{(\w+)(?::\w+)?\}", template)
+        unknown = [n for n in names if n not in values]
+        assert not unknown, f"{method} {template}: say in this test which of B's things {unknown} names"
+        path = re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: values[m.group(1)], template)
+        for role, token in callers.items():
+            kwargs: dict[str, Any] = {"headers": auth(token), "params": query_naming_b(b)}
+            if method in ("POST", "PUT", "PATCH") and takes_json(openapi, method, template):
+                fields = accepted_fields(openapi, method, template)
+                kwargs["json"] = {k: v for k, v in body_naming_b(b).items() if fields is None or k in fields}
+            elif method in ("POST", "PUT"):  # a streamed body: a file, or a part of one
+                kwargs["content"] = b["bytes"]
+                kwargs["headers"] = {**auth(token), "Content-Type": "application/pdf", "X-File-Kind": "component"}
+            r = await api.client.request(method, path, **kwargs)
+            walked += 1
+            where = f"{role} {method} {template} -> {r.status_code} {r.text[:200]}"
+            assert r.status_code < 500, where
+            if names:
+                assert r.status_code in (403, 404), where
+            elif r.status_code < 300:
+                assert not any(s in r.text for s in secrets), f"leaks commune B's records: {where}"
+    assert walked >= 3 * 30
+
+    # And commune B's things are as they were.
+    token = b["token"]
+    assert (await api.client.get("/api/v1/me", headers=auth(token))).status_code == 200
+    assert (await api.client.get("/api/v1/me", headers={"X-API-Key": b["key"]})).status_code == 200
+    dossier = (await api.client.get(f"/api/v1/dossiers/{b['dossier']['id']}", headers=auth(token))).json()
+    assert dossier["subject"] == b["dossier"]["subject"] and dossier.get("state") == b["dossier"].get("state")
+    content = await api.client.get(f"/api/v1/files/{b['file']['id']}/content", headers=auth(token))
+    assert content.content == b["bytes"]
+    session = (await api.client.get(f"/api/v1/uploads/{b['session']['id']}", headers=auth(token))).json()
+    assert session["state"] == "open"
