@@ -576,3 +576,46 @@ async def test_a_unit_administrator_cannot_raise_rate_limits(api: Api) -> None:
     assert r.status_code == 200 and r.json()["limits"]["requests_per_second"] == 5, "lowering is allowed"
     r = await api.client.patch(f"/api/v1/accounts/{them['id']}", json=raised, headers=auth(await api.admin()))
     assert r.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/api/v1/dossiers?q=ab%00cd", None),
+        ("GET", "/api/v1/units/000.00.%00.HXX", None),
+        ("GET", "/api/v1/results?subject_id=0201%0090", None),
+        ("GET", "/api/v1/accounts/99999999999999999999999", None),
+        ("GET", "/api/v1/accounts/9223372036854775808", None),
+        ("PUT", "/api/v1/targets/000.00.21.HXX/2026", {"declared_total": 2**40, "target_rate": 0.5}),
+        (
+            "POST",
+            "/api/v1/dossiers",
+            {
+                "procedure_code": "1.002891",
+                "subject": {"name": "A\u0000B", "id_kind": "cccd", "id_number": "020190000001"},
+            },
+        ),
+        ("POST", "/api/v1/dossiers", "[" * 1000 + "]" * 1000),
+        ("POST", "/api/v1/uploads", {"dossier_id": "{dossier}", "filename": 12, "size": 10, "sha256": [], "kind": {}}),
+        (
+            "POST",
+            "/api/v1/uploads",
+            {"dossier_id": "{dossier}", "filename": ["a"], "size": 10, "sha256": "a" * 64, "kind": 3},
+        ),
+        ("POST", "/api/v1/uploads", {"size": 2**70}),
+        ("PATCH", "/api/v1/accounts/1", {"limits": {"requests_per_second": 2**70}}),
+    ],
+)
+async def test_bad_values_get_a_4xx_problem_never_a_500(api: Api, method: str, path: str, body: Any) -> None:
+    admin = await api.admin()
+    kwargs: dict[str, Any] = {"headers": {**auth(admin), "Content-Type": "application/json"}}
+    if body is not None:
+        import json
+
+        if isinstance(body, dict) and body.get("dossier_id") == "{dossier}":
+            body = {**body, "dossier_id": (await api.dossier(admin, unit_code=commune(30, 16)))["id"]}
+        kwargs["content"] = body if isinstance(body, str) else json.dumps(body)
+    r = await api.client.request(method, path, **kwargs)
+    assert 400 <= r.status_code < 500, (r.status_code, r.text[:300])
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["code"] and r.json()["detail"]
