@@ -7,7 +7,7 @@ from storage.accounts import ROLES, Account, Accounts
 from storage.api_keys import ApiKey, ApiKeys
 from storage.audit import Audit, AuditEvent, AuditFilter
 from storage.blobs import Blob, Blobs
-from storage.config import Settings, get_settings
+from storage.config import Settings, app_database_url, get_settings
 from storage.db import Database, drop_database, ensure_database, migrate
 from storage.dossiers import Dossier, DossierFilter, Dossiers, InvalidCursor, decode_cursor, encode_cursor
 from storage.files import File, Files, Inspection, NewFile
@@ -74,6 +74,7 @@ __all__ = [
     "UploadSessions",
     "Window",
     "WindowState",
+    "app_database_url",
     "decode_cursor",
     "drain_safely",
     "drop_database",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,7 +28,16 @@ class Settings(BaseSettings):
     api_backlog: int = Field(default=4096, ge=128, description="connections waiting to be accepted")
 
     # Backing services.
-    database_url: str = "postgresql://postgres@127.0.0.1:5432/warehouse"
+    database_url: str = Field(
+        default="postgresql://postgres@127.0.0.1:5432/warehouse",
+        description="the owner's connection: migrations, the seed and bulk loads (never the API or workers)",
+    )
+    database_app_url: str = Field(
+        default="",
+        description="the API's and workers' connection, as a role that owns nothing and may only add to the "
+        "audit trail; empty: database_url with the user warehouse_app and database_app_password",
+    )
+    database_app_password: str = ""
     db_pool_min: int = 2
     db_pool_max: int = 20
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -201,6 +211,22 @@ class Settings(BaseSettings):
     ocr_max_pages: int = Field(default=300, ge=1, description="files with more image-only pages are not OCR'd")
     ocr_pdfa: bool = Field(default=True, description="write the OCR'd copy as PDF/A where it validates")
     stuck_after_seconds: int = 300
+
+
+APP_ROLE = "warehouse_app"
+
+
+def app_database_url(settings: Settings) -> str:
+    """The connection the API and workers use (see ``database_app_url``)."""
+    if settings.database_app_url:
+        return settings.database_app_url
+    parts = urlsplit(settings.database_url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    login = APP_ROLE + (f":{quote(settings.database_app_password, safe='')}" if settings.database_app_password else "")
+    netloc = f"{login}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 @lru_cache(maxsize=1)

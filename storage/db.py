@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -108,6 +109,40 @@ async def drop_database(url: str) -> None:
         await conn.close()
 
 
+async def grant_app_role(conn: Any, app_url: str) -> None:
+    """The API's and workers' role: it logs in, reads and writes the warehouse's tables, may only add
+    to and read the audit trail, and owns nothing, so it cannot drop triggers, change tables or turn
+    off the audit trail's protection (``session_replication_role`` needs a superuser). Created when
+    missing (the owner needs CREATEROLE for that); the grants are renewed at every migration."""
+    parts = urlsplit(app_url)
+    user = unquote(parts.username or "")
+    password = unquote(parts.password) if parts.password else None
+    owner = await conn.fetchval("SELECT current_user")
+    if not user or user == owner:
+        log.warning("the API and workers connect as the owner %r: give them a role of their own", owner)
+        return
+    role = await conn.fetchval("SELECT quote_ident($1)", user)
+    exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", user)
+    secret = f" PASSWORD {await conn.fetchval('SELECT quote_literal($1)', password)}" if password else ""
+    if not exists:
+        # Another database's migration may make it a moment ago (roles belong to the whole server).
+        with contextlib.suppress(asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
+            await conn.execute(f"CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE{secret}")
+    elif secret:
+        await conn.execute(f"ALTER ROLE {role}{secret}")
+    database = await conn.fetchval("SELECT quote_ident(current_database())")
+    for statement in (
+        f"GRANT CONNECT, TEMPORARY ON DATABASE {database} TO {role}",
+        "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+        f"GRANT USAGE ON SCHEMA public TO {role}",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
+        f"REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON audit_events FROM {role}",
+        f"REVOKE INSERT, UPDATE, DELETE ON schema_migrations FROM {role}",
+        f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
+    ):
+        await conn.execute(statement)
+
+
 def migration_files() -> list[tuple[str, str]]:
     """(name, sql) of every migration, in the order they apply."""
     folder = resources.files("storage").joinpath("migrations")
@@ -115,8 +150,9 @@ def migration_files() -> list[tuple[str, str]]:
     return [(n, folder.joinpath(n).read_text(encoding="utf-8")) for n in names]
 
 
-async def migrate(url: str) -> list[str]:
-    """Apply the migrations not applied yet, each once and in its own transaction.
+async def migrate(url: str, *, app_url: str | None = None) -> list[str]:
+    """Apply the migrations not applied yet, each once and in its own transaction, then give the
+    role of ``app_url`` (the API's and workers') what it needs and nothing more (``grant_app_role``).
 
     Safe when several processes start at once: they queue on an advisory lock, and the later ones
     find nothing left to do.
@@ -140,6 +176,8 @@ async def migrate(url: str) -> list[str]:
                     await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", name)
                 log.info("applied migration %s", name)
                 applied_now.append(name)
+            if app_url is not None:
+                await grant_app_role(conn, app_url)
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
     finally:

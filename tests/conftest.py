@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from storage import Database, Settings, drop_database, migrate, object_store
+from storage import Database, Settings, app_database_url, drop_database, migrate, object_store
 from tests.factories import ADMIN_PASSWORD, Api
 from warehouse.app import create_app
 from warehouse.security import Passwords
@@ -44,7 +44,7 @@ def settings() -> Settings:
 async def prepared(settings: Settings) -> AsyncIterator[Settings]:
     """A migrated, seeded, empty warehouse: database, bucket and queue."""
     await drop_database(settings.database_url)
-    await migrate(settings.database_url)
+    await migrate(settings.database_url, app_url=app_database_url(settings))
     store = object_store(settings)
     await store.ensure_bucket()
     await store.aclose()

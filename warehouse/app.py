@@ -21,7 +21,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from storage import Database, Queue, Settings, get_settings, object_store
+from storage import Database, Queue, Settings, app_database_url, get_settings, object_store
 from warehouse.api.accounts import AccountsController, ApiKeysController, AuditController
 from warehouse.api.dossiers import DossiersController, ResultsController
 from warehouse.api.files import FilesController
@@ -107,7 +107,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        db = await Database.connect(settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+        db = await Database.connect(
+            app_database_url(settings), min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        )
         objects = object_store(settings)
         queue = Queue.from_url(settings.redis_url)
         services = Services(settings=settings, db=db, objects=objects, queue=queue)

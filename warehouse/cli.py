@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from storage import Database, Settings, get_settings, migrate, object_store
+from storage import Database, Settings, app_database_url, get_settings, migrate, object_store
 from warehouse.errors import Problem
 from warehouse.local_services import LocalServices
 from warehouse.security import Passwords
@@ -47,7 +47,7 @@ async def _ensure_bucket(settings: Settings, wait_seconds: float = 60) -> list[s
 
 
 async def _migrate(settings: Settings) -> None:
-    applied = await migrate(settings.database_url)
+    applied = await migrate(settings.database_url, app_url=app_database_url(settings))
     print(f"migrations: {len(applied)} applied" + (f" ({', '.join(applied)})" if applied else ""))
     missing = await _ensure_bucket(settings)
     print(f"bucket: {settings.s3_bucket} ready (versioning {'on' if settings.s3_versioning else 'off'})")

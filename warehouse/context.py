@@ -23,6 +23,7 @@ from storage import (
     SignIns,
     Units,
     UploadSessions,
+    app_database_url,
 )
 from storage.api_keys import key_hash
 from storage.idempotency import IdempotencyKeys
@@ -134,7 +135,7 @@ class Services:
             self._keys.clear()
 
         self.watch = ChangeWatch(
-            self.settings.database_url, {"account_changed": account_changed, "api_key_changed": key_changed}, lost
+            app_database_url(self.settings), {"account_changed": account_changed, "api_key_changed": key_changed}, lost
         )
         self.watch.start()
 

@@ -20,6 +20,7 @@ from storage import (
     Files,
     Queue,
     Settings,
+    app_database_url,
     get_settings,
     object_store,
     redis_settings,
@@ -54,7 +55,9 @@ def build_worker(
 
     async def startup(ctx: dict[str, Any]) -> None:
         ctx["settings"] = settings
-        ctx["db"] = await Database.connect(settings.database_url, min_size=1, max_size=max(4, settings.worker_max_jobs))
+        ctx["db"] = await Database.connect(
+            app_database_url(settings), min_size=1, max_size=max(4, settings.worker_max_jobs)
+        )
         ctx["files"] = Files(ctx["db"].pool)
         ctx["objects"] = object_store(settings)
         ctx["queue"] = Queue.from_url(settings.redis_url)
@@ -76,7 +79,7 @@ def build_worker(
                 preload=("workers.inspection", "pypdf"),
             )
         if drain_outbox:
-            ctx["drainer"] = asyncio.create_task(run_drainer(ctx["db"], settings.database_url, ctx["queue"]))
+            ctx["drainer"] = asyncio.create_task(run_drainer(ctx["db"], app_database_url(settings), ctx["queue"]))
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         if "drainer" in ctx:

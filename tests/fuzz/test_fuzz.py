@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from storage import Database, Settings, drop_database, migrate
+from storage import Database, Settings, app_database_url, drop_database, migrate
 from tests.factories import ADMIN_PASSWORD, LiveServer, commune
 from warehouse.security import Passwords
 from warehouse.seed import seed
@@ -37,7 +37,7 @@ def server() -> Iterator[LiveServer]:
 
     async def fresh() -> None:
         await drop_database(DATABASE)
-        await migrate(DATABASE)
+        await migrate(DATABASE, app_url=app_database_url(settings))
         db = await Database.connect(DATABASE, min_size=1, max_size=2)
         try:
             await seed(

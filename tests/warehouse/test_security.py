@@ -619,3 +619,45 @@ async def test_bad_values_get_a_4xx_problem_never_a_500(api: Api, method: str, p
     assert 400 <= r.status_code < 500, (r.status_code, r.text[:300])
     assert r.headers["content-type"].startswith("application/problem+json")
     assert r.json()["code"] and r.json()["detail"]
+
+
+async def test_the_api_connects_as_a_role_that_cannot_rewrite_the_audit_trail(api: Api) -> None:
+    import asyncpg
+
+    from storage import app_database_url
+
+    await api.client.get("/api/v1/me", headers=auth(await api.admin()))
+    # The API's own pool is connected: as which role?
+    users = {
+        r["usename"]
+        for r in await api.db.pool.fetch(
+            "SELECT usename FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND usename IS NOT NULL"
+        )
+    }
+    assert "warehouse_app" in users
+    conn = await asyncpg.connect(app_database_url(api.settings))
+    who = await conn.fetchrow(
+        "SELECT current_user AS name, rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = current_user"
+    )
+    assert who["name"] == "warehouse_app" and not who["rolsuper"] and not who["rolcreaterole"]
+    owned = await conn.fetchval(
+        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = 'public' AND c.relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user)"
+    )
+    assert owned == 0, "the API's role owns nothing"
+    try:
+        for statement in (
+            "UPDATE audit_events SET action = 'x'",
+            "DELETE FROM audit_events",
+            "TRUNCATE audit_events",
+            "ALTER TABLE audit_events DISABLE TRIGGER ALL",
+            "SET session_replication_role = replica",
+            "DROP TRIGGER audit_events_no_update ON audit_events",
+            "CREATE TABLE squatter (x int)",
+        ):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.execute(statement)
+        assert await conn.fetchval("SELECT count(*) FROM audit_events") > 0, "it reads the trail"
+    finally:
+        await conn.close()

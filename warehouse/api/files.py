@@ -203,9 +203,7 @@ class FilesController(Controller):
         operation_id="get_file_content",
         media_type=PDF_MEDIA_TYPE,
         opt=AUDIT_READS,
-        responses={
-            307: ResponseSpec(data_container=None, description="with ?redirect=1: a short-lived presigned URL")
-        },
+        responses={307: ResponseSpec(data_container=None, description="with ?redirect=1: a short-lived presigned URL")},
     )
     async def content(
         self,
