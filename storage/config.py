@@ -185,7 +185,7 @@ class Settings(BaseSettings):
         default=15, gt=0, description="how often the API reads the pipeline's and queues' depth for /metrics"
     )
 
-    # The scan standard (DOMAIN.md) and which findings reject a file; the rest are warnings.
+    # The national scan standard and which findings reject a file; the rest are warnings.
     inspect_min_dpi: int = Field(default=200, ge=1, description="lowest scan resolution without a warning")
     inspect_min_pdf_version: str = Field(default="1.4", pattern=r"^\d\.\d$")
     inspect_paper_tolerance_mm: float = Field(default=6.0, ge=0, description="how far a page may be from A4/A3")

@@ -1,6 +1,6 @@
 """The national scan standard applied to what the child read: findings, each with a code and a sentence.
 
-DOMAIN.md: PDF 1.4 or later, colour, at least 200 dpi, scanned at 100% (A4 or A3 paper). A file is
+The national scan standard: PDF 1.4 or later, colour, at least 200 dpi, scanned at 100% (A4 or A3 paper). A file is
 ``ready`` with no findings, ``ready`` with warnings, or ``rejected``. Files that cannot be read, are
 encrypted or carry active content are rejected; falling short of the standard is a warning by
 default. Thresholds and which findings reject are settings (``WAREHOUSE_INSPECT_*``).

@@ -661,3 +661,21 @@ async def test_the_api_connects_as_a_role_that_cannot_rewrite_the_audit_trail(ap
         assert await conn.fetchval("SELECT count(*) FROM audit_events") > 0, "it reads the trail"
     finally:
         await conn.close()
+
+
+async def test_a_body_over_a_mebibyte_with_an_idempotency_key_is_refused_whole(api: Api) -> None:
+    import json
+
+    _, token = await api.account("operator", commune(30, 17))
+    body = {
+        "procedure_code": "1.002891",
+        "subject": {"name": "Hà Văn Dài", "id_kind": "cccd", "id_number": "020190000111"},
+        "title": "x" * (1024 * 1024 + 10),
+    }
+    headers = {**auth(token), "Idempotency-Key": "mot-lan-thoi", "Content-Type": "application/json"}
+    r = await api.client.post("/api/v1/dossiers", content=json.dumps(body), headers=headers)
+    assert r.status_code == 413, r.text[:300]
+    # Nothing was made or remembered under that key: a proper request with it goes through.
+    del body["title"]
+    r = await api.client.post("/api/v1/dossiers", content=json.dumps(body), headers=headers)
+    assert r.status_code == 201, r.text[:300]

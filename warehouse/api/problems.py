@@ -1,6 +1,6 @@
 """Every status an operation can answer, declared in the OpenAPI document with the problem schema.
 
-Handlers declare their success answers; the errors are the same few everywhere (API.md, "Errors"), so
+Handlers declare their success answers; the errors are the same few everywhere (README, "API overview"), so
 they are added to every operation here, by what the operation does, once the document is built.
 """
 

@@ -1,4 +1,4 @@
-"""Resumable uploads (API.md): create a session, send parts, ask what arrived, complete or abort."""
+"""Resumable uploads: create a session, send parts, ask what arrived, complete or abort."""
 
 from __future__ import annotations
 

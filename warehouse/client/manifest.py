@@ -20,7 +20,7 @@ One row per file. Columns (English or Vietnamese headers, any order):
 | `unit_code` | `mã đơn vị` | no (the account's unit) | |
 
 Every row is checked before anything is sent, and every problem is reported at once, in Vietnamese and
-English. The warehouse checks again on its side; the rules here mirror its rules (DOMAIN.md) so a
+English. The warehouse checks again on its side; the rules here mirror its rules (warehouse/dossier_rules.py) so a
 station learns of a bad row before a long upload, not after.
 """
 
