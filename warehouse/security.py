@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import secrets
@@ -45,8 +46,10 @@ class Passwords:
         self, *, time_cost: int, memory_kib: int, parallelism: int, concurrency: int = 2, queue: int = 64
     ) -> None:
         self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
-        # Checked in place of a missing account's hash: the same parameters, so the same cost.
-        self._dummy = self._hasher.hash(secrets.token_urlsafe(16))
+        # Checked in place of a missing account's hash: the same parameters, so the same cost (made up,
+        # not computed: computing one at start would cost its memory before anyone signs in).
+        salt, digest = (base64.b64encode(secrets.token_bytes(n)).decode().rstrip("=") for n in (16, 32))
+        self._dummy = f"$argon2id$v=19$m={memory_kib},t={time_cost},p={parallelism}${salt}${digest}"
         self._threads = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="argon2")
         self._limit = concurrency + queue
         self._in_use = 0

@@ -79,9 +79,11 @@ def _inflated_size(raw: bytes, limit: int) -> int:
         total += len(out)
         if total > limit:
             raise StreamBomb(f"a stream inflates to more than {limit // (1024 * 1024)} MiB")
-        data = inflater.unconsumed_tail
-        if not out and not data:
+        if inflater.eof:  # bytes after the end of the zlib data (an end-of-line counted in /Length) are not data
             break
+        if not out and inflater.unconsumed_tail == data:  # no progress: nothing more will come out
+            break
+        data = inflater.unconsumed_tail
     return total
 
 
