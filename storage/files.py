@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
-from storage.text import fold
+from storage.text import fold, storable
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +91,7 @@ async def _keep_pages(conn: Any, file_id: UUID, source: str, texts: dict[int, st
         file_id,
         source,
         list(texts),
-        list(texts.values()),
+        storable(list(texts.values())),
     )
 
 
@@ -222,8 +222,10 @@ class Files:
         it can be used while OCR runs); otherwise the stage is the verdict.
         """
         stage = "ocr" if result.state == "ready" and ocr_pages else result.state
-        details = {**result.details, "ocr_pages": ocr_pages} if ocr_pages else result.details
-        numbers = [n for n, text in enumerate(result.page_texts, start=1) if text.strip()]
+        details = storable({**result.details, "ocr_pages": ocr_pages} if ocr_pages else result.details)
+        page_texts: list[str] = storable(result.page_texts)
+        text: str = storable(result.text)
+        numbers = [n for n, t in enumerate(page_texts, start=1) if t.strip()]
         # One statement (so one round trip, and atomic): the verdict, and the text layer per page when
         # the verdict was taken.
         updated = await self._pool.fetchval(
@@ -246,13 +248,13 @@ class Files:
             result.state,
             result.pages,
             details,
-            result.text or None,
-            fold(file.name + " " + result.text),
+            text or None,
+            fold(file.name + " " + text),
             result.reason_code,
             result.reason,
             stage,
             numbers,
-            [result.page_texts[n - 1] for n in numbers],
+            [page_texts[n - 1] for n in numbers],
         )
         return bool(updated)
 
@@ -285,6 +287,7 @@ class Files:
         ``findings`` (warnings only: the file is already ready) join the verdict's, e.g. blank pages,
         which are found in this stage.
         """
+        page_texts, outcome, findings = storable(page_texts), storable(outcome), storable(findings)
         numbers = sorted(n for n, text in page_texts.items() if text.strip())
         async with self._pool.acquire() as conn, conn.transaction():
             updated = await conn.fetchval(

@@ -72,8 +72,23 @@ async def drain_safely(db: Database, queue: Queue) -> int:
     return total
 
 
-async def requeue_lost(db: Database, *, older_than_seconds: int) -> int:
-    """Put back into the outbox files queued long ago and still not inspected (their job was lost)."""
+async def requeue_lost(db: Database, *, older_than_seconds: int, max_attempts: int = 5) -> int:
+    """Put back into the outbox files queued long ago and still not inspected (their job was lost);
+    a file whose inspection was started ``max_attempts`` times without an end is parked as 'failed'
+    (the dead-letter list) with the reason, so nothing stays 'inspecting' for ever."""
+    await db.pool.execute(
+        """
+        UPDATE files SET stage = 'failed',
+            last_error = coalesce(last_error, 'inspection did not finish after ' || attempts || ' tries '
+                                  '(the worker died or was killed each time)'),
+            stage_times = stage_times || jsonb_build_object('failed', clock_timestamp()),
+            updated_at = clock_timestamp()
+        WHERE state = 'processing' AND stage IN ('queued', 'inspecting') AND attempts >= $2
+          AND queued_at < clock_timestamp() - make_interval(secs => $1)
+        """,
+        older_than_seconds,
+        max_attempts,
+    )
     status: str = await db.pool.execute(
         """
         UPDATE files SET queued_at = NULL

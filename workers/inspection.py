@@ -12,6 +12,7 @@ from uuid import UUID
 from arq import Retry
 
 from storage import (
+    File,
     Files,
     Inspection,
     ObjectNotFound,
@@ -111,6 +112,9 @@ async def inspect_file(ctx: dict[str, Any], file_id: str) -> str:
     f = await files.start_inspection(UUID(file_id))
     if f is None:  # already inspected, deleted, or parked as failed
         return "skipped: not waiting for inspection"
+    if f.attempts > settings.worker_job_tries + 1:  # started again and again, never ended (a dying worker)
+        await files.record_error(f.id, f"inspection did not finish after {f.attempts - 1} tries", give_up=True)
+        return "failed: too many tries"
     sandbox: Sandbox = ctx["sandbox"]
     outcome = await sandbox.run(
         read_stored,
@@ -138,6 +142,24 @@ async def inspect_file(ctx: dict[str, Any], file_id: str) -> str:
         if give_up:
             return "failed: object store unavailable"
         raise Retry(defer=min(300, 5 * 2**f.attempts))
+    try:
+        return await _conclude(ctx, f, fault, value)
+    except Exception as exc:
+        # A fault of ours after the file was read (a report the verdict cannot take, a value Postgres
+        # refuses): said in the file's record, tried again a bounded number of times, then parked as
+        # 'failed' in the dead-letter list with the reason, never left 'inspecting'.
+        log.exception("file %s: inspection could not be recorded", file_id)
+        give_up = f.attempts >= settings.worker_job_tries
+        await files.record_error(f.id, f"inspection failed: {type(exc).__name__}: {exc}", give_up=give_up)
+        if give_up:
+            return f"failed: {type(exc).__name__}"
+        raise Retry(defer=min(300, 5 * 2**f.attempts)) from exc
+
+
+async def _conclude(ctx: dict[str, Any], f: File, fault: str, value: Any) -> str:
+    """The verdict on what the child answered, recorded."""
+    settings: Settings = ctx["settings"]
+    files: Files = ctx["files"]
     if fault == "report":
         result = judge(value, ctx["standard"])
     elif fault == "missing":
@@ -156,14 +178,16 @@ async def inspect_file(ctx: dict[str, Any], file_id: str) -> str:
         # else the OCR stage still looks at those pages for blank ones, and OCRs none of them
     if await files.record_inspection(f, result, ocr_pages=ocr_pages):  # not counted twice by a repeated job
         record_verdict(result.details, result.state)
-    log.info("file %s: %s %s", file_id, result.state, result.reason_code or "")
+    log.info("file %s: %s %s", f.id, result.state, result.reason_code or "")
     return f"{result.state}: {result.reason_code or 'ok'}"
 
 
 async def requeue_stuck(ctx: dict[str, Any]) -> int:
     """Return to the outbox files whose job was lost (a worker killed mid-job, Redis flushed)."""
     settings: Settings = ctx["settings"]
-    n = await requeue_lost(ctx["db"], older_than_seconds=settings.stuck_after_seconds)
+    n = await requeue_lost(
+        ctx["db"], older_than_seconds=settings.stuck_after_seconds, max_attempts=settings.worker_job_tries
+    )
     if n:
         log.info("returned %d files with lost jobs to the outbox", n)
         await drain_safely(ctx["db"], ctx["queue"])

@@ -8,17 +8,15 @@ from __future__ import annotations
 import io
 import logging
 import math
-import os
 import re
 import zlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pypdf.errors import FileNotDecryptedError, LimitReachedError, PdfReadError, PyPdfError
+from pypdf.errors import FileNotDecryptedError, LimitReachedError
 
 # A page whose extracted text has this many visible characters counts as having a text layer.
 MIN_TEXT_CHARS_PER_PAGE = 20
-_TAIL_WINDOW = 2048
 MIB = 1024 * 1024
 PT_TO_MM = 25.4 / 72
 
@@ -58,12 +56,17 @@ def _open(source: str | bytes) -> io.BufferedIOBase:
 
 
 def _has_eof_marker(source: str | bytes) -> bool:
+    """Whether the file has an end-of-file marker anywhere: scanners and office software pad files after
+    it, and readers accept that, so only a file with none at all is taken as cut short."""
     if isinstance(source, bytes):
-        return b"%%EOF" in source[-_TAIL_WINDOW:]
-    size = os.path.getsize(source)
+        return source.rfind(b"%%EOF") >= 0
     with open(source, "rb") as fh:
-        fh.seek(max(0, size - _TAIL_WINDOW))
-        return b"%%EOF" in fh.read()
+        tail = b""
+        while chunk := fh.read(MIB):
+            if b"%%EOF" in tail + chunk:
+                return True
+            tail = chunk[-4:]
+    return False
 
 
 class StreamBomb(Exception):
@@ -193,7 +196,8 @@ def _placements(page: Any, images: dict[str, Any]) -> list[tuple[Any, float, flo
 
 
 def _ink_ratio(image: Any) -> float | None:
-    """Share of the image's pixels clearly darker than its paper, on a small copy; None if not decodable."""
+    """Share of the image's pixels clearly darker or lighter than its paper (the median), on a small
+    copy; None if not decodable."""
     from PIL import Image
 
     try:
@@ -218,8 +222,10 @@ def _ink_ratio(image: Any) -> float | None:
         if running >= half:
             median = level
             break
-    threshold = max(0, median - 64)
-    return round(sum(histogram[:threshold]) / total, 5)
+    # Marks are whatever differs clearly from the paper, darker or lighter: a dark background (a
+    # photograph, a negative scan) has its marks above the median, not below.
+    below, above = max(0, median - 64), min(256, median + 65)
+    return round((sum(histogram[:below]) + sum(histogram[above:])) / total, 5)
 
 
 def _page_size(page: Any) -> tuple[float, float, int]:
@@ -385,7 +391,7 @@ def active_content(reader: Any) -> tuple[bool, bool, list[str]]:
     """
     from pypdf.generic import ArrayObject, DictionaryObject
 
-    root = reader.trailer["/Root"].get_object()
+    root = reader.root_object
     javascript = launch = False
     embedded: list[str] = []
     budget = [_MAX_WALK]
@@ -514,17 +520,26 @@ class _Repairs(logging.Handler):
             self.messages.append(record.getMessage()[:200])
 
 
-_PAGE_ERRORS = (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, ZeroDivisionError)
 
 
 def _quietly(fn: Any, arg: Any, default: Any) -> Any:
-    """Facts about optional parts (forms, metadata, actions) that cannot be read are left out."""
+    """Facts about optional parts (forms, metadata) that cannot be read are left out."""
     try:
         return fn(arg)
-    except RecursionError:
-        raise
-    except (*_PAGE_ERRORS, OSError):
+    except Exception:
         return default
+
+
+def _unreadable_page(page: Any, number: int, exc: BaseException) -> dict[str, Any]:
+    """The facts of a page that could not be read: why, and its size when even that can be read."""
+    facts: dict[str, Any] = {"page": number, "unreadable": True, "error": f"{type(exc).__name__}: {exc}"[:200]}
+    if page is not None:
+        try:
+            width_pt, height_pt, _ = _page_size(page)
+            facts.update(width_mm=round(width_pt * PT_TO_MM, 1), height_mm=round(height_pt * PT_TO_MM, 1))
+        except Exception:
+            pass
+    return facts
 
 
 def inspect_pdf(
@@ -587,23 +602,30 @@ def _read(
             report.problem = "pdf_too_many_pages"
             report.problem_detail = f"{pages} pages, the limit is {max_pages}"
             return
-        root = reader.trailer["/Root"].get_object()
+        root = reader.root_object  # pypdf finds the catalogue when the trailer lost it
         report.signatures = _quietly(signature_fields, root, [])
         report.pdfa = _quietly(pdfa_claim, root, None)
-        report.javascript, report.launch_actions, report.embedded_files = _quietly(
-            active_content, reader, (False, False, [])
-        )
+        try:
+            report.javascript, report.launch_actions, report.embedded_files = active_content(reader)
+        except Exception as exc:
+            # Where active content might hide cannot be read: the file is damaged there (rejected by
+            # default), never taken as free of it.
+            logging.getLogger("pypdf").warning("Error reading PDF file: actions or attachments: %s", exc)
         budget = max_text_chars
-        for number, page in enumerate(reader.pages, start=1):
-            _check_streams(page, max_stream_bytes)
+        complex_pages = 0
+        # Page by page: a page that cannot be read (damaged, a stream bomb, past a parser limit) is a
+        # finding about that page, and the others are still read and judged.
+        for number in range(1, pages + 1):
+            page: Any = None
             try:
+                page = reader.pages[number - 1]
+                _check_streams(page, max_stream_bytes)
                 text = page.extract_text() or ""
-            except LimitReachedError:
-                raise
-            except _PAGE_ERRORS:
+            except Exception as exc:
+                complex_pages += isinstance(exc, StreamBomb | LimitReachedError | RecursionError | MemoryError)
                 report.page_errors.append(number)
                 report.page_texts.append("")
-                report.page_facts.append({"page": number, "unreadable": True})
+                report.page_facts.append(_unreadable_page(page, number, exc))
                 continue
             visible = len("".join(text.split()))
             if visible >= MIN_TEXT_CHARS_PER_PAGE:
@@ -614,13 +636,14 @@ def _read(
             report.page_texts.append(kept)
             try:
                 report.page_facts.append(page_facts(page, number, visible, measure_ink=measure_ink))
-            except LimitReachedError:
-                raise
-            except _PAGE_ERRORS:
-                report.page_facts.append({"page": number, "text_chars": visible, "unreadable_images": True})
+            except Exception as exc:
+                facts = _unreadable_page(page, number, exc)
+                del facts["unreadable"]
+                report.page_facts.append({**facts, "text_chars": visible, "unreadable_images": True})
         if len(report.page_errors) == pages:
-            report.problem = "pdf_unreadable"
-            report.problem_detail = "no page could be read"
+            report.problem = "pdf_too_complex" if complex_pages == pages else "pdf_unreadable"
+            first = next(f.get("error") for f in report.page_facts if f.get("unreadable"))
+            report.problem_detail = f"no page could be read (page 1: {first})"
         elif any(sig["signed"] for sig in report.signatures):
             validate_signatures(source, report.signatures, trust_roots)
     except StreamBomb as exc:
@@ -638,16 +661,6 @@ def _read(
     except MemoryError:
         report.problem = "pdf_too_complex"
         report.problem_detail = "needs more memory than allowed"
-    except (
-        PdfReadError,
-        PyPdfError,
-        ValueError,
-        KeyError,
-        TypeError,
-        AttributeError,
-        IndexError,
-        OSError,
-        AssertionError,
-    ) as exc:
+    except Exception as exc:  # whatever else the parser raises: the file cannot be read
         report.problem = "pdf_unreadable"
         report.problem_detail = f"{type(exc).__name__}: {exc}"[:300]

@@ -219,7 +219,8 @@ def judge(report: dict[str, Any], standard: Standard) -> Inspection:
         pages = [f["page"] for f in facts if f.get("colour") == colour]
         if pages:
             findings.append(finding(code, pages=pages))
-    odd = [f for f in facts if paper(f["width_mm"], f["height_mm"], standard.paper_tolerance_mm) is None]
+    sized = [f for f in facts if f.get("width_mm") is not None and f.get("height_mm") is not None]
+    odd = [f for f in sized if paper(f["width_mm"], f["height_mm"], standard.paper_tolerance_mm) is None]
     if odd:
         size = f"{odd[0]['width_mm']:g} x {odd[0]['height_mm']:g} mm"
         findings.append(finding("page_size_nonstandard", pages=[f["page"] for f in odd], size=size))
@@ -251,4 +252,4 @@ def judge(report: dict[str, Any], standard: Standard) -> Inspection:
             reason=first["en"],
             page_texts=page_texts,
         )
-    return Inspection(state="ready", pages=report["pages"], details=details, text=text, page_texts=page_texts)
+    return Inspection(state="ready", pages=report.get("pages"), details=details, text=text, page_texts=page_texts)
