@@ -299,3 +299,92 @@ def signed_pdf() -> bytes:
 def tampered(signed: bytes) -> bytes:
     """The signed PDF with one signed byte changed: the text in the page's content stream."""
     return signed.replace(b"quyen su dung dat so 123", b"quyen su dung dat so 999", 1)
+
+
+# -- what real scanners and office software make, and what broke on it ---------------------------------
+
+
+def _one_text_page(content: bytes, *, extra: bytes = b"", more: list[bytes] | None = None) -> list[bytes]:
+    return [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> " + extra + b" >> >>",
+        stream_object(content),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        *(more or []),
+    ]
+
+
+def nul_text_pdf() -> bytes:
+    """A text layer with NUL characters in it, as some TeX and office exports have (Postgres refuses
+    them in text)."""
+    content = b"BT /F1 14 Tf 72 760 Td (Giay\\000chung nhan quyen\\000su dung dat so 123) Tj ET"
+    return build_pdf(_one_text_page(content))
+
+
+def odd_image_pdf() -> bytes:
+    """A page with a text layer and an image whose dictionary cannot be read (its width is a name)."""
+    image = stream_object(b"\x00" * 16, b"/Type /XObject /Subtype /Image /Width /Wide /Height 4 /BitsPerComponent 8")
+    content = b"q 500 0 0 700 40 60 cm /Im1 Do Q BT /F1 14 Tf 72 760 Td (Giay chung nhan quyen su dung dat) Tj ET"
+    return build_pdf(_one_text_page(content, extra=b"/XObject << /Im1 6 0 R >>", more=[image]))
+
+
+def flate_with_trailing_eol_pdf(inflated_mib: float = 1.5) -> bytes:
+    """A text page with an image whose Flate data inflates past 1 MiB and is followed, inside /Length,
+    by an end-of-line, as many government PDFs are written."""
+    side = int((inflated_mib * 1024 * 1024 / 3) ** 0.5)
+    raw = bytes(range(256)) * (side * side * 3 // 256 + 1)
+    data = zlib.compress(raw[: side * side * 3]) + b"\r\n"
+    image = (
+        b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceRGB /BitsPerComponent 8 "
+        b"/Filter /FlateDecode /Length %d >>\nstream\n" % (side, side, len(data)) + data + b"\nendstream"
+    )
+    content = b"q 400 0 0 400 100 300 cm /Im1 Do Q BT /F1 14 Tf 72 760 Td (Giay chung nhan quyen su dung dat) Tj ET"
+    return build_pdf(_one_text_page(content, extra=b"/XObject << /Im1 6 0 R >>", more=[image]))
+
+
+def one_bad_page_pdf(pages: int = 30, bad: int = 17, inflated_mib: int = 64) -> bytes:
+    """Many text pages, one of whose content streams inflates past the limit (a reader shows the rest)."""
+    packer = zlib.compressobj(9)
+    bomb = b"".join([packer.compress(b" " * (16 * 1024 * 1024)) for _ in range(inflated_mib // 16)]) + packer.flush()
+    kids = b" ".join(b"%d 0 R" % (4 + 2 * i) for i in range(pages))
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [" + kids + b"] /Count %d >>" % pages,
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    for i in range(1, pages + 1):
+        objects.append(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents %d 0 R "
+            b"/Resources << /Font << /F1 3 0 R >> >> >>" % (5 + 2 * (i - 1))
+        )
+        if i == bad:
+            objects.append(stream_object(bomb, b"/Filter /FlateDecode"))
+        else:
+            objects.append(stream_object(b"BT /F1 14 Tf 72 760 Td (Trang %d cua giay chung nhan) Tj ET" % i))
+    return build_pdf(objects)
+
+
+def lost_root_pdf() -> bytes:
+    """A trailer that lost its /Root entry; the catalogue is still there, and readers find it."""
+    return text_pdf().replace(b"/Root 1 0 R", b"")
+
+
+def padded_pdf(padding: int = 8192) -> bytes:
+    """A complete file with padding after %%EOF (scanners write in blocks)."""
+    return text_pdf() + b"\x00" * padding
+
+
+def dark_scan_pdf(dpi: int = 100) -> bytes:
+    """An image-only page that is mostly dark with light marks: a negative scan or a photograph."""
+    from PIL import Image, ImageDraw
+
+    width, height = round(8.27 * dpi), round(11.69 * dpi)
+    page = Image.new("RGB", (width, height), (18, 18, 22))
+    draw = ImageDraw.Draw(page)
+    for row in range(40, height - 40, 28):
+        draw.rectangle([60, row, width - 60 - (row * 7) % 200, row + 12], fill=(235, 235, 235))
+    out = io.BytesIO()
+    page.save(out, format="PDF", resolution=float(dpi), quality=85)
+    return out.getvalue()
