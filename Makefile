@@ -58,15 +58,21 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: services
-	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
+# The services this run had to start are stopped when it ends (those already running are left running).
+STARTED := $(WAREHOUSE_DATA_DIR)/started-by-tests
+pytest: install
+	$(BIN)/warehouse services up --record $(STARTED)
+	@status=0; $(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS) || status=$$?; \
+	$(BIN)/warehouse services down --record $(STARTED); exit $$status
 
 test: lint typecheck pytest
 
 # The long fuzzing run (make test runs a short one): FUZZ_EXAMPLES cases per operation and kind of caller.
 FUZZ_EXAMPLES ?= 300
-fuzz: services
-	$(TEST_ENV) WAREHOUSE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz $(PYTEST_ARGS)
+fuzz: install
+	$(BIN)/warehouse services up --record $(STARTED)
+	@status=0; $(TEST_ENV) WAREHOUSE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz $(PYTEST_ARGS) || status=$$?; \
+	$(BIN)/warehouse services down --record $(STARTED); exit $$status
 
 bench: services
 	$(BIN)/python -m loadtests.bench_upload

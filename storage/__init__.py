@@ -15,6 +15,7 @@ from storage.keys import incoming_key, original_key
 from storage.limits import Budget, BudgetState, Counters, SignIns, Window, WindowState
 from storage.objects import (
     BodyLengthMismatch,
+    Breaker,
     ObjectNotFound,
     ObjectStore,
     ObjectStoreError,
@@ -46,6 +47,7 @@ __all__ = [
     "Blob",
     "Blobs",
     "BodyLengthMismatch",
+    "Breaker",
     "Budget",
     "BudgetState",
     "Counters",
@@ -107,4 +109,6 @@ def object_store(settings: Settings) -> ObjectStore:
         part_size=settings.s3_part_size,
         max_connections=settings.s3_max_connections,
         threads=settings.s3_threads,
+        request_seconds=settings.s3_request_seconds,
+        breaker=Breaker(failures=settings.s3_breaker_failures, seconds=settings.s3_breaker_seconds),
     )

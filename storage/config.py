@@ -61,6 +61,13 @@ class Settings(BaseSettings):
     )
     s3_part_size: int = Field(default=8 * MiB, ge=5 * MiB, description="multipart part size for uploads")
     s3_max_connections: int = Field(default=64, ge=1)
+    s3_request_seconds: float = Field(
+        default=15, gt=0, description="how long the object store has to answer a request once it is sent"
+    )
+    s3_breaker_failures: int = Field(
+        default=5, ge=1, description="faults in a row after which the object store is not asked for a while"
+    )
+    s3_breaker_seconds: float = Field(default=10, gt=0, description="how long a failing object store is not asked")
     s3_threads: int = Field(default=64, ge=1, description="threads that drive the blocking S3 SDK")
 
     # Where local services and secrets live when the warehouse starts them itself.

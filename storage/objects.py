@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -134,6 +135,37 @@ class StoredObject:
     sha256: str
 
 
+class Breaker:
+    """Stops asking a store that keeps failing: after ``failures`` faults in a row, every call fails at
+    once for ``seconds``; then calls go through again, and the next fault opens it again at once."""
+
+    def __init__(self, failures: int = 5, seconds: float = 10.0) -> None:
+        self.failures = failures
+        self.seconds = seconds
+        self._count = 0
+        self._open_until = 0.0
+
+    def check(self) -> None:
+        wait = self._open_until - time.monotonic()
+        if wait > 0:
+            raise ObjectStoreUnavailable(
+                f"the object store failed {self._count} times in a row; not asked again for {wait:.0f} s"
+            )
+
+    def failed(self) -> None:
+        self._count += 1
+        if self._count >= self.failures:
+            self._open_until = time.monotonic() + self.seconds
+            log.warning("object store failing (%d faults in a row): not asked for %g s", self._count, self.seconds)
+
+    def succeeded(self) -> None:
+        self._count = 0
+
+    @property
+    def open(self) -> bool:
+        return self._open_until > time.monotonic()
+
+
 def _is_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, urllib3.exceptions.HTTPError | OSError) and not isinstance(exc, S3Error)
 
@@ -154,9 +186,11 @@ class ObjectStore:
         part_size: int = 8 * 1024 * 1024,
         max_connections: int = 64,
         threads: int = 64,
+        request_seconds: float = 30.0,
+        breaker: Breaker | None = None,
     ) -> None:
         http = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=3, read=60),
+            timeout=urllib3.Timeout(connect=3, read=request_seconds),
             maxsize=max_connections,
             cert_reqs="CERT_REQUIRED" if secure else "CERT_NONE",
             ca_certs=certifi.where(),
@@ -186,12 +220,16 @@ class ObjectStore:
         self._secure = secure
         self._public_endpoint = public_endpoint or endpoint
         self._http: aiohttp.ClientSession | None = None  # made on first use, inside the event loop
+        self._request_seconds = request_seconds
+        self.breaker = breaker or Breaker()
 
     async def _run(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        self.breaker.check()
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._pool, partial(fn, *args, **kwargs))
+            result = await loop.run_in_executor(self._pool, partial(fn, *args, **kwargs))
         except S3Error as exc:
+            self.breaker.succeeded()  # the store answered
             if exc.code in ("NoSuchKey", "NoSuchObject"):
                 raise ObjectNotFound(str(exc)) from exc
             raise
@@ -199,8 +237,11 @@ class ObjectStore:
             raise
         except Exception as exc:
             if _is_unavailable(exc):
+                self.breaker.failed()
                 raise ObjectStoreUnavailable(str(exc)) from exc
             raise
+        self.breaker.succeeded()
+        return result
 
     async def aclose(self) -> None:
         if self._http is not None:
@@ -271,6 +312,17 @@ class ObjectStore:
     async def ping(self) -> None:
         await self._run(self._client.bucket_exists, bucket_name=self.bucket)
 
+    async def check_writable(self) -> None:
+        """Whether the store takes writes, not only answers: one byte written as a part of a multipart
+        upload that is then aborted (a real write to the store's disks that leaves no object, and no
+        object version where versioning is on)."""
+        key = "health/write-probe"
+        upload_id = await self.start_multipart(key, "application/octet-stream")
+        try:
+            await self.put_part(key, upload_id, 1, b"\0")
+        finally:
+            await self.abort_multipart(key, upload_id)
+
     # -- the data path: signed requests streamed by an async HTTP client -------------------------
     #
     # The SDK signs each request locally (UNSIGNED-PAYLOAD, so no second hash of the bytes); the body
@@ -296,7 +348,7 @@ class ObjectStore:
         if self._http is None or self._http.closed:
             self._http = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._max_connections, ssl=self._secure),
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=3, sock_read=60),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=3, sock_read=self._request_seconds),
                 skip_auto_headers=("Content-Type",),
             )
         return self._http
@@ -310,23 +362,30 @@ class ObjectStore:
         content: Any = None,
         headers: dict[str, str] | None = None,
     ) -> _Answer:
+        self.breaker.check()
         try:
             async with self._session().request(
                 method, self._signed(method, key, query), data=content, headers=headers
             ) as response:
                 headers = {k.lower(): v for k, v in response.headers.items()}
-                answer = _Answer(response.status, headers, await response.read())
+                # The store has this long to answer once the request is sent (a body that streams in
+                # from a slow client is paced by the client, not timed here).
+                async with asyncio.timeout(self._request_seconds):
+                    answer = _Answer(response.status, headers, await response.read())
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
             # The HTTP client wraps whatever the request body raised (a sender's refused body, a
             # length that does not match): that is the caller's to handle, not a store fault.
             cause = exc.__cause__
             if cause is not None and not isinstance(cause, OSError | aiohttp.ClientError):
                 raise cause from None
+            self.breaker.failed()
             raise ObjectStoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        if answer.status >= 500:
+            self.breaker.failed()
+            raise ObjectStoreUnavailable(f"{method} {key}: HTTP {answer.status}")
+        self.breaker.succeeded()
         if answer.status == 404:
             raise ObjectNotFound(key)
-        if answer.status >= 500:
-            raise ObjectStoreUnavailable(f"{method} {key}: HTTP {answer.status}")
         if answer.status >= 300:
             raise ObjectStoreError(f"{method} {key}: HTTP {answer.status}: {answer.body[:300]!r}")
         return answer
@@ -488,15 +547,19 @@ class ObjectStore:
 
     async def stream(self, key: str, chunk_size: int = _READ_CHUNK) -> AsyncIterator[bytes]:
         """The object's bytes, chunk by chunk. Raises ObjectNotFound before the first chunk."""
+        self.breaker.check()
         try:
             async with self._session().get(self._signed("GET", key)) as response:
                 if response.status == 404:
                     raise ObjectNotFound(key)
                 if response.status >= 300:
+                    self.breaker.failed()
                     raise ObjectStoreUnavailable(f"GET {key}: HTTP {response.status}")
+                self.breaker.succeeded()
                 async for chunk in response.content.iter_chunked(chunk_size):
                     yield chunk
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
+            self.breaker.failed()
             raise ObjectStoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     async def download(self, key: str, path: Path) -> None:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from storage import Database, Settings, app_database_url, get_settings, migrate, object_store
@@ -253,6 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     services = sub.add_parser("services", help="local Postgres, Redis and S3 server")
     services.add_argument("action", choices=["up", "down", "status"])
+    services.add_argument(
+        "--record",
+        metavar="FILE",
+        help="up: note in FILE the services this call started; down: stop only those noted in FILE",
+    )
     accounts = sub.add_parser("accounts", help="manage accounts")
     accounts_sub = accounts.add_subparsers(dest="accounts_command", required=True)
     prov = accounts_sub.add_parser(
@@ -295,11 +301,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             _write_credentials(created, args.output)
         elif args.command == "services":
             local = LocalServices(settings)
+            record = Path(args.record) if args.record else None
             if args.action == "up":
-                for _, _, line in local.up():
+                started = []
+                for name, now, line in local.up():
                     print(line)
+                    if now:
+                        started.append(name)
+                if record is not None:  # what a later `down --record` stops (what was running stays)
+                    noted = set(record.read_text().split()) if record.exists() else set()
+                    record.parent.mkdir(parents=True, exist_ok=True)
+                    record.write_text("\n".join(sorted(noted | set(started))) + "\n")
             elif args.action == "down":
-                for line in local.down():
+                if record is not None:
+                    only = set(record.read_text().split()) if record.exists() else set()
+                    lines = local.down(only=only) if only else []
+                    record.unlink(missing_ok=True)
+                else:
+                    lines = local.down()
+                for line in lines:
                     print(line)
             else:
                 for name, (addr, ok) in local.status().items():

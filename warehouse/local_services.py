@@ -295,8 +295,11 @@ class LocalServices:
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
             "-master.telemetry=false",
-            "-volume.max=0",
-            "-master.volumeSizeLimitMB=1024",
+            # Every bucket takes volumes of its own; their number must not depend on free disk (the
+            # default counts free disk in whole volumes, so a small disk ran out after a few buckets).
+            # Volumes are not preallocated: a volume costs only what it holds.
+            "-volume.max=10000",
+            "-master.volumeSizeLimitMB=256",
         ]
         log = (self.log_dir / "seaweedfs.log").open("ab")
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -520,8 +520,6 @@ class _Repairs(logging.Handler):
             self.messages.append(record.getMessage()[:200])
 
 
-
-
 def _quietly(fn: Any, arg: Any, default: Any) -> Any:
     """Facts about optional parts (forms, metadata) that cannot be read are left out."""
     try:

@@ -165,3 +165,66 @@ async def test_with_redis_down_uploads_land_and_are_inspected_when_it_returns(
     finally:
         worker.terminate()
         worker.wait(30)
+
+
+async def test_a_store_that_refuses_writes_is_not_ready_is_not_waited_on_and_is_used_again_once_back(
+    own: tuple[LocalServices, dict[str, str]], served: Any
+) -> None:
+    """The local store's folder removed under it: it still answers, but every write fails."""
+    import shutil
+    import time
+    from pathlib import Path
+
+    services, env = own
+    client, token, dossier = served
+    folder = Path(env["WAREHOUSE_DATA_DIR"]) / "seaweedfs"
+    shutil.rmtree(folder)
+    try:
+        r = await client.get("/health/ready")
+        assert r.status_code == 503 and "object_store" in r.json()["failing"], r.text
+        took = []
+        for _ in range(8):
+            started = time.monotonic()
+            r = await client.post(
+                f"/api/v1/dossiers/{dossier}/files", content=scanned_pdf(1, 100), headers=upload_headers(token)
+            )
+            took.append(time.monotonic() - started)
+            assert r.status_code == 503 and r.headers.get("retry-after"), r.text
+        assert max(took) < 10, f"each upload waited up to {max(took):.1f} s for a failing store"
+        assert took[-1] < 1, "once it keeps failing, the store is not asked (the breaker is open)"
+        started = time.monotonic()
+        assert (await client.get("/health/live")).status_code == 200
+        assert (await client.get("/api/v1/dossiers", headers=auth(token))).status_code == 200
+        assert time.monotonic() - started < 1, "what does not need the store is not held up"
+    finally:
+        services.down(only={"s3"})
+        shutil.rmtree(folder, ignore_errors=True)
+        services.up()
+        subprocess.run([sys.executable, "-m", "warehouse", "migrate"], env={**os.environ, **env}, check=True)
+    deadline = time.monotonic() + 30
+    while True:  # after the breaker's pause, the store is asked again
+        r = await client.post(
+            f"/api/v1/dossiers/{dossier}/files", content=scanned_pdf(1, 100), headers=upload_headers(token)
+        )
+        if r.status_code == 201 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(1)
+    assert r.status_code == 201, r.text
+    assert (await client.get("/health/ready")).status_code == 200
+
+
+def test_the_local_store_holds_many_buckets(own: tuple[LocalServices, dict[str, str]]) -> None:
+    """Each bucket takes volumes of its own; the local server must not run out of them after a few."""
+    import io
+
+    from minio import Minio
+
+    _, env = own
+    s3 = Minio(
+        endpoint=env["WAREHOUSE_S3_ENDPOINT"], access_key="warehouse", secret_key="warehouse-local-secret", secure=False
+    )
+    for i in range(16):
+        bucket = f"many-{i}"
+        if not s3.bucket_exists(bucket_name=bucket):
+            s3.make_bucket(bucket_name=bucket)
+        s3.put_object(bucket_name=bucket, object_name="a.pdf", data=io.BytesIO(b"%PDF-1.4\n"), length=9)

@@ -34,10 +34,11 @@ class HealthController(Controller):
 
     @get("/ready", operation_id="health_ready", security=[])
     async def ready(self, services: NamedDependency[Services]) -> Response[dict[str, Any]]:
-        """200 when Postgres, Redis and the object store answer; 503 naming the ones that do not."""
+        """200 when Postgres and Redis answer and the object store takes a write; 503 naming the ones
+        that do not."""
         names = ("postgres", "redis", "object_store")
         results = await asyncio.gather(
-            _check(services.db.ping), _check(services.queue.ping), _check(services.objects.ping)
+            _check(services.db.ping), _check(services.queue.ping), _check(services.objects.check_writable)
         )
         checks = {n: ("ok" if err is None else f"failing: {err}") for n, err in zip(names, results, strict=True)}
         failing = [n for n, err in zip(names, results, strict=True) if err is not None]
