@@ -87,3 +87,89 @@ VIETNAMESE_LINES = [
     "Thửa đất số 128, tờ bản đồ số 15",
     "Địa chỉ: xã Hoàng Đồng, thành phố Lạng Sơn",
 ]
+
+
+def text_document_pdf(pages: int = 20, *, seed: int = 0, lines_per_page: int = 45) -> bytes:
+    """A text-heavy document as office software exports it: A4 pages of running text in a standard
+    font, Flate-compressed content streams, an outline-free page tree, an info dictionary."""
+    import zlib
+
+    rng = random.Random(seed)
+    words = [
+        "giay",
+        "chung",
+        "nhan",
+        "quyen",
+        "su",
+        "dung",
+        "dat",
+        "uy",
+        "ban",
+        "nhan",
+        "dan",
+        "xa",
+        "huyen",
+        "tinh",
+        "lang",
+        "son",
+        "ho",
+        "so",
+        "thu",
+        "tuc",
+        "hanh",
+        "chinh",
+        "ket",
+        "qua",
+        "giai",
+        "quyet",
+        "con",
+        "hieu",
+        "luc",
+        "cong",
+        "dan",
+        "to",
+        "chuc",
+        "ngay",
+        "thang",
+        "nam",
+        "so",
+        "ky",
+        "hieu",
+        "co",
+        "quan",
+        "ban",
+        "hanh",
+    ]
+    objects: list[bytes] = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Times-Roman /Encoding /WinAnsiEncoding >>",
+    ]
+    kids = []
+    for _ in range(pages):
+        text = [b"BT /F1 11 Tf 13 TL 64 790 Td"]
+        for _ in range(lines_per_page):
+            line = " ".join(rng.choice(words) for _ in range(rng.randint(9, 14))).capitalize()
+            text.append(b"(" + line.encode("latin-1") + b") '")
+        text.append(b"ET")
+        content = zlib.compress(b"\n".join(text))
+        page_number = len(objects) + 1
+        kids.append(page_number)
+        objects.append(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents %d 0 R "
+            b"/Resources << /Font << /F1 3 0 R >> >> >>" % (page_number + 1)
+        )
+        objects.append(b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(content) + content + b"\nendstream")
+    objects[1] = b"<< /Type /Pages /Kids [" + b" ".join(b"%d 0 R" % k for k in kids) + b"] /Count %d >>" % pages
+    out = io.BytesIO()
+    out.write(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    for offset in offsets:
+        out.write(b"%010d 00000 n \n" % offset)
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
+    return out.getvalue()

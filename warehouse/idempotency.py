@@ -44,6 +44,10 @@ def idempotency_middleware(app: ASGIApp) -> ASGIApp:
         more = True
         while more:
             message: dict[str, Any] = dict(await receive())
+            if message["type"] == "http.disconnect":
+                # The link dropped before the whole request arrived: nothing is claimed under the key
+                # (a partial body would otherwise make the client's retry 'a different request').
+                return
             chunks.append(bytes(message.get("body", b"")))
             more = bool(message.get("more_body", False))
             if sum(map(len, chunks)) > _MAX_BODY:

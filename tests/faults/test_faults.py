@@ -167,50 +167,62 @@ async def test_with_redis_down_uploads_land_and_are_inspected_when_it_returns(
         worker.wait(30)
 
 
-async def test_a_store_that_refuses_writes_is_not_ready_is_not_waited_on_and_is_used_again_once_back(
+async def test_a_store_that_stops_answering_is_not_waited_on_and_is_used_again_once_back(
     own: tuple[LocalServices, dict[str, str]], served: Any
 ) -> None:
-    """The local store's folder removed under it: it still answers, but every write fails."""
-    import shutil
+    """The store hangs (its process stopped): uploads answer 503 within the request budget, then at once
+    while the breaker is open; what does not need the store goes on; once the store is back, uploads
+    land again."""
+    import signal
     import time
-    from pathlib import Path
 
     services, env = own
-    client, token, dossier = served
-    folder = Path(env["WAREHOUSE_DATA_DIR"]) / "seaweedfs"
-    shutil.rmtree(folder)
-    try:
-        r = await client.get("/health/ready")
-        assert r.status_code == 503 and "object_store" in r.json()["failing"], r.text
-        took = []
-        for _ in range(8):
-            started = time.monotonic()
-            r = await client.post(
-                f"/api/v1/dossiers/{dossier}/files", content=scanned_pdf(1, 100), headers=upload_headers(token)
-            )
-            took.append(time.monotonic() - started)
-            assert r.status_code == 503 and r.headers.get("retry-after"), r.text
-        assert max(took) < 10, f"each upload waited up to {max(took):.1f} s for a failing store"
-        assert took[-1] < 1, "once it keeps failing, the store is not asked (the breaker is open)"
-        started = time.monotonic()
-        assert (await client.get("/health/live")).status_code == 200
-        assert (await client.get("/api/v1/dossiers", headers=auth(token))).status_code == 200
-        assert time.monotonic() - started < 1, "what does not need the store is not held up"
-    finally:
-        services.down(only={"s3"})
-        shutil.rmtree(folder, ignore_errors=True)
-        services.up()
-        subprocess.run([sys.executable, "-m", "warehouse", "migrate"], env={**os.environ, **env}, check=True)
-    deadline = time.monotonic() + 30
-    while True:  # after the breaker's pause, the store is asked again
-        r = await client.post(
-            f"/api/v1/dossiers/{dossier}/files", content=scanned_pdf(1, 100), headers=upload_headers(token)
-        )
-        if r.status_code == 201 or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(1)
-    assert r.status_code == 201, r.text
-    assert (await client.get("/health/ready")).status_code == 200
+    _, token, dossier = served
+    pid = services._running_pid("seaweedfs")
+    assert pid is not None
+    quick = {**env, "WAREHOUSE_S3_REQUEST_SECONDS": "2", "WAREHOUSE_S3_BREAKER_FAILURES": "3"}
+    with LiveServer(**quick, WAREHOUSE_S3_BREAKER_SECONDS="5") as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                took = []
+                for _ in range(6):
+                    started = time.monotonic()
+                    r = await client.post(
+                        f"/api/v1/dossiers/{dossier}/files", content=scanned_pdf(1, 100), headers=upload_headers(token)
+                    )
+                    took.append(time.monotonic() - started)
+                    assert r.status_code == 503 and r.headers.get("retry-after"), r.text
+                assert max(took) < 8, f"an upload waited {max(took):.1f} s for a store that does not answer"
+                assert took[-1] < 0.5, "the breaker is open: the store is not asked"
+                started = time.monotonic()
+                assert (await client.get("/health/live")).status_code == 200
+                assert (await client.get("/api/v1/dossiers", headers=auth(token))).status_code == 200
+                assert (await client.get("/health/ready")).status_code == 503
+                assert time.monotonic() - started < 3, "what does not need the store is not held up"
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            deadline = time.monotonic() + 30
+            while True:  # after the breaker's pause the store is asked again
+                r = await client.post(
+                    f"/api/v1/dossiers/{dossier}/files", content=scanned_pdf(1, 100), headers=upload_headers(token)
+                )
+                if r.status_code == 201 or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(1)
+            assert r.status_code == 201, r.text
+            assert (await client.get("/health/ready")).status_code == 200
+
+
+async def test_readiness_fails_for_a_store_that_answers_but_takes_no_writes(
+    own: tuple[LocalServices, dict[str, str]],
+) -> None:
+    """The store answers, but the warehouse's bucket takes nothing (here: it does not exist)."""
+    _, env = own
+    with LiveServer(**{**env, "WAREHOUSE_S3_BUCKET": "no-such-bucket"}) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+            r = await client.get("/health/ready")
+    assert r.status_code == 503 and r.json()["failing"] == ["object_store"], r.text
 
 
 def test_the_local_store_holds_many_buckets(own: tuple[LocalServices, dict[str, str]]) -> None:

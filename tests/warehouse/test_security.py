@@ -679,3 +679,37 @@ async def test_a_body_over_a_mebibyte_with_an_idempotency_key_is_refused_whole(a
     del body["title"]
     r = await api.client.post("/api/v1/dossiers", content=json.dumps(body), headers=headers)
     assert r.status_code == 201, r.text[:300]
+
+
+async def test_a_request_cut_off_midway_does_not_spend_its_idempotency_key(api: Api) -> None:
+    import asyncio
+    import json
+
+    from tests.factories import LiveServer
+
+    _, token = await api.account("operator", commune(30, 18))
+    body = json.dumps(
+        {
+            "procedure_code": "1.002891",
+            "subject": {"name": "Mã Văn Đứt", "id_kind": "cccd", "id_number": "020190000112"},
+        }
+    ).encode()
+    with LiveServer() as server:
+        _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(
+            f"POST /api/v1/dossiers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Type: application/json\r\nIdempotency-Key: dut-giua-chung\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body[: len(body) // 2]
+        )
+        await writer.drain()
+        await asyncio.sleep(0.5)
+        writer.close()  # the link drops
+        await asyncio.sleep(0.5)
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            r = await http.post(
+                "/api/v1/dossiers",
+                content=body,
+                headers={**auth(token), "Content-Type": "application/json", "Idempotency-Key": "dut-giua-chung"},
+            )
+    assert r.status_code == 201, r.text
