@@ -310,12 +310,15 @@ class ObjectStore:
         return missing
 
     async def ping(self) -> None:
-        await self._run(self._client.bucket_exists, bucket_name=self.bucket)
+        """The store answers and holds the warehouse's bucket."""
+        if not await self._run(self._client.bucket_exists, bucket_name=self.bucket):
+            raise ObjectStoreError(f"the bucket {self.bucket} does not exist (run `warehouse migrate`)")
 
     async def check_writable(self) -> None:
-        """Whether the store takes writes, not only answers: one byte written as a part of a multipart
-        upload that is then aborted (a real write to the store's disks that leaves no object, and no
-        object version where versioning is on)."""
+        """Whether the store takes writes, not only answers: the bucket is there, and one byte is
+        written as a part of a multipart upload that is then aborted (a real write to the store's disks
+        that leaves no object, and no object version where versioning is on)."""
+        await self.ping()
         key = "health/write-probe"
         upload_id = await self.start_multipart(key, "application/octet-stream")
         try:
