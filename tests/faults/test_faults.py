@@ -225,7 +225,7 @@ async def test_readiness_fails_for_a_store_that_answers_but_takes_no_writes(
     assert r.status_code == 503 and r.json()["failing"] == ["object_store"], r.text
 
 
-def test_the_local_store_holds_many_buckets(own: tuple[LocalServices, dict[str, str]]) -> None:
+async def test_the_local_store_holds_many_buckets(own: tuple[LocalServices, dict[str, str]]) -> None:
     """Each bucket takes volumes of its own; the local server must not run out of them after a few."""
     import io
 
