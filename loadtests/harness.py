@@ -41,6 +41,68 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class LiveApi:
+    """The API as a real process on a local port, waited for until it answers: the one way the tests,
+    the benchmarks and the load runner start it.
+
+    Each process (the API, and any ``also`` beside it, e.g. workers) runs in its own process group, so
+    its own children (the API's worker processes, the workers' inspection children) go with it. Their
+    output goes to ``log``. ``crash()`` kills them all at once, as a power cut would.
+    """
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        *,
+        log: str,
+        ready_path: str = "/health/live",
+        timeout: float = 30,
+        also: list[list[str]] | None = None,
+    ) -> None:
+        self.env = env
+        self.port = int(env["WAREHOUSE_PORT"])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        self.ready_path = ready_path
+        self.timeout = timeout
+        self.also = also or []
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def __enter__(self) -> LiveApi:
+        os.makedirs(os.path.dirname(self.log) or ".", exist_ok=True)
+        with open(self.log, "ab") as out:  # each child keeps its own copy of the file
+            for args in [["-m", "warehouse", "serve"], *self.also]:
+                self.procs.append(
+                    subprocess.Popen(
+                        [sys.executable, *args], env=self.env, stdout=out, stderr=out, start_new_session=True
+                    )
+                )
+        self.proc = self.procs[0]
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                if httpx.get(self.url + self.ready_path, timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or any(p.poll() is not None for p in self.procs):
+                self.__exit__()
+                raise RuntimeError(f"the API did not start; see {self.log}")
+            time.sleep(0.2)
+
+    def crash(self) -> None:
+        """Kill every process at once, with their children."""
+        for p in self.procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
+            p.wait(10)
+
+    def __exit__(self, *exc: object) -> None:
+        for p in self.procs:
+            stop_group(p)
+
+
 @dataclass
 class Warehouse:
     url: str
@@ -124,27 +186,10 @@ def stop_group(proc: subprocess.Popen[bytes]) -> None:
 def serving(env: dict[str, str], password: str, **extra: str) -> Iterator[Warehouse]:
     """The API as its own process, for the length of the block."""
     env = {**env, **extra}
-    log_path = os.path.join(env.get("WAREHOUSE_DATA_DIR", ".data"), f"bench-{env['WAREHOUSE_PORT']}.log")
-    os.makedirs(os.path.dirname(log_path), exist_ok=True)
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "warehouse", "serve"], env=env, stdout=log, stderr=log, start_new_session=True
-        )
-        url = f"http://127.0.0.1:{env['WAREHOUSE_PORT']}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(url + "/health/live", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError(f"the API did not start; see {log_path}")
-                time.sleep(0.2)
-            yield Warehouse(url=url, admin_password=password, env=env, pid=server.pid)
-        finally:
-            stop_group(server)
+    log = os.path.join(env.get("WAREHOUSE_DATA_DIR", ".data"), f"bench-{env['WAREHOUSE_PORT']}.log")
+    with LiveApi(env, log=log) as api:
+        assert api.proc is not None
+        yield Warehouse(url=api.url, admin_password=password, env=env, pid=api.proc.pid)
 
 
 async def login(http: httpx.AsyncClient, user: str, password: str) -> str:

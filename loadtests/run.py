@@ -16,16 +16,13 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-import httpx
-
 from loadtests.accounts import forget_cached_accounts, prepare_accounts, write_accounts
-from loadtests.harness import clear_bucket, free_port, reset_database, stop_group
+from loadtests.harness import LiveApi, clear_bucket, free_port, reset_database
 from loadtests.verdict import judge, plot, write_summary
 
 HERE = Path(__file__).resolve().parent
@@ -67,40 +64,16 @@ def local_warehouse(api_workers: int) -> Iterator[tuple[str, str]]:
     forget_cached_accounts(LOCAL_CACHE_KEY)
     for step in ("migrate", "seed"):
         subprocess.run([*warehouse, step], env=env, check=True, stdout=subprocess.DEVNULL)
-    log = (data_dir / "logs").joinpath("load-warehouse.log")
-    log.parent.mkdir(exist_ok=True)
-    with log.open("ab") as out:
-        procs = [
-            subprocess.Popen([*warehouse, "serve"], env=env, stdout=out, stderr=out, start_new_session=True),
-            subprocess.Popen(
-                [sys.executable, "-m", "workers"], env=env, stdout=out, stderr=out, start_new_session=True
-            ),
-        ]
-        if env.get("WAREHOUSE_OCR_ENABLED", "true").lower() not in ("false", "0", "no"):
-            # as `make run` does: OCR on its own queue, at a lower CPU priority, beside the API
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "workers", "--ocr"], env=env, stdout=out, stderr=out, start_new_session=True
-                )
-            )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(url + "/health/ready", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-                    raise RuntimeError(f"the local warehouse did not start; see {log}")
-                time.sleep(0.3)
-            yield url, password
-        finally:
-            for p in procs:
-                stop_group(p)
-            with contextlib.suppress(Exception):
-                clear_bucket(env)
+    also = [["-m", "workers"]]
+    if env.get("WAREHOUSE_OCR_ENABLED", "true").lower() not in ("false", "0", "no"):
+        also.append(["-m", "workers", "--ocr"])  # as `make run` does: OCR on its own queue, at a lower priority
+    log = str(data_dir / "logs" / "load-warehouse.log")
+    try:
+        with LiveApi(env, log=log, ready_path="/health/ready", timeout=60, also=also) as api:
+            yield api.url, password
+    finally:
+        with contextlib.suppress(Exception):
+            clear_bucket(env)
 
 
 def run_locust(

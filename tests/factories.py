@@ -11,6 +11,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from minio import Minio
 
+from loadtests.harness import LiveApi, free_port
 from storage import Accounts, Database, Queue, Settings, drain_safely
 from storage import Settings as _Settings
 from warehouse.security import Passwords
@@ -136,77 +137,16 @@ def raw_s3(settings: Settings) -> Minio:
     )
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class LiveServer:
-    """The API as a real process (uvicorn) on a free local port, with extra settings in its environment."""
+class LiveServer(LiveApi):
+    """The API as a real process on a free local port, with extra settings in its environment (the
+    project's one harness, ``loadtests.harness.LiveApi``); its log is kept under the data folder."""
 
     def __init__(self, **env: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        import os
+
+        port = free_port()
         # The suite signs in from one address far more often than a person would.
-        self.env = {"WAREHOUSE_LOGIN_ADDRESS_PER_MINUTE": "100000", **env}
-        self.proc: Any = None
-
-    def _log(self) -> Any:
-        """The server's own log, kept for diagnosis (a pipe nobody reads would block it once full)."""
-        from pathlib import Path
-
-        folder = Path(self.env.get("WAREHOUSE_DATA_DIR", ".data")) / "logs"
-        folder.mkdir(parents=True, exist_ok=True)
-        return (folder / f"live-server-{self.port}.log").open("ab")
-
-    def __enter__(self) -> LiveServer:
-        import os
-        import subprocess
-        import sys
-        import time
-
-        env = {**os.environ, **self.env, "WAREHOUSE_PORT": str(self.port), "WAREHOUSE_HOST": "127.0.0.1"}
-        with self._log() as log:  # the child keeps its own copy of the file
-            # Its own process group: the server and its worker processes go together.
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "warehouse", "serve"],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/health/live", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                time.sleep(0.1)
-        self.__exit__()
-        raise RuntimeError("the API did not start")
-
-    def crash(self) -> None:
-        """Kill the server and its worker processes at once, as a power cut would."""
-        import os
-        import signal
-
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-
-    def __exit__(self, *exc: object) -> None:
-        import contextlib
-        import os
-        import signal
-
-        if self.proc is None:
-            return
-        try:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(10)
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)  # whatever of the group is still there
+        extra = {"WAREHOUSE_LOGIN_ADDRESS_PER_MINUTE": "100000", **env}
+        full = {**os.environ, **extra, "WAREHOUSE_PORT": str(port), "WAREHOUSE_HOST": "127.0.0.1"}
+        folder = os.path.join(full.get("WAREHOUSE_DATA_DIR", ".data"), "logs")
+        super().__init__(full, log=os.path.join(folder, f"live-server-{port}.log"))

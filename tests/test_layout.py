@@ -1,4 +1,4 @@
-"""Who may import whom (DESIGN.md): storage nothing of ours; warehouse and workers not each other;
+"""Who may import whom: storage nothing of ours; warehouse and workers not each other;
 loadtests none of them, since it talks to the warehouse over HTTP like a real client."""
 
 from __future__ import annotations
