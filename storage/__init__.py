@@ -21,10 +21,11 @@ from storage.objects import (
     ObjectStoreError,
     ObjectStoreUnavailable,
     ObjectTooLarge,
+    StorageError,
     StoredObject,
     fetch_signed,
 )
-from storage.outbox import drain_safely, requeue_lost, run_drainer
+from storage.outbox import drain_safely, requeue_lost
 from storage.queue import INSPECT_FILE, OCR_FILE, OCR_QUEUE_NAME, QUEUE_NAME, Queue, inspection_job_id, redis_settings
 from storage.sessions import Part, UploadSession, UploadSessions
 from storage.text import fold, nfc
@@ -69,6 +70,7 @@ __all__ = [
     "Queue",
     "Settings",
     "SignIns",
+    "StorageError",
     "StoredObject",
     "Unit",
     "Units",
@@ -92,7 +94,6 @@ __all__ = [
     "original_key",
     "redis_settings",
     "requeue_lost",
-    "run_drainer",
 ]
 
 

@@ -33,15 +33,19 @@ _READ_CHUNK = 256 * 1024
 _WRITE_BLOCK = 1024 * 1024
 
 
-class ObjectStoreUnavailable(Exception):
+class StorageError(Exception):
+    """What the object store layer raises; each kind below says whose fault it is."""
+
+
+class ObjectStoreUnavailable(StorageError):
     """The object store did not answer or failed; the caller should try again later."""
 
 
-class BodyLengthMismatch(Exception):
+class BodyLengthMismatch(StorageError):
     """The body was shorter or longer than the Content-Length its sender announced."""
 
 
-class ObjectTooLarge(Exception):
+class ObjectTooLarge(StorageError):
     """A streamed body went past the size limit it was given."""
 
     def __init__(self, limit: int) -> None:
@@ -49,11 +53,11 @@ class ObjectTooLarge(Exception):
         self.limit = limit
 
 
-class ObjectNotFound(Exception):
+class ObjectNotFound(StorageError):
     """No object under that key."""
 
 
-class ObjectStoreError(Exception):
+class ObjectStoreError(StorageError):
     """The object store refused a request the warehouse made (a fault of ours, not of the caller)."""
 
 

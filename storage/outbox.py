@@ -1,16 +1,12 @@
 """The inspection outbox: recorded files whose inspection job is not queued yet.
 
 The API only writes the file's row (in the same statement that records it); a worker drains the
-outbox into the job queue. A Postgres notification wakes the drainer at once, and a slow poll
-catches anything a notification missed.
+outbox into the job queue (its loop is ``workers.outbox``), woken by a notification on ``CHANNEL``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from typing import Any
 
 import asyncpg
 
@@ -107,30 +103,3 @@ async def requeue_lost(db: Database, *, older_than_seconds: int, max_attempts: i
         older_than_seconds * 12,
     )
     return int(status.split()[-1]) + int(ocr_status.split()[-1])
-
-
-async def run_drainer(db: Database, database_url: str, queue: Queue, *, poll_seconds: float = 5.0) -> None:
-    """Drain on every notification, and every ``poll_seconds`` regardless. Runs until cancelled."""
-    wake = asyncio.Event()
-    listener: Any = None
-
-    def notified(*_: object) -> None:
-        wake.set()
-
-    while True:
-        if listener is None or listener.is_closed():
-            try:
-                listener = await asyncpg.connect(database_url)
-                await listener.add_listener(CHANNEL, notified)
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("cannot listen for new files (%s); polling", exc)
-                listener = None
-        try:
-            await drain_safely(db, queue)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=poll_seconds)
-            wake.clear()
-        except asyncio.CancelledError:
-            if listener is not None and not listener.is_closed():
-                await listener.close()
-            raise

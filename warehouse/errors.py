@@ -12,7 +12,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from redis.exceptions import RedisError
 
-from storage import ObjectStoreUnavailable
+from storage import BodyLengthMismatch, ObjectNotFound, ObjectStoreUnavailable, ObjectTooLarge, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +176,24 @@ def _on_bad_value(request: Request[Any, Any, Any], exc: Exception) -> Response[A
     )
 
 
+def _on_storage(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Object-store errors that reached no handler of their own, by whose fault they are."""
+    if isinstance(exc, ObjectStoreUnavailable):
+        return _on_unavailable(request, exc)
+    if isinstance(exc, BodyLengthMismatch):
+        problem = Problem(400, "body_length_mismatch", "The body did not match its Content-Length. Send it again.")
+    elif isinstance(exc, ObjectTooLarge):
+        problem = Problem(413, "too_large", f"The body is larger than the {exc.limit} bytes accepted here.")
+    elif isinstance(exc, ObjectNotFound):
+        log.error("stored bytes missing on %s %s: %s", request.method, request.url.path, exc)
+        problem = Problem(
+            404, "content_missing", "The bytes of this record are missing from storage. Tell the administrator."
+        )
+    else:
+        return _on_unexpected(request, exc)
+    return problem_response(problem, request)
+
+
 def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(
@@ -196,7 +214,7 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     asyncpg.exceptions.DataError: _on_bad_value,
     asyncpg.exceptions._base.DataError: _on_bad_value,
     RecursionError: _on_bad_value,
-    ObjectStoreUnavailable: _on_unavailable,
+    StorageError: _on_storage,
     asyncpg.exceptions.CannotConnectNowError: _on_unavailable,
     asyncpg.exceptions.ConnectionDoesNotExistError: _on_unavailable,
     asyncpg.exceptions.InterfaceError: _on_unavailable,

@@ -24,12 +24,12 @@ from storage import (
     get_settings,
     object_store,
     redis_settings,
-    run_drainer,
 )
 from workers import metrics
 from workers.housekeeping import check_fixity, expire_uploads, sweep_orphans
 from workers.inspection import inspect_file, requeue_stuck
 from workers.ocr import ocr_file, tesseract_languages
+from workers.outbox import run_drainer
 from workers.sandbox import Sandbox
 from workers.standard import Standard
 
