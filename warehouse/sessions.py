@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
-from storage import BodyLengthMismatch, NewFile, ObjectNotFound, ObjectStoreError, incoming_key, original_key
+from storage import BodyLengthMismatch, ObjectNotFound, ObjectStoreError, StoredObject, incoming_key, original_key
 from storage.sessions import Part, UploadSession
 from warehouse.auth import Principal
 from warehouse.context import Services
@@ -38,8 +38,11 @@ from warehouse.uploads import (
     Received,
     check_kind,
     check_sha256,
+    checksum_mismatch,
     clean_filename,
     looks_like_pdf,
+    not_a_pdf,
+    record_file,
     too_large,
 )
 
@@ -217,36 +220,26 @@ async def complete(services: Services, principal: Principal, session: UploadSess
     if size != session.size:
         problem = Problem(422, "size_mismatch", f"The stored file has {size} bytes, not the {session.size} declared.")
     elif digest != session.sha256:
-        problem = Problem(
-            422,
-            "checksum_mismatch",
-            "The file arrived damaged: its SHA-256 does not match the one given when the upload started. "
-            "Nothing was saved; start a new upload.",
-            extra={"received_sha256": digest},
-        )
+        problem = checksum_mismatch(digest, "the one given when the upload started", "start a new upload")
     elif not looks_like_pdf(head):
-        problem = Problem(415, "not_a_pdf", "The file is not a PDF (it does not start with %PDF-).")
+        problem = not_a_pdf()
     if problem is not None:
         await services.objects.delete(session.object_key)
         await services.sessions.finish(session.id, "failed", failure=problem.detail)
         raise problem
-    new = NewFile(
-        id=uuid4(),
-        dossier_id=dossier.id,
-        kind=session.kind,
+    recorded = await record_file(
+        services,
+        principal,
+        dossier.id,
+        file_id=uuid4(),
+        stored=StoredObject(key=session.object_key, size=size, sha256=digest),
         name=session.filename,
-        size=size,
-        sha256=digest,
-        media_type=PDF_MEDIA_TYPE,
-        object_key=session.object_key,
-        created_by=principal.account.id,
-        created_at=datetime.now(UTC),
+        kind=session.kind,
+        received_at=datetime.now(UTC),
         idempotency_key=None,
+        wrote=True,
     )
-    recorded = await services.files.insert(new)
     assert recorded is not None
-    if recorded.object_key != session.object_key:
-        await services.objects.delete(session.object_key)  # the same bytes were stored already
     await services.sessions.finish(session.id, "completed", file_id=recorded.id)
     if session.mode == "direct":
         await release_slot(services, principal.account, _direct_holder(session.id))

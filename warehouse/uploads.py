@@ -43,6 +43,24 @@ def too_large(limit: int) -> Problem:
     )
 
 
+def not_a_pdf() -> Problem:
+    return Problem(
+        415,
+        "not_a_pdf",
+        "This file is not a PDF. Scan or export the document as PDF and upload that file.",
+    )
+
+
+def checksum_mismatch(received: str, against: str, retry: str) -> Problem:
+    """The bytes that arrived are not the ones the client described (``against`` says where)."""
+    return Problem(
+        422,
+        "checksum_mismatch",
+        f"The file arrived damaged: its SHA-256 does not match {against}. Nothing was saved; {retry}.",
+        extra={"received_sha256": received},
+    )
+
+
 def clean_filename(raw: object, fallback: str) -> str:
     """A display name: percent-decoded UTF-8, NFC, no path or control characters, at most 255 chars."""
     if not raw or not isinstance(raw, str):
@@ -121,11 +139,7 @@ async def pdf_stream(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     if not head:
         raise Problem(400, "empty_body", "The request carried no file. Attach the PDF and send it again.")
     if not looks_like_pdf(bytes(head)):
-        raise Problem(
-            415,
-            "not_a_pdf",
-            "This file is not a PDF. Scan or export the document as PDF and upload that file.",
-        )
+        raise not_a_pdf()
 
     async def replay() -> AsyncIterator[bytes]:
         yield bytes(head)
@@ -354,37 +368,24 @@ async def receive_file(
             kind = check_kind(kind_after_body.fields.get("kind"))
             filename = filename or kind_after_body.filename
         if declared_sha256 and declared_sha256 != stored.sha256:
-            raise Problem(
-                422,
-                "checksum_mismatch",
-                "The file arrived damaged: its SHA-256 does not match X-Content-SHA256. Nothing was saved; "
-                "send it again.",
-                extra={"received_sha256": stored.sha256},
-            )
+            raise checksum_mismatch(stored.sha256, "X-Content-SHA256", "send it again")
         assert kind is not None
-        new = NewFile(
-            id=file_id,
-            dossier_id=dossier.id,
-            kind=kind,
+        recorded = await record_file(
+            services,
+            principal,
+            dossier.id,
+            file_id=file_id,
+            stored=StoredObject(key=key, size=stored.size, sha256=stored.sha256),
             name=clean_filename(filename, f"{file_id}.pdf"),
-            size=stored.size,
-            sha256=stored.sha256,
-            media_type=PDF_MEDIA_TYPE,
-            object_key=key,
-            created_by=principal.account.id,
-            created_at=received_at,
+            kind=kind,
+            received_at=received_at,
             idempotency_key=idempotency_key,
+            wrote=wrote,
         )
-        recorded = await services.files.insert(new)
     except BaseException:
         if wrote:
             await _discard(services, key)
         raise
-
-    if wrote and (recorded is None or recorded.object_key != key):
-        # Either the same bytes were already stored (this file points at that blob), or a concurrent
-        # retry with the same key won the race: our copy is not needed.
-        await _discard(services, key)
     if recorded is None:
         assert idempotency_key is not None
         earlier = await services.files.by_idempotency_key(principal.account.id, idempotency_key)
@@ -393,6 +394,44 @@ async def receive_file(
 
     # The row is the inspection outbox: a worker queues the job (see storage.outbox).
     return Received(recorded, replayed=False)
+
+
+async def record_file(
+    services: Services,
+    principal: Principal,
+    dossier_id: UUID,
+    *,
+    file_id: UUID,
+    stored: StoredObject,
+    name: str,
+    kind: str,
+    received_at: datetime,
+    idempotency_key: str | None,
+    wrote: bool,
+) -> File | None:
+    """Record bytes already checked and in the store as a file of the dossier, whichever way they came
+    (a streamed upload, a resumable or a direct one). The bytes are content-addressed: when the same bytes
+    were stored before, the file points at them and the copy just written (``wrote``) is removed. None
+    when a concurrent retry with the same idempotency key recorded it first. The row is the inspection
+    outbox: a worker queues the job (see storage.outbox)."""
+    recorded = await services.files.insert(
+        NewFile(
+            id=file_id,
+            dossier_id=dossier_id,
+            kind=kind,
+            name=name,
+            size=stored.size,
+            sha256=stored.sha256,
+            media_type=PDF_MEDIA_TYPE,
+            object_key=stored.key,
+            created_by=principal.account.id,
+            created_at=received_at,
+            idempotency_key=idempotency_key,
+        )
+    )
+    if wrote and (recorded is None or recorded.object_key != stored.key):
+        await _discard(services, stored.key)
+    return recorded
 
 
 async def _hash_only(chunks: AsyncIterator[bytes], max_bytes: int) -> tuple[int, str]:
