@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
@@ -37,6 +36,7 @@ from tests.pdfs import (
     text_pdf,
     truncated_pdf,
 )
+from tests.workers.test_standard import inspect_all
 from workers.pdfcheck import inspect_pdf
 from workers.standard import Standard, judge
 
@@ -100,21 +100,9 @@ def test_nul_characters_are_kept_out_of_the_text_and_the_verdict() -> None:
 pytestmark_async = pytest.mark.asyncio(loop_scope="session")
 
 
-async def upload_and_inspect(api: Api, unit: str, files: dict[str, bytes]) -> dict[str, dict[str, Any]]:
-    _, token = await api.account("operator", unit)
-    dossier = await api.dossier(token)
-    ids = {}
-    for name, data in files.items():
-        r = await api.upload(token, dossier["id"], data, filename=f"{name}.pdf")
-        assert r.status_code == 201, r.text
-        ids[name] = r.json()["id"]
-    await api.run_worker(api.settings.model_copy(update={"inspect_max_stream_mb": 16}))
-    return {name: await api.file(token, file_id) for name, file_id in ids.items()}
-
-
 @pytestmark_async
 async def test_files_that_used_to_stick_in_inspection_end_with_a_verdict(api: Api) -> None:
-    got = await upload_and_inspect(
+    got = await inspect_all(
         api,
         commune(25, 15),
         {"nul": nul_text_pdf(), "odd_image": odd_image_pdf(), "one_bad_page": one_bad_page_pdf()},
