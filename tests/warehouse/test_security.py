@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from typing import Any
 
@@ -13,6 +12,7 @@ import pytest
 from loadtests.pdfgen import scanned_pdf
 from tests.factories import Api, auth, commune, raw_s3
 from tests.pdfs import javascript_pdf
+from tests.warehouse.test_resumable import start
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -24,18 +24,7 @@ def same_size(data: bytes, size: int) -> bytes:
 
 
 async def direct_session(api: Api, token: str, dossier_id: str, data: bytes) -> dict[str, Any]:
-    body = {
-        "dossier_id": dossier_id,
-        "filename": "giay-to.pdf",
-        "size": len(data),
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "kind": "component",
-        "mode": "direct",
-    }
-    r = await api.client.post("/api/v1/uploads", json=body, headers=auth(token))
-    assert r.status_code == 201, r.text
-    session: dict[str, Any] = r.json()
-    return session
+    return await start(api.client, token, dossier_id, data, mode="direct")
 
 
 async def test_a_direct_upload_policy_cannot_change_bytes_after_completion(api: Api) -> None:
@@ -195,19 +184,7 @@ async def test_one_operator_cannot_grow_the_api_with_form_fields_or_parallel_par
                 assert (r.status_code, r.json()["code"]) == (413, "form_too_large"), r.text
                 # Forty-eight parts of one upload at once.
                 data = b"%PDF-1.4\n" + b"\0" * (3 * part)
-                r = await http.post(
-                    "/api/v1/uploads",
-                    json={
-                        "dossier_id": dossier["id"],
-                        "filename": "lon.pdf",
-                        "size": len(data),
-                        "sha256": hashlib.sha256(data).hexdigest(),
-                        "kind": "component",
-                    },
-                    headers=auth(token),
-                )
-                assert r.status_code == 201, r.text
-                session = r.json()
+                session = await start(http, token, dossier["id"], data)
                 import asyncio
 
                 async def send(i: int) -> int:
@@ -287,18 +264,7 @@ async def test_crawling_stalled_and_lying_bodies_end_quickly_and_free_their_slot
         # A part that announces 5 MiB and stops after a few bytes.
         data = b"%PDF-1.4\n" + os.urandom(6 * MiB)
         async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
-            r = await http.post(
-                "/api/v1/uploads",
-                json={
-                    "dossier_id": dossier["id"],
-                    "filename": "a.pdf",
-                    "size": len(data),
-                    "sha256": hashlib.sha256(data).hexdigest(),
-                    "kind": "component",
-                },
-                headers=auth(token),
-            )
-            session = r.json()
+            session = await start(http, token, dossier["id"], data)
             part_path = f"/api/v1/uploads/{session['id']}/parts/1"
             status, took = await raw_request(server.url, request_head("PUT", part_path, token, 5 * MiB), [b"x" * 100])
             assert status == 408 and took < 8, (status, took)
