@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from warehouse.client.transport import warehouse_http
+
 CACHE_DIR = Path(__file__).resolve().parent / ".accounts"
 
 # Who takes part, per role of the load suite: (unit level, accounts per unit, role in the warehouse).
@@ -102,7 +104,7 @@ async def prepare_accounts(
     population = SMALL if small else POPULATION
     cache_key = cache_key or host
     cache = _load_cache(cache_key)
-    async with httpx.AsyncClient(base_url=host, timeout=120) as http:
+    async with warehouse_http(base_url=host, timeout=120) as http:
         r = await _polite(http, "POST", "/api/v1/auth/login", json={"login": admin_login, "password": admin_password})
         admin = {"Authorization": f"Bearer {r.json()['access_token']}"}
         by_level: dict[str, set[str]] = {}

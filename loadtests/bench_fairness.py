@@ -9,7 +9,9 @@ what the limits buy. Ends with ``name=value`` lines:
 - ``fair_p95_ms_greedy``, ``fair_slowdown``: the same with one commune uploading flat out under the
   default limits, and its ratio to the quiet figure;
 - ``fair_p95_ms_greedy_unlimited``, ``fair_slowdown_unlimited``: the same without limits;
-- ``fair_greedy_mb_s``: what the greedy commune still uploaded per second under the limits.
+- ``fair_greedy_mb_s``: what the greedy commune still uploaded per second under the limits;
+- ``fair_lost_connections``: requests (of anyone, under the limits) whose connection failed before an
+  answer came; counted and named, never the end of the run.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import argparse
 import asyncio
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 
 import httpx
@@ -35,6 +38,7 @@ from loadtests.harness import (
     serving,
 )
 from loadtests.pdfgen import scanned_pdf
+from warehouse.client.transport import warehouse_http
 
 DISTRICT = "000.00.22.HXX"  # Tràng Định: 22 communes
 OFF = NO_LIMITS
@@ -44,6 +48,7 @@ OFF = NO_LIMITS
 class Phase:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
+    lost: list[str] = field(default_factory=list)  # requests whose connection failed, and why
     uploaded: int = 0
     refused: int = 0
 
@@ -54,19 +59,24 @@ async def _others(http: httpx.AsyncClient, tokens: list[str], dossiers: list[str
         while time.monotonic() < until:
             i += 1
             started = time.perf_counter()
-            if i % 3 == 0:
-                r = await http.post(
-                    "/api/v1/dossiers",
-                    json={
-                        "procedure_code": "1.002891",
-                        "subject": {"name": "Lô Văn Sáng", "id_kind": "other", "id_number": f"f{i}"},
-                    },
-                    headers=auth(token),
-                )
-            elif i % 3 == 1:
-                r = await http.get("/api/v1/dossiers", params={"limit": 20}, headers=auth(token))
-            else:
-                r = await http.get(f"/api/v1/dossiers/{dossier}", headers=auth(token))
+            try:
+                if i % 3 == 0:
+                    r = await http.post(
+                        "/api/v1/dossiers",
+                        json={
+                            "procedure_code": "1.002891",
+                            "subject": {"name": "Lô Văn Sáng", "id_kind": "other", "id_number": f"f{i}"},
+                        },
+                        headers=auth(token, **{"Idempotency-Key": uuid.uuid4().hex}),
+                    )
+                elif i % 3 == 1:
+                    r = await http.get("/api/v1/dossiers", params={"limit": 20}, headers=auth(token))
+                else:
+                    r = await http.get(f"/api/v1/dossiers/{dossier}", headers=auth(token))
+            except httpx.TransportError as exc:  # counted, and said at the end: one lost call ends nothing
+                phase.errors += 1
+                phase.lost.append(f"{type(exc).__name__}: {exc}")
+                continue
             phase.latencies.append((time.perf_counter() - started) * 1000)
             if r.status_code >= 400:
                 phase.errors += 1
@@ -80,11 +90,15 @@ async def _greedy(
 ) -> None:
     async def one(token: str) -> None:
         while time.monotonic() < until:
-            r = await http.post(
-                f"/api/v1/dossiers/{dossier}/files",
-                content=scan,
-                headers=auth(token, **{"Content-Type": "application/pdf", "X-File-Kind": "component"}),
-            )
+            try:
+                r = await http.post(
+                    f"/api/v1/dossiers/{dossier}/files",
+                    content=scan,
+                    headers=auth(token, **{"Content-Type": "application/pdf", "X-File-Kind": "component"}),
+                )
+            except httpx.TransportError as exc:
+                phase.lost.append(f"upload {type(exc).__name__}: {exc}")
+                continue
             if r.status_code == 201:
                 phase.uploaded += len(scan)
             elif r.status_code == 429:
@@ -96,7 +110,7 @@ async def _greedy(
 
 async def _run(url: str, password: str, seconds: float, streams: int, scan: bytes) -> tuple[Phase, Phase]:
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
+    async with warehouse_http(base_url=url, timeout=120, limits=limits) as http:
         admin = await login(http, "admin", password)
         by_unit = await operator_tokens(http, admin, DISTRICT, per_unit=2)
         units = sorted(by_unit)
@@ -122,12 +136,15 @@ def main() -> int:
     parser.add_argument("--streams", type=int, default=16, help="concurrent uploads of the greedy commune")
     args = parser.parse_args()
     scan = scanned_pdf(pages=5, dpi=200, seed=5)
-    results = {}
+    results: dict[str, tuple[Phase, Phase]] = {}
     for name, extra in (("limited", {}), ("unlimited", OFF)):
         env, password = prepare("fairness", **extra)
         try:
             with serving(env, password) as server:
                 results[name] = asyncio.run(_run(server.url, password, args.seconds, args.streams, scan))
+        except Exception as exc:  # the other run still measures; the figures below say what is missing
+            print(f"  {name}: FAILED ({type(exc).__name__}: {exc})", flush=True)
+            continue
         finally:
             clear_bucket(env)
         quiet, busy = results[name]
@@ -138,16 +155,22 @@ def main() -> int:
             f"{busy.uploaded / MiB / args.seconds:.1f} MiB/s, {busy.refused} uploads refused with 429",
             flush=True,
         )
-    quiet, busy = results["limited"]
-    _, busy_off = results["unlimited"]
-    p95_quiet = percentile(quiet.latencies, 0.95)
-    print(f"fair_p95_ms_quiet={p95_quiet:.0f}")
-    print(f"fair_p95_ms_greedy={percentile(busy.latencies, 0.95):.0f}")
-    print(f"fair_slowdown={percentile(busy.latencies, 0.95) / p95_quiet:.2f}")
-    print(f"fair_p95_ms_greedy_unlimited={percentile(busy_off.latencies, 0.95):.0f}")
-    print(f"fair_slowdown_unlimited={percentile(busy_off.latencies, 0.95) / p95_quiet:.2f}")
-    print(f"fair_greedy_mb_s={busy.uploaded / MiB / args.seconds:.1f}")
-    return 0
+        for phase in (quiet, busy):
+            for line in sorted(set(phase.lost)):
+                print(f"    connection lost: {line} ({phase.lost.count(line)}x)", flush=True)
+    if "limited" in results:
+        quiet, busy = results["limited"]
+        p95_quiet = percentile(quiet.latencies, 0.95)
+        print(f"fair_p95_ms_quiet={p95_quiet:.0f}")
+        print(f"fair_p95_ms_greedy={percentile(busy.latencies, 0.95):.0f}")
+        print(f"fair_slowdown={percentile(busy.latencies, 0.95) / p95_quiet:.2f}")
+        print(f"fair_greedy_mb_s={busy.uploaded / MiB / args.seconds:.1f}")
+        print(f"fair_lost_connections={len(quiet.lost) + len(busy.lost)}")
+        if "unlimited" in results:
+            _, busy_off = results["unlimited"]
+            print(f"fair_p95_ms_greedy_unlimited={percentile(busy_off.latencies, 0.95):.0f}")
+            print(f"fair_slowdown_unlimited={percentile(busy_off.latencies, 0.95) / p95_quiet:.2f}")
+    return 0 if len(results) == 2 else 1
 
 
 if __name__ == "__main__":

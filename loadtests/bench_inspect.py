@@ -51,6 +51,7 @@ from loadtests.harness import (
     serving,
 )
 from loadtests.pdfgen import VIETNAMESE_LINES, scanned_pdf, text_document_pdf, vietnamese_scan_pdf
+from warehouse.client.transport import warehouse_http
 
 
 def bare_pypdf(data: bytes) -> int:
@@ -99,7 +100,7 @@ def raw_keys(env: dict[str, str], files: list[bytes]) -> list[str]:
 
 
 async def upload_all(server: Warehouse, files: list[bytes]) -> tuple[str, list[str]]:
-    async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+    async with warehouse_http(base_url=server.url, timeout=60) as http:
         token, dossier_id = await bench_dossier(http, server.admin_password)
         ids = []
         for data in files:
@@ -122,7 +123,7 @@ async def wait_for(
 ) -> list[Any]:
     """Wait until no file is at a ``waiting`` stage (one cheap status call a second), then read them."""
     deadline = time.monotonic() + within
-    async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+    async with warehouse_http(base_url=server.url, timeout=60) as http:
         while True:
             stages = (await http.get("/api/v1/pipeline", headers=auth(token))).json()["stages"]
             if not any(stages.get(s) for s in waiting):

@@ -27,7 +27,6 @@ import time
 from datetime import date
 
 import asyncpg
-import httpx
 from argon2 import PasswordHasher
 
 from loadtests.harness import (
@@ -41,6 +40,7 @@ from loadtests.harness import (
     prepare,
     serving,
 )
+from warehouse.client.transport import warehouse_http
 
 
 def psql_times(url: str, statements: list[str]) -> list[float]:
@@ -54,7 +54,7 @@ def psql_times(url: str, statements: list[str]) -> list[float]:
 
 async def api_times(server: Warehouse, token: str, path: str, params_list: list[dict[str, str]]) -> list[float]:
     times = []
-    async with httpx.AsyncClient(base_url=server.url, timeout=120) as http:
+    async with warehouse_http(base_url=server.url, timeout=120) as http:
         await http.get(path, params=params_list[0], headers=auth(token))  # warm the connection
         for params in params_list:
             started = time.perf_counter()
@@ -152,7 +152,7 @@ def main() -> int:
     with serving(env, password) as server:
 
         async def go() -> None:
-            async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+            async with warehouse_http(base_url=server.url, timeout=60) as http:
                 token = await login(http, "admin", password)
             cases = {
                 "code": (

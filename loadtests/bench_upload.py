@@ -26,6 +26,7 @@ from minio import Minio
 
 from loadtests.harness import NO_LIMITS, MiB, Warehouse, auth, bench_dossier, clear_bucket, prepare, s3_client, serving
 from loadtests.pdfgen import scanned_pdf
+from warehouse.client.transport import warehouse_http
 
 # Uploads go through the fair-share limits like everyone's; the benchmark measures the path, not them.
 UNLIMITED = {**NO_LIMITS, "WAREHOUSE_MAX_FILE_BYTES": str(2 * 1024 * MiB)}
@@ -65,7 +66,7 @@ async def _throughput(
     """Operations per second with ``clients`` concurrent senders doing ``count`` operations in all."""
     counter = iter(range(count))
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
+    async with warehouse_http(timeout=120, limits=limits) as http:
 
         async def loop() -> None:
             for i in counter:
@@ -113,7 +114,7 @@ async def bench_memory(target: Target, pid: int, gib: float) -> tuple[float, flo
             yield filler
 
     idle = _rss_mb(pid, "VmRSS")
-    async with httpx.AsyncClient(timeout=600) as http:
+    async with warehouse_http(timeout=600) as http:
         r = await http.post(
             f"{target.api}/api/v1/dossiers/{target.dossier_id}/files",
             content=body(),
@@ -128,7 +129,7 @@ async def bench_memory(target: Target, pid: int, gib: float) -> tuple[float, flo
 
 
 async def _target(server: Warehouse) -> Target:
-    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+    async with warehouse_http(base_url=server.url, timeout=30) as http:
         token, dossier_id = await bench_dossier(http, server.admin_password)
         return Target(api=server.url, token=token, dossier_id=dossier_id)
 

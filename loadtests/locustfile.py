@@ -86,6 +86,9 @@ class WarehouseUser(FastHttpUser):
     think = (15.0, 35.0)
     network_timeout = 120.0
     connection_timeout = 30.0
+    # A GET, PUT or DELETE whose kept-alive connection was found closed is sent once more, as RFC 9110
+    # allows for idempotent requests (geventhttpclient never repeats a POST).
+    max_retries = 1
 
     def wait_time(self) -> float:
         return random.uniform(*self.think) * PACE.get(SHAPE, 1.0)

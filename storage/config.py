@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     # backlog / workers, stalled the 1,200th commune operator for 20-30 s).
     api_max_connections: int = Field(default=8192, ge=64, description="open client connections, all workers")
     api_backlog: int = Field(default=4096, ge=128, description="connections waiting to be accepted")
+    # An idle kept-alive connection is closed after this long. It must outlast the clients' own reuse
+    # (httpx drops idle connections after 5 s, a load-test user thinks up to 35 s between calls) and a
+    # proxy's (nginx keeps upstream connections 60 s), or a client sends on a connection being closed.
+    api_keep_alive_seconds: int = Field(default=75, ge=1, le=3600, description="idle client connection lifetime")
 
     # Backing services.
     database_url: str = Field(

@@ -34,6 +34,7 @@ from warehouse.api.units import UnitsController
 from warehouse.api.uploads import UploadsController
 from warehouse.audit import audit_middleware
 from warehouse.auth import PUBLIC_PATHS, AuthMiddleware
+from warehouse.connections import close_after_unread_body
 from warehouse.context import Services
 from warehouse.errors import EXCEPTION_HANDLERS, Problem, answer_problems
 from warehouse.fair_share import rate_headers
@@ -170,4 +171,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
         request_max_body_size=1024 * 1024,  # JSON bodies; file uploads set their own limit
     )
     declare_problems(app.openapi_schema)  # built once here; /schema serves this same document
+    app.asgi_handler = close_after_unread_body(app.asgi_handler)  # outside everything, 404s included
     return app

@@ -85,6 +85,7 @@ async def _seed(settings: Settings) -> None:
 def _serve(settings: Settings) -> None:
     from granian import Granian
     from granian.constants import Interfaces, Loops
+    from granian.http import HTTP1Settings
 
     from warehouse.app import resolve_secret
 
@@ -99,6 +100,8 @@ def _serve(settings: Settings) -> None:
         backlog=settings.api_backlog,
         backpressure=max(64, settings.api_max_connections // settings.api_workers),
         loop=Loops.uvloop,
+        # hyper's header read timeout is also how long an idle kept-alive connection stays open
+        http1_settings=HTTP1Settings(header_read_timeout=settings.api_keep_alive_seconds * 1000),
         log_access=settings.access_log,
     ).serve()
 

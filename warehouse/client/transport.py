@@ -17,6 +17,46 @@ import httpx
 
 RETRY_STATUSES = {429, 502, 503, 504}
 CHUNK = 256 * 1024
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# What a request meets when the connection it was sent on was closed, or could not be opened.
+LOST_ON_THE_WAY = (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+
+
+class RetryUnsent(httpx.AsyncBaseTransport):
+    """Sends a request again, at once, when its connection failed before an answer came: the server
+    had closed a kept-alive connection as the request went out on it, or a new one could not be opened.
+    Only requests that are safe to send twice are sent again: an idempotent method, or any request that
+    carries an Idempotency-Key (the warehouse answers a repeat with the first answer), and only when
+    the body is held in memory (a streamed body cannot be replayed here)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport | None = None, *, attempts: int = 3) -> None:
+        self.inner = inner or httpx.AsyncHTTPTransport()
+        self.attempts = attempts
+
+    @staticmethod
+    def safe_to_repeat(request: httpx.Request) -> bool:
+        safe = request.method in SAFE_METHODS or "idempotency-key" in request.headers
+        return safe and isinstance(request.stream, httpx.ByteStream)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        attempt = 1
+        while True:
+            try:
+                return await self.inner.handle_async_request(request)
+            except LOST_ON_THE_WAY:
+                if attempt >= self.attempts or not self.safe_to_repeat(request):
+                    raise
+            await asyncio.sleep(0.05 * 2**attempt)
+            attempt += 1
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def warehouse_http(base_url: str = "", *, limits: httpx.Limits | None = None, **kwargs: Any) -> httpx.AsyncClient:
+    """An HTTP client for the warehouse that sends again what was lost on the way (RetryUnsent)."""
+    inner = httpx.AsyncHTTPTransport(limits=limits or httpx.Limits(max_connections=100, max_keepalive_connections=20))
+    return httpx.AsyncClient(base_url=base_url, transport=RetryUnsent(inner), **kwargs)
 
 
 class Refused(Exception):
@@ -80,9 +120,7 @@ class Transport:
         max_wait: float = 300.0,
         on_wait: Callable[[str], None] | None = None,
     ) -> None:
-        self.http = httpx.AsyncClient(
-            base_url=host.rstrip("/"), headers=headers, timeout=httpx.Timeout(60.0, write=600.0)
-        )
+        self.http = warehouse_http(host.rstrip("/"), headers=headers, timeout=httpx.Timeout(60.0, write=600.0))
         self.bandwidth = bandwidth
         self.patience = patience
         self.max_wait = max_wait
