@@ -252,14 +252,18 @@ class ObjectStore:
             await self._http.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    async def ensure_bucket(self) -> None:
+    async def ensure_bucket(self) -> bool:
+        """Create the bucket when the server lacks it. True when it was created."""
         exists = await self._run(self._client.bucket_exists, bucket_name=self.bucket)
-        if not exists:
-            try:
-                await self._run(self._client.make_bucket, bucket_name=self.bucket)
-            except S3Error as exc:
-                if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
-                    raise
+        if exists:
+            return False
+        try:
+            await self._run(self._client.make_bucket, bucket_name=self.bucket)
+        except S3Error as exc:
+            if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise
+            return False
+        return True
 
     async def configure_bucket(
         self, *, versioning: bool, abort_incomplete_days: int, noncurrent_days: int

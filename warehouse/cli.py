@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from storage import Database, Settings, app_database_url, get_settings, migrate, object_store
+from storage import Database, Settings, app_database_url, ensure_database, get_settings, migrate, object_store
 from warehouse.errors import Problem
 from warehouse.local_services import LocalServices
 from warehouse.security import Passwords
@@ -24,34 +24,44 @@ from warehouse.seed import seed
 log = logging.getLogger("warehouse")
 
 
-async def _ensure_bucket(settings: Settings, wait_seconds: float = 60) -> list[str]:
+async def _ensure_bucket(settings: Settings, wait_seconds: float = 60) -> tuple[bool, list[str]]:
     """Create the bucket and set its versioning and lifecycle rules; a freshly started S3 server may need
-    a few seconds before it accepts that. Returns what the server could not set."""
+    a few seconds before it accepts that. Returns whether it was created, and what the server could not
+    set."""
     store = object_store(settings)
     deadline = time.monotonic() + wait_seconds
     try:
         while True:
             try:
-                await store.ensure_bucket()
+                created = await store.ensure_bucket()
                 break
             except Exception as exc:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"the S3 server did not accept the bucket: {exc}") from exc
                 await asyncio.sleep(1)
-        return await store.configure_bucket(
+        missing = await store.configure_bucket(
             versioning=settings.s3_versioning,
             abort_incomplete_days=settings.s3_abort_incomplete_days,
             noncurrent_days=settings.s3_noncurrent_days,
         )
+        return created, missing
     finally:
         await store.aclose()
 
 
+EXISTING = "already there: an earlier install's, used as it is"
+
+
 async def _migrate(settings: Settings) -> None:
+    created = await ensure_database(settings.database_url)
+    print(f"database: {_database_label(settings.database_url)} ({'created now' if created else EXISTING})")
     applied = await migrate(settings.database_url, app_url=app_database_url(settings))
     print(f"migrations: {len(applied)} applied" + (f" ({', '.join(applied)})" if applied else ""))
-    missing = await _ensure_bucket(settings)
-    print(f"bucket: {settings.s3_bucket} ready (versioning {'on' if settings.s3_versioning else 'off'})")
+    made, missing = await _ensure_bucket(settings)
+    print(
+        f"bucket: {settings.s3_bucket} on {settings.s3_endpoint} ({'created now' if made else EXISTING}; "
+        f"versioning {'on' if settings.s3_versioning else 'off'})"
+    )
     for what in missing:
         # SeaweedFS, the local server, lacks some of these; the hourly upload expiry covers stale parts.
         print(f"bucket: the object store did not accept {what}; MinIO in production does")
@@ -79,7 +89,10 @@ async def _seed(settings: Settings) -> None:
     elif report.admin_created:
         print("admin: created login 'admin' with the password from WAREHOUSE_ADMIN_PASSWORD")
     else:
-        print("admin: login 'admin' exists, left as it is")
+        print(
+            "admin: login 'admin' exists, left as it is (its password is not shown again; "
+            "`.venv/bin/warehouse admin reset-password` gives it a new one)"
+        )
 
 
 def _serve(settings: Settings) -> None:
@@ -211,6 +224,47 @@ async def _synthetic(settings: Settings, n: int) -> None:
         await db.close()
 
 
+async def _admin(settings: Settings, args: argparse.Namespace) -> int:
+    from storage import Queue, SignIns
+    from warehouse import console
+
+    password = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else None
+    db = await Database.connect(settings.database_url, min_size=1, max_size=2)
+    queue = Queue.from_url(settings.redis_url)
+    passwords = Passwords.from_settings(settings)
+    try:
+        if args.admin_command == "create":
+            done = await console.create_admin(db, passwords, login=args.login, password=password)
+        else:
+            done = await console.reset_password(
+                db, SignIns(queue.redis), passwords, login=args.login, password=password
+            )
+    except console.ConsoleRefusal as exc:
+        print(f"warehouse: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await queue.close()
+        await db.close()
+    what = "created" if done.created else "has a new password"
+    where = _database_label(settings.database_url)
+    if done.password:
+        print(f"admin: {done.login} {what} in {where}; its password, shown this once:")
+        print(f"    {done.password}")
+    else:
+        print(f"admin: {done.login} {what} in {where}, with the password you gave")
+    if not done.created:
+        print("admin: its earlier sign-ins, tokens and API keys no longer work")
+    return 0
+
+
+def _database_label(url: str) -> str:
+    """``database warehouse on 127.0.0.1:5432``, never the password."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"database {parts.path.lstrip('/') or 'postgres'} on {parts.hostname}:{parts.port or 5432}"
+
+
 def _probe(url: str, kind: str) -> int:
     """A health check for containers: the image needs no curl."""
     import urllib.error
@@ -262,6 +316,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="up: note in FILE the services this call started; down: stop only those noted in FILE",
     )
+    admin = sub.add_parser("admin", help="enter an install from the server's console: reset or create an admin")
+    admin_sub = admin.add_subparsers(dest="admin_command", required=True)
+    for name, text in (
+        ("reset-password", "give an account (by default 'admin') a new password, shown once"),
+        ("create", "create another province administrator"),
+    ):
+        cmd = admin_sub.add_parser(name, help=text)
+        cmd.add_argument("--login", default="admin" if name == "reset-password" else None, required=name == "create")
+        cmd.add_argument(
+            "--password-stdin",
+            action="store_true",
+            help="read the password from standard input instead of generating one",
+        )
     accounts = sub.add_parser("accounts", help="manage accounts")
     accounts_sub = accounts.add_subparsers(dest="accounts_command", required=True)
     prov = accounts_sub.add_parser(
@@ -297,6 +364,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_seed(settings))
             if args.synthetic:
                 asyncio.run(_synthetic(settings, args.synthetic))
+        elif args.command == "admin":
+            return asyncio.run(_admin(settings, args))
         elif args.command == "accounts":
             created = asyncio.run(_provision(settings, args))
             if created is None:
