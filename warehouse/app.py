@@ -16,13 +16,13 @@ from litestar.di import NamedDependency, Provide
 from litestar.enums import ScopeType
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from storage import Database, Queue, Settings, app_database_url, get_settings, object_store
 from warehouse.api.accounts import AccountsController, ApiKeysController, AuditController
+from warehouse.api.docs import assets_router, front, swagger_plugin
 from warehouse.api.dossiers import DossiersController, ResultsController
 from warehouse.api.files import FilesController
 from warehouse.api.health import HealthController
@@ -131,7 +131,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         version="1.0.0",
         description="The province's warehouse of digitized administrative-procedure dossiers and results.",
         path="/schema",
-        render_plugins=[ScalarRenderPlugin(path="/"), SwaggerRenderPlugin(path="/swagger")],
+        render_plugins=[swagger_plugin()],
         components=Components(
             security_schemes={
                 "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT"),
@@ -141,6 +141,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     app = Litestar(
         route_handlers=[
+            front,
+            assets_router(),
             HealthController,
             PipelineController,
             ReportsController,

@@ -16,7 +16,7 @@ from warehouse.security import InvalidToken, read_token
 
 PASSWORD_CHANGE_PATH = "/api/v1/me/password"
 # Exact: a public prefix must not make a longer path public.
-PUBLIC_PATHS = ["^/health/(live|ready)/?$", "^/schema(/.*)?$", "^/metrics/?$", "^/api/v1/auth/login/?$"]
+PUBLIC_PATHS = ["^/$", "^/health/(live|ready)/?$", "^/schema(/.*)?$", "^/metrics/?$", "^/api/v1/auth/login/?$"]
 
 
 @dataclass(frozen=True, slots=True)

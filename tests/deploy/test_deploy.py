@@ -161,8 +161,10 @@ def test_kustomize_builds_manifests_that_fit_the_warehouse() -> None:
     ingress = by_kind["Ingress"]["warehouse"]
     assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-request-buffering"] == "off"
     assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"] == "0"
-    routed = {p["path"] for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]}
-    assert routed == {"/api", "/health", "/schema"}, "the Ingress routes nothing else (no /metrics)"
+    routed = {(p["path"], p["pathType"]) for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]}
+    assert routed == {("/api", "Prefix"), ("/health", "Prefix"), ("/schema", "Prefix"), ("/", "Exact")}, (
+        "the Ingress routes nothing else (no /metrics): the front page only at / itself"
+    )
 
 
 def api_labels(deployment: dict[str, Any]) -> dict[str, str]:
