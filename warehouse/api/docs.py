@@ -9,9 +9,9 @@ Swagger UI's files come from the pinned ``swagger-ui-py`` package and are served
 from __future__ import annotations
 
 from html import escape
+from importlib.resources import files
 from pathlib import Path
 
-import swagger_ui
 from litestar import Response, get
 from litestar.datastructures import CacheControlHeader
 from litestar.enums import MediaType
@@ -21,7 +21,7 @@ from litestar.static_files import create_static_files_router
 
 ASSETS = "/schema/assets"
 _FILES = ("swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "swagger-ui.css", "favicon-32x32.png")
-SWAGGER_STATIC = Path(swagger_ui.__file__).parent / "static"
+SWAGGER_STATIC = Path(str(files("swagger_ui") / "static"))  # the files only; its Python is not used
 
 
 def swagger_plugin() -> SwaggerRenderPlugin:
