@@ -123,6 +123,19 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # a service manager's stop (or `kill`) ends `up` as Ctrl-C does
 
 
+def _hurry(children: list[subprocess.Popen[bytes]]) -> Any:
+    def handler(signum: int, frame: object) -> None:
+        alive = [c for c in children if c.poll() is None]
+        for c in alive:
+            c.kill()
+        if alive:
+            print("warehouse: stopped the API and workers at once; their unfinished jobs are taken up next start")
+        else:
+            print("warehouse: stopping the local services this command started; a moment")
+
+    return handler
+
+
 def _up(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     services = LocalServices(settings)
@@ -150,8 +163,11 @@ def _up(settings: Settings) -> int:
                 time.sleep(0.5)
             print("warehouse: a child process stopped; stopping the rest")
         except KeyboardInterrupt:
-            print("\nwarehouse: stopping")
+            print("\nwarehouse: stopping (Ctrl-C again stops the API and workers at once)")
         finally:
+            # From here a second Ctrl-C (or SIGTERM) hurries the stop instead of breaking it off.
+            signal.signal(signal.SIGINT, _hurry(children))
+            signal.signal(signal.SIGTERM, _hurry(children))
             for c in children:
                 if c.poll() is None:
                     c.send_signal(signal.SIGTERM)
@@ -396,6 +412,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 for name, (addr, ok) in local.status().items():
                     print(f"{name}: {'answering' if ok else 'NOT answering'} on {addr.host}:{addr.port}")
+    except KeyboardInterrupt:
+        print("\nwarehouse: stopped", file=sys.stderr)
+        return 130
     except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
         print(f"warehouse: {exc}", file=sys.stderr)
         return 1

@@ -2,13 +2,15 @@
 
     warehouse client login --host https://kho.example.vn --login xa01.op1     # asks for the password
     warehouse client login --host https://kho.example.vn --api-key <key>      # or keeps an API key
+    warehouse client key                                                      # this station's own API key
     warehouse client whoami
     warehouse client upload FOLDER --manifest bang-ke.xlsx [--results ket-qua.csv]
     warehouse client watch FOLDER --manifest bang-ke.csv       # sends new scans as the scanner drops them
     warehouse client status FOLDER [--results ket-qua.csv]     # queued, sent, ready or rejected, and why
 
 Exit codes: 0 all sent (or nothing to do), 1 some files failed, 2 the manifest has bad rows (nothing
-was sent), 3 not signed in or the warehouse cannot be reached.
+was sent), 3 not signed in or the warehouse cannot be reached, 130 stopped with Ctrl-C (run the same
+command again to go on).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import contextlib
 import getpass
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -45,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     login.add_argument("--host", required=True, help="the warehouse's address, e.g. https://kho.langson.gov.vn")
     login.add_argument("--login", help="your login (the password is asked for, or read from KHO_PASSWORD)")
     login.add_argument("--api-key", help="keep this API key instead of signing in (for unattended stations)")
+    key = sub.add_parser("key", help="create this station's API key and keep it instead of the sign-in")
+    key.add_argument("--label", help="how the key is listed (default: station <this computer's name>)")
     sub.add_parser("whoami", help="who the config file signs in as")
 
     def sending(p: argparse.ArgumentParser) -> None:
@@ -86,12 +91,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 3
         if args.command == "whoami":
             return asyncio.run(_whoami(config))
+        if args.command == "key":
+            return _key(path, config, args)
         if args.command == "status":
             return asyncio.run(_status(config, args))
         if not args.folder.is_dir():
             print(f"Không có thư mục {args.folder} / No folder {args.folder}")
             return 2
         return asyncio.run(_send(config, args, watch=args.command == "watch"))
+    except KeyboardInterrupt:
+        print(
+            "\nĐã dừng. Chạy lại đúng lệnh này để gửi tiếp phần còn lại / "
+            "Stopped. Run the same command again to send the rest."
+        )
+        return 130
     except Unreachable as exc:
         print(f"Không kết nối được kho / The warehouse cannot be reached: {exc}")
         return 3
@@ -105,6 +118,52 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def _detail(r: httpx.Response) -> str:
+    try:
+        return str(r.json().get("detail") or r.text[:300])
+    except ValueError:
+        return r.text[:300]
+
+
+def _first_contact(host: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    """A request to a warehouse not reached before: a wrong address or a stopped server fails at once,
+    with what to check, instead of being waited out."""
+    try:
+        return httpx.request(method, f"{host}{path}", timeout=30, **kwargs)
+    except httpx.TransportError as exc:
+        raise Unreachable(f"{host}: {exc}. Kiểm tra địa chỉ --host / Check the --host address.") from exc
+
+
+def _ask_new_password(host: str, token: str, current: str) -> str | None:
+    """The first sign-in with a one-time password: ask for the new one here and set it. The new token,
+    or None when the operator gave up."""
+    print(
+        "Mật khẩu này chỉ dùng một lần: hãy đặt mật khẩu mới (ít nhất 10 ký tự) / "
+        "This password was for one use: choose a new one (at least 10 characters)."
+    )
+    for _ in range(3):
+        new = os.environ.get("KHO_NEW_PASSWORD") or getpass.getpass("Mật khẩu mới / New password: ")
+        if not os.environ.get("KHO_NEW_PASSWORD"):
+            again = getpass.getpass("Nhập lại / Repeat it: ")
+            if again != new:
+                print("Hai lần nhập không khớp / The two do not match.")
+                continue
+        r = _first_contact(
+            host,
+            "POST",
+            "/api/v1/me/password",
+            json={"current_password": current, "new_password": new},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        if r.status_code == 200:
+            print("Đã đổi mật khẩu / Password changed.")
+            return str(r.json()["access_token"])
+        print(f"Chưa đổi được / Not changed: {_detail(r)}")
+        if os.environ.get("KHO_NEW_PASSWORD"):
+            break
+    return None
+
+
 def _login(path: Path, args: argparse.Namespace) -> int:
     config = cfg.load(path)
     config.host = args.host.rstrip("/")
@@ -115,12 +174,36 @@ def _login(path: Path, args: argparse.Namespace) -> int:
             print("Cho biết --login hoặc --api-key / Give --login or --api-key.")
             return 2
         password = os.environ.get("KHO_PASSWORD") or getpass.getpass("Mật khẩu / Password: ")
-        r = httpx.post(f"{config.host}/api/v1/auth/login", json={"login": args.login, "password": password}, timeout=30)
+        r = _first_contact(config.host, "POST", "/api/v1/auth/login", json={"login": args.login, "password": password})
         if r.status_code != 200:
-            print(f"Đăng nhập không được / Sign-in failed: {r.json().get('detail', r.text)}")
+            print(f"Đăng nhập không được / Sign-in failed: {_detail(r)}")
             return 3
-        config.token, config.login, config.api_key = r.json()["access_token"], args.login, ""
+        token = str(r.json()["access_token"])
+        if r.json().get("password_change_required"):
+            changed = _ask_new_password(config.host, token, password)
+            if changed is None:
+                print("Chưa đổi mật khẩu, chưa lưu đăng nhập / The password was not changed; nothing was kept.")
+                return 3
+            token = changed
+        config.token, config.login, config.api_key = token, args.login, ""
     cfg.save(path, config)
+    return asyncio.run(_whoami(config))
+
+
+def _key(path: Path, config: cfg.ClientConfig, args: argparse.Namespace) -> int:
+    """Create an API key for this station with the signed-in account and keep it instead of the token
+    (a key does not expire as a sign-in does; an administrator can revoke it)."""
+    if config.api_key and not config.token:
+        print("Máy này đã dùng khóa API / This station already uses an API key.")
+        return 0
+    label = args.label or f"station {socket.gethostname()}"[:100]
+    r = _first_contact(config.host, "POST", "/api/v1/api-keys", json={"label": label}, headers=config.headers())
+    if r.status_code != 201:
+        print(f"Không tạo được khóa / No key was created: {_detail(r)}")
+        return 3
+    config.api_key, config.token = str(r.json()["key"]), ""
+    cfg.save(path, config)
+    print(f"Đã tạo và lưu khóa API '{label}' / API key '{label}' created and kept in {path}")
     return asyncio.run(_whoami(config))
 
 

@@ -126,6 +126,7 @@ class Transport:
         self.max_wait = max_wait
         self._last_told: tuple[str, float] = ("", 0.0)
         self.on_wait = on_wait or (lambda _: None)
+        self.reached = False  # a wrong address fails at once; a link that dropped later is waited out
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -149,11 +150,17 @@ class Transport:
                 content = body() if body is not None else None
                 response = await self.http.request(method, path, content=content, **kwargs)
             except httpx.TransportError as exc:
+                if not self.reached:
+                    raise Unreachable(
+                        f"{self.http.base_url}: {exc or type(exc).__name__}. Kiểm tra địa chỉ kho và đường truyền / "
+                        "Check the warehouse's address and the link"
+                    ) from exc
                 wait = delay
                 why = f"connection lost ({type(exc).__name__})"
                 if time.monotonic() + wait > give_up:
                     raise Unreachable(f"{method} {path}: {exc}") from exc
             else:
+                self.reached = True
                 if response.status_code in RETRY_STATUSES:
                     wait = min(self.max_wait, retry_after(response, delay))
                     why = f"the warehouse answered {response.status_code}"
