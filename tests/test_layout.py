@@ -1,5 +1,5 @@
 """Who may import whom: storage nothing of ours; warehouse and workers not each other;
-loadtests none of them, since it talks to the warehouse over HTTP like a real client."""
+loadtests only the station client's HTTP, since it talks to the warehouse over HTTP like a real client."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ ALLOWED = {
     "storage": set(),
     "warehouse": {"storage"},
     "workers": {"storage"},
-    "loadtests": set(),
+    "loadtests": {"warehouse"},  # warehouse.client only: see test_loadtests_use_only_the_client
 }
 
 
@@ -52,3 +52,45 @@ def test_the_station_client_imports_no_server_code() -> None:
                 found |= {alias.name for alias in node.names}
     ours = {m for m in found if m.split(".")[0] in OURS}
     assert ours and all(m.startswith("warehouse.client") for m in ours), ours
+
+
+def test_loadtests_use_only_the_client() -> None:
+    modules = set()
+    for path in (ROOT / "loadtests").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "warehouse":
+                modules.add(node.module)
+    assert all(m.startswith("warehouse.client") for m in modules), modules
+
+
+def test_the_station_client_installs_alone() -> None:
+    """`pip install kho-so-hoa` on a station pulls only the project's own dependencies (the server is
+    the `server` extra); the client imports nothing else, and nothing of the server's at run time."""
+    import subprocess
+    import sys
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    declared = {d.split(">")[0].split("=")[0].split("[")[0].strip().lower() for d in project["dependencies"]}
+    third_party: set[str] = set()
+    for path in [*(ROOT / "warehouse" / "client").rglob("*.py"), ROOT / "warehouse" / "command.py"]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            third_party |= {n.split(".")[0] for n in names if n.split(".")[0] not in sys.stdlib_module_names}
+    assert third_party - OURS <= declared, f"the client uses {third_party - OURS}, declares {declared}"
+
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, warehouse.command, warehouse.client.cli, warehouse.client.manifest;"
+            "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    server = {"asyncpg", "litestar", "minio", "pypdf", "ocrmypdf", "matplotlib", "redis", "arq", "storage", "workers"}
+    assert not server & set(loaded), server & set(loaded)

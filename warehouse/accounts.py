@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TextIO
 
 from storage import ROLES, Account, Unit
 from warehouse.auth import Principal, require_admin, visible_unit
@@ -25,6 +27,17 @@ class NewCredentials:
     password: str
     unit_code: str
     role: str
+    unit_name: str = ""
+
+
+CREDENTIALS_HEADER = ("login", "password", "unit_code", "unit_name", "role")
+
+
+def write_credentials(out: TextIO, rows: Iterable[tuple[str, str, str, str, str]]) -> None:
+    """The CSV of new accounts an administrator hands out: login, one-time password, unit, role."""
+    writer = csv.writer(out)
+    writer.writerow(CREDENTIALS_HEADER)
+    writer.writerows(rows)
 
 
 def roles_granted_by(principal: Principal) -> tuple[str, ...]:
@@ -93,7 +106,7 @@ async def create_account(
     )
     if account_id is None:
         raise Problem(409, "login_taken", f"The login {login} is already used. Choose another.")
-    return NewCredentials(account_id, login, secret if one_time else "", unit.code, role)
+    return NewCredentials(account_id, login, secret if one_time else "", unit.code, role, unit.name)
 
 
 def generated_login(unit: Unit, role: str, n: int) -> str:
@@ -138,7 +151,7 @@ async def provision(
                 created_by=principal.account.id,
             )
             if account_id is not None:
-                created.append(NewCredentials(account_id, login, secret, unit.code, role))
+                created.append(NewCredentials(account_id, login, secret, unit.code, role, unit.name))
     return created
 
 
@@ -151,7 +164,7 @@ async def reset_password(services: Services, principal: Principal, account_id: i
     await services.accounts.record_login(account.id)  # a reset also lifts a lockout
     await services.logins.forget(account.login)
     services.forget_account(account.id)
-    return NewCredentials(account.id, account.login, secret, account.unit_code, account.role)
+    return NewCredentials(account.id, account.login, secret, account.unit_code, account.role, account.unit_name)
 
 
 async def change_account(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import logging
 import os
 import signal
@@ -213,15 +212,14 @@ async def _provision(settings: Settings, args: argparse.Namespace) -> list[Any] 
 
 
 def _write_credentials(created: list[Any], output: str | None) -> None:
-    out = open(output, "w", newline="", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
-    try:
-        writer = csv.writer(out)
-        writer.writerow(["login", "password", "unit_code", "role"])
-        for c in created:
-            writer.writerow([c.login, c.password, c.unit_code, c.role])
-    finally:
-        if out is not sys.stdout:
-            out.close()
+    from warehouse.accounts import write_credentials
+
+    rows = [(c.login, c.password, c.unit_code, c.unit_name, c.role) for c in created]
+    if output:  # a file an administrator opens in a spreadsheet: UTF-8 with its byte-order mark
+        with open(output, "w", newline="", encoding="utf-8-sig") as out:
+            write_credentials(out, rows)
+    else:
+        write_credentials(sys.stdout, rows)
     print(f"accounts: {len(created)} created (their one-time passwords are shown this once)", file=sys.stderr)
 
 

@@ -33,7 +33,7 @@ async def test_admin_provisions_a_whole_district_and_operators_work(api: Api) ->
         "/api/v1/accounts/provision", json={**body, "per_unit": 4}, headers={**auth(admin), "Accept": "text/csv"}
     )
     assert more.headers["content-type"].startswith("text/csv")
-    rows = list(csv.DictReader(io.StringIO(more.text)))
+    rows = list(csv.DictReader(io.StringIO(more.content.decode("utf-8-sig"))))
     assert len(rows) == 22 and all(row["login"].endswith("-op04") for row in rows)
 
     # An operator signs in with the one-time password, must change it, then works in its commune.
@@ -186,3 +186,15 @@ async def test_a_hash_made_with_older_parameters_is_replaced_at_login(api: Api) 
     stored = await api.db.pool.fetchval("SELECT password_hash FROM accounts WHERE login = $1", login)
     assert stored != old and "m=19456,t=2,p=1" in stored
     await api.login(login, PASSWORD)
+
+
+async def test_the_credentials_csv_opens_in_a_spreadsheet_with_unit_names(api: Api) -> None:
+    admin = await api.admin()
+    body = {"parent_unit_code": district(24), "level": "commune", "per_unit": 1, "role": "viewer"}
+    r = await api.client.post("/api/v1/accounts/provision", json=body, headers={**auth(admin), "Accept": "text/csv"})
+    assert r.status_code == 201
+    assert r.headers["content-type"].count("charset") == 1, r.headers["content-type"]
+    assert r.content.startswith(b"\xef\xbb\xbf"), "a byte-order mark, so a spreadsheet reads UTF-8"
+    rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert rows and all(row["unit_name"] for row in rows)
+    assert "attachment" in r.headers["content-disposition"]

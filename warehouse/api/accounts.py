@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -14,7 +13,14 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from storage import Account, ApiKey, AuditEvent, AuditFilter
-from warehouse.accounts import NewCredentials, change_account, create_account, provision, reset_password
+from warehouse.accounts import (
+    NewCredentials,
+    change_account,
+    create_account,
+    provision,
+    reset_password,
+    write_credentials,
+)
 from warehouse.auth import Principal, require_admin, visible_subtree
 from warehouse.context import Services
 from warehouse.errors import Problem
@@ -62,6 +68,7 @@ class CredentialsOut(msgspec.Struct):
     unit_code: str
     role: str
     password: str | None
+    unit_name: str = ""
 
 
 class ProvisionOut(msgspec.Struct):
@@ -117,7 +124,12 @@ def _account_out(services: Services, a: Account) -> AccountOut:
 
 def _credentials(c: NewCredentials) -> CredentialsOut:
     return CredentialsOut(
-        id=c.account_id, login=c.login, unit_code=c.unit_code, role=c.role, password=c.password or None
+        id=c.account_id,
+        login=c.login,
+        unit_code=c.unit_code,
+        role=c.role,
+        password=c.password or None,
+        unit_name=c.unit_name,
     )
 
 
@@ -127,13 +139,11 @@ def _key_out(k: ApiKey, key: str | None = None) -> KeyOut:
     )
 
 
-def _csv(rows: list[CredentialsOut]) -> str:
+def _csv(rows: list[CredentialsOut]) -> bytes:
+    """With a byte-order mark, so that a spreadsheet opens the Vietnamese unit names as UTF-8."""
     out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["login", "password", "unit_code", "role"])
-    for r in rows:
-        writer.writerow([r.login, r.password or "", r.unit_code, r.role])
-    return out.getvalue()
+    write_credentials(out, [(r.login, r.password or "", r.unit_code, r.unit_name, r.role) for r in rows])
+    return out.getvalue().encode("utf-8-sig")
 
 
 def _wants_csv(request: Request[Any, Any, Any]) -> bool:
@@ -221,7 +231,12 @@ class AccountsController(Controller):
         ]
         request.state.audit_details = {"created": len(created), "parent": data.parent_unit_code, "level": data.level}
         if _wants_csv(request):
-            return Response(_csv(created), media_type="text/csv; charset=utf-8", status_code=HTTP_201_CREATED)
+            return Response(
+                _csv(created),
+                media_type="text/csv",
+                status_code=HTTP_201_CREATED,
+                headers={"Content-Disposition": 'attachment; filename="tai-khoan-moi.csv"'},
+            )
         return Response(ProvisionOut(accounts=created), status_code=HTTP_201_CREATED)
 
 

@@ -48,7 +48,7 @@ class ReportsController(Controller):
         if wanted == "text/csv":
             return Response(
                 as_csv(report),
-                media_type="text/csv; charset=utf-8",
+                media_type="text/csv",
                 headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
             )
         if wanted == XLSX:
