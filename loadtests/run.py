@@ -94,7 +94,7 @@ def run_locust(
         "--html",
         str(report_dir / "report.html"),
         "--headless",
-        "--only-summary",
+        "--only-summary",  # the locustfile prints one line of progress every 10 s instead
     ]
     if external:
         # Workers on other machines connect to this master (see deploy/compose.yaml's load profile).
@@ -166,7 +166,7 @@ def main() -> int:
             print(f"load: Locust wrote no statistics (exit {code})", file=sys.stderr)
             return 2
         checks, facts = judge(report_dir, args.shape)
-        plot(report_dir)
+        plot(report_dir, shape=args.shape)
         passed = write_summary(report_dir, args.shape, host, checks, facts)
         for check in checks:
             if not check.ok:

@@ -82,8 +82,21 @@ def judge(report_dir: Path, shape: str, targets: dict[str, Any] | None = None) -
         if size and spec.get("reference_mb"):
             scale = max(1.0, float(size.group(1)) / float(spec["reference_mb"]))
         p95_limit, p99_limit = spec["p95_ms"] * scale, spec["p99_ms"] * scale
-        checks.append(_check(row.p95 <= p95_limit, f"{group} {row.name}: p95 {row.p95:.0f} ms (limit {p95_limit:.0f})"))
-        checks.append(_check(row.p99 <= p99_limit, f"{group} {row.name}: p99 {row.p99:.0f} ms (limit {p99_limit:.0f})"))
+        if row.count < targets.get("min_requests", 10):
+            checks.append(
+                Check(
+                    True,
+                    f"(too few to judge: {row.count} requests) {group} {row.name}: p95 {row.p95:.0f} ms "
+                    f"(limit {p95_limit:.0f})",
+                )
+            )
+        else:
+            checks.append(
+                _check(row.p95 <= p95_limit, f"{group} {row.name}: p95 {row.p95:.0f} ms (limit {p95_limit:.0f})")
+            )
+            checks.append(
+                _check(row.p99 <= p99_limit, f"{group} {row.name}: p99 {row.p99:.0f} ms (limit {p99_limit:.0f})")
+            )
         checks.append(
             _check(
                 row.error_ratio <= spec["max_error_ratio"],
@@ -167,8 +180,50 @@ def write_summary(report_dir: Path, shape: str, host: str, checks: list[Check], 
     return passed
 
 
-def plot(report_dir: Path, targets: dict[str, Any] | None = None) -> None:
-    """p95 per endpoint group, requests per second and users over time (PNG), from Locust's history."""
+@dataclass
+class History:
+    p95: dict[str, dict[int, float]]  # per group, per second: the worst p95 of its requests
+    users: dict[int, int]
+    rps: dict[int, float]
+    resets: list[int]  # when the statistics were reset (the end of the ramp)
+
+    def __iter__(self) -> Any:
+        return iter((self.p95, self.users, self.rps, self.resets))
+
+
+def read_history(history: Path, targets: dict[str, Any]) -> History:
+    """Locust's history, without the empty samples of a statistics reset (which are no outage)."""
+    p95: dict[str, dict[int, float]] = {}
+    users: dict[int, int] = {}
+    rps: dict[int, float] = {}
+    resets: list[int] = []
+    last_total = 0
+    with history.open(newline="") as fh:
+        for r in csv.DictReader(fh):
+            stamp = int(r["Timestamp"])
+            count = int(r.get("Total Request Count") or 0)
+            if r["Name"] == "Aggregated":
+                if count < last_total:
+                    resets.append(stamp)
+                last_total = count
+                if count == 0:  # nothing counted yet, or just reset: no sample, not a zero
+                    continue
+                users[stamp] = int(r["User Count"])
+                rps[stamp] = float(r["Requests/s"])
+                continue
+            if count == 0 or r["95%"] in ("", "N/A"):
+                continue
+            group = group_of(r["Name"], targets)
+            series = p95.setdefault(group, {})
+            series[stamp] = max(series.get(stamp, 0.0), _ms(r["95%"]))
+    return History(p95, users, rps, resets)
+
+
+def plot(report_dir: Path, targets: dict[str, Any] | None = None, shape: str | None = None) -> None:
+    """p95 per endpoint group with each group's limit as a dashed line, and requests per second with
+    the shape's minimum and users over time (PNG), from Locust's history. The statistics are reset when
+    the ramp ends: the instant of the reset is marked, and its empty samples are left out rather than
+    drawn as an outage."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -178,42 +233,43 @@ def plot(report_dir: Path, targets: dict[str, Any] | None = None) -> None:
     history = report_dir / "locust_stats_history.csv"
     if not history.exists():
         return
-    p95: dict[str, dict[int, float]] = {}
-    users: dict[int, int] = {}
-    rps: dict[int, float] = {}
-    with history.open(newline="") as fh:
-        for r in csv.DictReader(fh):
-            stamp = int(r["Timestamp"])
-            if r["Name"] == "Aggregated":
-                users[stamp] = int(r["User Count"])
-                rps[stamp] = float(r["Requests/s"])
-                continue
-            group = group_of(r["Name"], targets)
-            series = p95.setdefault(group, {})
-            series[stamp] = max(series.get(stamp, 0.0), _ms(r["95%"]))
+    p95, users, rps, resets = read_history(history, targets)
     if not users:
         return
     start = min(users)
-    fig, ax = plt.subplots(figsize=(10, 4))
-    for group, series in sorted(p95.items()):
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    for i, (group, series) in enumerate(sorted(p95.items())):
+        colour = colours[i % len(colours)]
         stamps = sorted(series)
-        ax.plot([t - start for t in stamps], [series[t] / 1000 for t in stamps], label=group)
+        ax.plot([t - start for t in stamps], [series[t] / 1000 for t in stamps], label=group, color=colour)
+        limit = targets["groups"].get(group, {}).get("p95_ms")
+        if limit:
+            ax.axhline(limit / 1000, color=colour, linestyle="--", linewidth=0.8)
+    for t in resets:
+        ax.axvline(t - start, color="black", linestyle=":", linewidth=0.8)
     ax.set_yscale("log")
-    ax.set_xlabel("seconds")
+    ax.set_xlabel("seconds" + (" (dotted: statistics reset at the end of the ramp)" if resets else ""))
     ax.set_ylabel("p95, seconds (log)")
-    ax.set_title("p95 response time by endpoint group (worst request of the group)")
+    ax.set_title("p95 response time by endpoint group (dashed: each group's p95 limit)")
     ax.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(report_dir / "latency.png")
     plt.close(fig)
     stamps = sorted(users)
-    fig, ax = plt.subplots(figsize=(10, 4))
+    fig, ax = plt.subplots(figsize=(10, 4.5))
     ax.plot([t - start for t in stamps], [rps[t] for t in stamps], label="requests/s", color="tab:green")
+    minimum = targets["shapes"].get(shape or "", {}).get("min_rps")
+    if minimum:
+        ax.axhline(minimum, color="tab:green", linestyle="--", linewidth=0.8, label="required requests/s")
+    for t in resets:
+        ax.axvline(t - start, color="black", linestyle=":", linewidth=0.8)
     ax.set_xlabel("seconds")
     ax.set_ylabel("requests/s")
+    ax.legend(loc="upper left", fontsize="small")
     ax2 = ax.twinx()
     ax2.plot([t - start for t in stamps], [users[t] for t in stamps], color="tab:gray", linestyle="--")
-    ax2.set_ylabel("users (dashed)")
+    ax2.set_ylabel("users (grey dashed)")
     ax.set_title("Throughput and users")
     fig.tight_layout()
     fig.savefig(report_dir / "throughput.png")

@@ -131,6 +131,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         version="1.0.0",
         description="The province's warehouse of digitized administrative-procedure dossiers and results.",
         path="/schema",
+        use_handler_docstrings=True,  # each operation's description is its handler's docstring
         render_plugins=[swagger_plugin()],
         components=Components(
             security_schemes={

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from warehouse.errors import Problem
 
+# The shapes themselves are shared with the station client's manifest check (warehouse/rules.py).
+from warehouse.rules import ID_KINDS, identifier_fits, normalize_identifier
+
 LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 MAX_DAILY_SEQUENCE = 9999
-
-PROCEDURE_CODE = r"^[0-9]\.[0-9]{6}(\.[0-9A-Z]+)*$"
-DOSSIER_CODE = r"^[0-9A-Za-z][0-9A-Za-z./_-]{2,63}$"
-
-# Identifier kinds of a person or organisation, and the shape each number takes.
-ID_KINDS: dict[str, tuple[str, str]] = {
-    "cccd": (r"^[0-9]{12}$", "a citizen ID (CCCD) has 12 digits"),
-    "cmnd": (r"^([0-9]{9}|[0-9]{12})$", "an old ID card (CMND) has 9 or 12 digits"),
-    "passport": (r"^[A-Z0-9]{6,9}$", "a passport number has 6 to 9 letters or digits"),
-    "mst": (r"^[0-9]{10}(-[0-9]{3})?$", "a tax or enterprise code has 10 digits, or 10-3"),
-    "other": (r"^\S.{0,63}$", "an identifier has 1 to 64 characters"),
-}
 
 
 def today_local() -> date:
@@ -49,10 +39,9 @@ def check_identifier(kind: str, number: str) -> str:
             "invalid_id_kind",
             f"subject.id_kind must be one of {', '.join(ID_KINDS)}; got {kind!r}.",
         )
-    value = number.strip().upper() if kind in ("passport",) else number.strip()
-    pattern, explanation = ID_KINDS[kind]
-    if not re.fullmatch(pattern, value):
-        raise Problem(422, "invalid_id_number", f"subject.id_number is not valid: {explanation}.")
+    value = normalize_identifier(kind, number)
+    if not identifier_fits(kind, value):
+        raise Problem(422, "invalid_id_number", f"subject.id_number is not valid: {ID_KINDS[kind].en}.")
     return value
 
 

@@ -13,6 +13,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from redis.exceptions import RedisError
 
 from storage import BodyLengthMismatch, ObjectNotFound, ObjectStoreUnavailable, ObjectTooLarge, StorageError
+from warehouse import messages_vi
 
 log = logging.getLogger(__name__)
 
@@ -78,15 +79,16 @@ def problem_response(problem: Problem, request: Request[Any, Any, Any] | None = 
         "detail": problem.detail,
         "code": problem.code,
     }
+    headers = dict(problem.headers)
     if request is not None:
         body["instance"] = request.url.path
+        if problem.code in messages_vi.DETAILS and messages_vi.wants_vietnamese(request.headers.get("accept-language")):
+            body["title"] = messages_vi.TITLES.get(problem.status, problem.title)
+            body["detail"] = messages_vi.DETAILS[problem.code]
+            body["detail_en"] = problem.detail  # with the request's own values
+            headers["Content-Language"] = "vi"
     body.update(problem.extra)
-    return Response(
-        content=body,
-        status_code=problem.status,
-        media_type=PROBLEM_JSON,
-        headers=problem.headers,
-    )
+    return Response(content=body, status_code=problem.status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def answer_problems(app: ASGIApp) -> ASGIApp:

@@ -45,6 +45,8 @@ class Report:
     parent: str | None
     rows: list[Row]
     levels: list[dict[str, Any]]
+    parent_name: str | None = None
+    weeks: list[str] = field(default_factory=list)  # the trend's weeks (their Mondays), oldest first
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -52,6 +54,7 @@ class Report:
             "level": self.level,
             "parent": self.parent,
             "units": [asdict(r) for r in self.rows],
+            "parent_name": self.parent_name,
             "levels": self.levels,
         }
 
@@ -104,10 +107,33 @@ async def progress_report(
                 "target_rate": DEFAULT_TARGETS[name],
             }
         )
-    return Report(year, level, parent, rows, levels)
+    parent_unit = await services.units.get_by_code(parent) if parent else None
+    return Report(
+        year,
+        level,
+        parent,
+        rows,
+        levels,
+        parent_name=parent_unit.name if parent_unit else None,
+        weeks=[w.isoformat() for w in weeks],
+    )
 
 
 COLUMNS = ["Mã đơn vị", "Tên đơn vị", "Cấp", "Tổng số hồ sơ", "Đã số hóa", "Tỷ lệ", "Chỉ tiêu", "Còn thiếu"]
+NO_TOTAL = "chưa khai báo tổng số hồ sơ"
+
+
+def title(report: Report) -> str:
+    where = f" — {report.parent_name}" if report.parent_name else ""
+    return f"Tiến độ số hóa hồ sơ năm {report.year}{where}"
+
+
+def _week_columns(report: Report) -> list[str]:
+    return [f"Tuần {date.fromisoformat(w):%d/%m}" for w in report.weeks]
+
+
+def _header(report: Report) -> list[str]:
+    return [*COLUMNS, "Ghi chú", *_week_columns(report)]
 
 
 def _cells(r: Row) -> list[Any]:
@@ -120,19 +146,46 @@ def _cells(r: Row) -> list[Any]:
         round(r.rate, 4) if r.rate is not None else None,
         r.target_rate,
         r.gap,
+        "" if r.declared_total else NO_TOTAL,
+        *(w["digitized"] for w in r.weekly),
     ]
 
 
+def _level_cells(report: Report) -> list[list[Any]]:
+    """One row per level: its units' totals (the report's closing lines)."""
+    out = []
+    for t in report.levels:
+        name = LEVEL_NAMES.get(t["level"], t["level"])
+        out.append(
+            [
+                "",
+                f"Tổng {name.lower()} ({t['units']} đơn vị)",
+                name,
+                t["declared_total"],
+                t["digitized"],
+                round(t["rate"], 4) if t["rate"] is not None else None,
+                t["target_rate"],
+                None,
+                "" if t["declared_total"] else NO_TOTAL,
+            ]
+        )
+    return out
+
+
 def as_csv(report: Report) -> bytes:
+    """The units, each with its 8-week trend, then one total line per level."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(COLUMNS)
+    writer.writerow(_header(report))
     for r in report.rows:
         writer.writerow(["" if v is None else v for v in _cells(r)])
+    for cells in _level_cells(report):
+        writer.writerow(["" if v is None else v for v in cells])
     return ("\ufeff" + out.getvalue()).encode("utf-8")  # the BOM makes Excel read the UTF-8 names right
 
 
 def as_xlsx(report: Report) -> bytes:
+    """Sheet one: the units with their 8-week trend; sheet two: the totals per level."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
@@ -140,9 +193,9 @@ def as_xlsx(report: Report) -> bytes:
     sheet = book.active
     assert sheet is not None
     sheet.title = f"Tiến độ số hóa {report.year}"
-    sheet.append([f"Tiến độ số hóa hồ sơ năm {report.year}"])
+    sheet.append([title(report)])
     sheet["A1"].font = Font(bold=True, size=13)
-    sheet.append(COLUMNS)
+    sheet.append(_header(report))
     for cell in sheet[2]:
         cell.font = Font(bold=True)
     for r in report.rows:
@@ -150,31 +203,74 @@ def as_xlsx(report: Report) -> bytes:
     for row in sheet.iter_rows(min_row=3, min_col=6, max_col=7):
         for cell in row:
             cell.number_format = "0.0%"
-    for column, width in zip("ABCDEFGH", (16, 40, 20, 14, 12, 10, 10, 12), strict=True):
+    for column, width in zip("ABCDEFGHI", (16, 40, 20, 14, 12, 10, 10, 12, 28), strict=True):
         sheet.column_dimensions[column].width = width
+    levels = book.create_sheet("Tổng theo cấp")
+    levels.append([title(report)])
+    levels["A1"].font = Font(bold=True, size=13)
+    levels.append(["Cấp", "Số đơn vị", "Tổng số hồ sơ", "Đã số hóa", "Tỷ lệ", "Chỉ tiêu"])
+    for cell in levels[2]:
+        cell.font = Font(bold=True)
+    for t in report.levels:
+        levels.append(
+            [
+                LEVEL_NAMES.get(t["level"], t["level"]),
+                t["units"],
+                t["declared_total"],
+                t["digitized"],
+                round(t["rate"], 4) if t["rate"] is not None else None,
+                t["target_rate"],
+            ]
+        )
+    for row in levels.iter_rows(min_row=3, min_col=5, max_col=6):
+        for cell in row:
+            cell.number_format = "0.0%"
+    for column, width in zip("ABCDEF", (24, 10, 14, 12, 10, 10), strict=True):
+        levels.column_dimensions[column].width = width
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
 
 
+def short_name(name: str, limit: int = 30) -> str:
+    """A unit's name short enough for a chart's axis."""
+    for prefix in ("UBND thành phố ", "UBND huyện ", "UBND ", "Sở "):
+        if name.startswith(prefix):
+            name = name[len(prefix) :]
+            break
+    return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
 def as_png(report: Report) -> bytes:
+    """Bars of the rate per unit, named (not only coded), with each unit's target; a unit that has not
+    declared its total gets a grey hatched bar marked as such instead of a false 0%."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     rows = report.rows[:60]  # a chart of more bars than this is not readable; the table has them all
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(rows) + 2), 4.5), dpi=100)
-    rates = [(r.rate or 0) * 100 for r in rows]
-    ax.bar(range(len(rows)), rates, color="#2b7bb9", label="Đã số hóa (%)")
-    ax.scatter(
-        range(len(rows)), [r.target_rate * 100 for r in rows], color="#d62728", marker="_", s=200, label="Chỉ tiêu"
-    )
-    ax.set_xticks(range(len(rows)), [r.unit_code for r in rows], rotation=90, fontsize=7)
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.4 * len(rows) + 2), 6.0), dpi=100)
+    known = [i for i, r in enumerate(rows) if r.rate is not None]
+    unknown = [i for i, r in enumerate(rows) if r.rate is None]
+    ax.bar(known, [(rows[i].rate or 0) * 100 for i in known], color="#2b7bb9")
+    ax.bar(unknown, [100] * len(unknown), color="#eeeeee", edgecolor="#999999", hatch="//")
+    ax.scatter(range(len(rows)), [r.target_rate * 100 for r in rows], color="#d62728", marker="_", s=200)
+    ax.set_xticks(range(len(rows)), [short_name(r.unit_name) for r in rows], rotation=90, fontsize=7)
     ax.set_ylabel("%")
     ax.set_ylim(0, 100)
-    ax.set_title(f"Tiến độ số hóa năm {report.year}")
-    ax.legend(loc="upper right")
+    ax.set_title(title(report))
+    ax.legend(
+        handles=[
+            Patch(color="#2b7bb9", label="Đã số hóa (%)"),
+            Patch(facecolor="#eeeeee", edgecolor="#999999", hatch="//", label="Chưa khai báo tổng số"),
+            Line2D([], [], color="#d62728", marker="_", linestyle="", markersize=14, label="Chỉ tiêu"),
+        ],
+        loc="upper right",
+        fontsize=8,
+    )
     fig.tight_layout()
     out = io.BytesIO()
     fig.savefig(out, format="png")

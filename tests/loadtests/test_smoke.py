@@ -39,7 +39,7 @@ def test_the_load_suite_runs_and_gives_a_verdict(tmp_path: Path) -> None:
                 capture_output=True,
                 text=True,
                 timeout=300,
-                env={**os.environ},
+                env={**os.environ, "LOAD_PROGRESS_SECONDS": "2"},
             )
         finally:
             worker.terminate()
@@ -51,3 +51,4 @@ def test_the_load_suite_runs_and_gives_a_verdict(tmp_path: Path) -> None:
     for name in ("locust_stats.csv", "locust_stats_history.csv", "report.html", "latency.png", "throughput.png"):
         assert (tmp_path / name).stat().st_size > 0, name
     assert not (tmp_path / "accounts.json").exists(), "passwords do not stay in reports"
+    assert "requests/s" in run.stdout.split("running smoke")[1].split("Verdict")[0], "progress while it runs"

@@ -321,3 +321,49 @@ async def test_429_and_503_are_waited_out(api: Api, tmp_path: Path) -> None:
         assert "503" in done.stdout and "429" in done.stdout, "the operator sees why it waits"
     for i in range(4):
         assert len(await files_of(api, f"02019000060{i}")) == 1
+
+
+async def test_a_corrected_scan_after_a_rejection_goes_with_replace_and_status_writes_the_results(
+    api: Api, tmp_path: Path
+) -> None:
+    from tests.pdfs import javascript_pdf
+
+    with LiveServer() as server:
+        config, _ = await signed_in(api, server, tmp_path, commune(22, 11))
+        folder = tmp_path / "scans"
+        folder.mkdir()
+        (folder / "don.pdf").write_bytes(javascript_pdf())
+        (folder / "to-khai.pdf").write_bytes(scanned_pdf(pages=1, dpi=150, seed=911))
+        manifest = folder / "bang-ke.csv"
+        write_manifest(
+            manifest,
+            [
+                ["don.pdf", "component", "A", "1.002891", "Đinh Văn Sửa", "020190000911", "", ""],
+                ["to-khai.pdf", "component", "A", "1.002891", "Đinh Văn Sửa", "020190000911", "", ""],
+            ],
+        )
+        assert client(config, "upload", str(folder), "--manifest", str(manifest)).returncode == 0
+        await api.run_worker()
+
+        done = client(config, "status", str(folder))
+        assert done.returncode == 0, done.stdout
+        assert "1 sẵn sàng có cảnh báo/ready with warnings" in done.stdout, "a warning is not hidden in 'ready'"
+        assert "1 bị từ chối/rejected" in done.stdout
+        with (folder / "ket-qua.csv").open(encoding="utf-8-sig") as f:
+            rows = {r["file"]: r for r in csv.DictReader(f)}
+        assert rows["don.pdf"]["state"] == "rejected", "status writes the results CSV without being asked"
+
+        (folder / "don.pdf").write_bytes(scanned_pdf(pages=1, dpi=200, seed=912))  # the corrected scan
+        done = client(config, "upload", str(folder), "--manifest", str(manifest))
+        assert done.returncode == 0 and "--replace" in done.stdout, "a changed file after a rejection: a hint"
+        assert len(next(iter((await files_of(api, "020190000911")).values()))) == 2, "nothing sent without it"
+
+        done = client(config, "upload", str(folder), "--manifest", str(manifest), "--replace")
+        assert done.returncode == 0, done.stdout
+        held = next(iter((await files_of(api, "020190000911")).values()))
+        assert len(held) == 3 and digest(folder / "don.pdf") in held, "the corrected scan joins the dossier"
+        await api.run_worker()
+        assert client(config, "status", str(folder)).returncode == 0
+        with (folder / "ket-qua.csv").open(encoding="utf-8-sig") as f:
+            rows = {r["file"]: r for r in csv.DictReader(f)}
+        assert rows["don.pdf"]["state"] == "ready"

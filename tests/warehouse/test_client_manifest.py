@@ -28,7 +28,7 @@ def test_an_xlsx_manifest_with_vietnamese_headers(tmp_path: Path) -> None:
 
     entries, problems = validate(tmp_path, tmp_path / "bang-ke.xlsx", today=date(2026, 11, 27))
     # A number typed into a cell loses its leading zero: the 11-digit CCCD is reported, not guessed at.
-    assert [(p.row, p.column) for p in problems] == [(2, "subject_id_number")]
+    assert [(p.row, p.column) for p in problems] == [(2, "Số giấy tờ")], "the column as the manifest names it"
 
     sheet["E2"] = "020190000701"
     book.save(tmp_path / "bang-ke.xlsx")
@@ -53,3 +53,24 @@ def test_the_bandwidth_limit_holds_a_station_to_its_share() -> None:
     took = asyncio.run(send(Bandwidth(1_000_000), 3_000_000))
     assert 1.7 < took < 4, took
     assert asyncio.run(send(Bandwidth(0), 3_000_000)) < 0.5, "no limit: no waiting"
+
+
+def test_a_missing_identifier_is_called_missing_and_a_sample_manifest_passes(tmp_path: Path) -> None:
+    from warehouse.client.manifest import SAMPLE_ROWS, write_sample
+
+    for name in ("don-de-nghi.pdf", "giay-to-kem-theo.pdf", "ket-qua.pdf"):
+        (tmp_path / name).write_bytes(scanned_pdf(pages=1, seed=710))
+    for sample in ("bang-ke.csv", "bang-ke.xlsx"):
+        write_sample(tmp_path / sample)
+        entries, problems = validate(tmp_path, tmp_path / sample, today=date(2026, 11, 27))
+        assert problems == [] and len(entries) == len(SAMPLE_ROWS), (sample, problems)
+        assert {e.dossier_ref for e in entries} == {"HS-001", "HS-002"}
+    assert (tmp_path / "bang-ke.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+
+    (tmp_path / "thieu.csv").write_text(
+        "tệp,mã thủ tục,họ tên,số giấy tờ\nket-qua.pdf,1.002891,Hà Văn Thiếu,\n", encoding="utf-8"
+    )
+    _, problems = validate(tmp_path, tmp_path / "thieu.csv", today=date(2026, 11, 27))
+    assert [p.line() for p in problems] == [
+        "dòng/row 2, số giấy tờ: thiếu số giấy tờ / the identifier number is missing"
+    ]

@@ -3,6 +3,8 @@ sign-in with a one-time password, the station's key, Ctrl-C, and a wrong address
 
 from __future__ import annotations
 
+import asyncio
+import csv
 import json
 import os
 import sys
@@ -12,6 +14,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
+from loadtests.pdfgen import scanned_pdf
 from tests.factories import Api, LiveServer, auth, commune, free_port
 from tests.warehouse.test_client import scans, write_manifest
 
@@ -25,6 +28,7 @@ def spawn(config: Path, *args: str, **env: str) -> pexpect.spawn:
         ["-m", "warehouse", "client", "--config", str(config), *args],
         env={**environment, **env},
         encoding="utf-8",
+        codec_errors="replace",  # the terminal's own ^C may land inside a character of the bars
         timeout=60,
         dimensions=(40, 120),
     )
@@ -110,3 +114,46 @@ async def test_a_wrong_address_fails_at_once_with_what_to_check(tmp_path: Path) 
     status, out = ended(spawn(config, "whoami"))
     assert status == 3 and "cannot be reached" in out, out
     assert time.monotonic() - started < 20, "no hour of retries before the first clear error"
+
+
+async def test_watch_on_a_terminal_keeps_one_pair_of_bars_and_tells_each_verdict_as_it_comes(
+    api: Api, tmp_path: Path
+) -> None:
+    from tests.pdfs import javascript_pdf
+    from tests.warehouse.test_client import files_of, signed_in
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    manifest = tmp_path / "bang-ke.csv"
+    rows = [
+        ["mot.pdf", "", "", "1.002891", "Vi Văn Theo", "020190000921", "", ""],
+        ["hai.pdf", "", "", "1.002891", "Vi Văn Theo", "020190000921", "", ""],
+    ]
+    write_manifest(manifest, rows)
+    with LiveServer() as server:
+        config, _ = await signed_in(api, server, tmp_path, commune(22, 12))
+        child = spawn(config, "watch", str(folder), "--manifest", str(manifest), "--interval", "0.3", "--settle", "1")
+        child.expect("Watching")
+        (folder / "mot.pdf").write_bytes(javascript_pdf())
+        child.expect("1/1", timeout=30)
+        (folder / "hai.pdf").write_bytes(scanned_pdf(pages=2, dpi=200, seed=921))
+        (folder / "chua-co-dong.pdf").write_bytes(scanned_pdf(pages=1, dpi=200, seed=922))
+        # The second batch joins the same bars; the file without its row is named (in either order).
+        expected = ["2/2", "chua-co-dong.pdf: chờ dòng trong bảng kê"]
+        seen: set[int] = set()
+        while len(seen) < len(expected):
+            seen.add(child.expect(expected, timeout=30))
+        deadline = time.monotonic() + 30
+        while sum(len(v) for v in (await files_of(api, "020190000921")).values()) < 2:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.3)
+        await api.run_worker()
+        child.expect("mot.pdf: bị từ chối/rejected", timeout=30)  # while still watching
+        assert child.isalive()
+        child.sendintr()
+        status, out = ended(child)
+    assert status == 0, out
+    assert "bytes/s" not in out and "MB/s" in out, "rates in MB, not raw bytes"
+    with (folder / "ket-qua.csv").open(encoding="utf-8-sig") as f:
+        results = {r["file"]: r["state"] for r in csv.DictReader(f)}
+    assert results == {"mot.pdf": "rejected", "hai.pdf": "ready", "chua-co-dong.pdf": "waiting"}

@@ -93,15 +93,24 @@ async def test_progress_counts_digitized_dossiers_against_the_target_in_every_fo
     text = await api.client.get(
         "/api/v1/reports/progress", params=params, headers={**auth(admin), "Accept": "text/csv"}
     )
+    assert text.headers["content-type"].count("charset") == 1
     table = list(csv.reader(io.StringIO(text.content.decode("utf-8-sig"))))
     assert table[0][:2] == ["Mã đơn vị", "Tên đơn vị"]
     assert [unit, "10"] == [next(r for r in table if r[0] == unit)[i] for i in (0, 3)]
+    assert sum(h.startswith("Tuần ") for h in table[0]) == 8, "the 8-week trend, one column a week"
+    no_total = next(r for r in table if r[0] == commune(31, 4))
+    assert no_total[5] == "" and "chưa khai báo" in no_total[8], "no declared total is said, not shown as 0%"
+    assert any(r[1].startswith("Tổng cấp xã") for r in table), "the level's total line"
 
     xlsx = await api.client.get("/api/v1/reports/progress", params={**params, "format": "xlsx"}, headers=auth(admin))
-    sheet = load_workbook(io.BytesIO(xlsx.content)).active
-    assert sheet is not None
+    book = load_workbook(io.BytesIO(xlsx.content))
+    sheet = book.worksheets[0]
+    assert "UBND huyện Đình Lập" in str(sheet["A1"].value), "the district in the title"
     codes = [row[0] for row in sheet.iter_rows(min_row=3, values_only=True)]
     assert unit in codes
+    assert sum(str(c.value).startswith("Tuần ") for c in sheet[2]) == 8
+    levels = book["Tổng theo cấp"]
+    assert [row[0] for row in levels.iter_rows(min_row=3, values_only=True)] == ["Cấp xã"]
 
     png = await api.client.get(
         "/api/v1/reports/progress", params=params, headers={**auth(admin), "Accept": "image/png"}

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from storage import Settings
 from tests.factories import free_port
@@ -43,8 +44,9 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_sigterm_stops_the_api_and_workers_that_up_started(
-    settings: Settings, prepared: object, tmp_path: Path
+@pytest.mark.parametrize("stop", ["sigterm", "ctrl_c_twice"])
+def test_a_stop_ends_the_api_and_workers_that_up_started_without_a_traceback(
+    settings: Settings, prepared: object, tmp_path: Path, stop: str
 ) -> None:
     port = free_port()
     base = settings.database_url.rsplit("/", 1)[0]
@@ -74,9 +76,15 @@ def test_sigterm_stops_the_api_and_workers_that_up_started(
         started = descendants(up.pid)
         assert len(started) >= 3, "the API and the inspection and OCR workers"
 
-        up.send_signal(signal.SIGTERM)
+        if stop == "sigterm":
+            up.send_signal(signal.SIGTERM)
+        else:  # an impatient operator: Ctrl-C, and Ctrl-C again while it stops
+            up.send_signal(signal.SIGINT)
+            time.sleep(0.5)
+            up.send_signal(signal.SIGINT)
         assert up.wait(timeout=120) == 0, log.read_text()
         assert "stopping" in log.read_text()
+        assert "Traceback" not in log.read_text(), log.read_text()
         time.sleep(1)
         assert [pid for pid in started if alive(pid)] == [], log.read_text()
     finally:

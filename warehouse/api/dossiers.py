@@ -16,9 +16,10 @@ from storage import DossierFilter, InvalidCursor, decode_cursor, encode_cursor
 from warehouse.api.schemas import DossierOut, DossierPage
 from warehouse.auth import Principal, require_writer, visible_subtree
 from warehouse.context import Services
-from warehouse.dossier_rules import DOSSIER_CODE, PROCEDURE_CODE, today_local
+from warehouse.dossier_rules import today_local
 from warehouse.dossiers import create_dossier, dossier_for_read, dossier_for_write, update_dossier
 from warehouse.errors import Problem
+from warehouse.rules import DOSSIER_CODE, PROCEDURE_CODE
 
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]

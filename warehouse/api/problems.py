@@ -7,7 +7,7 @@ they are added to every operation here, by what the operation does, once the doc
 from __future__ import annotations
 
 from litestar.openapi.spec import OpenAPI, OpenAPIMediaType, OpenAPIResponse, Operation, Reference, Schema
-from litestar.openapi.spec.enums import OpenAPIType
+from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 
 from warehouse.errors import PROBLEM_JSON
 
@@ -34,19 +34,89 @@ PROBLEM = Schema(
     type=OpenAPIType.OBJECT,
     required=["type", "title", "status", "detail", "code"],
     properties={
-        "type": Schema(type=OpenAPIType.STRING),
-        "title": Schema(type=OpenAPIType.STRING),
-        "status": Schema(type=OpenAPIType.INTEGER),
-        "detail": Schema(type=OpenAPIType.STRING),
+        "type": Schema(type=OpenAPIType.STRING, description="a URL naming the problem, ending in its code"),
+        "title": Schema(type=OpenAPIType.STRING, description="the status in words"),
+        "status": Schema(type=OpenAPIType.INTEGER, description="the HTTP status again"),
+        "detail": Schema(
+            type=OpenAPIType.STRING,
+            description="a sentence the operator can act on; in Vietnamese when asked (Accept-Language: vi)",
+        ),
         "code": Schema(type=OpenAPIType.STRING, description="a stable machine-readable word"),
-        "instance": Schema(type=OpenAPIType.STRING),
+        "instance": Schema(type=OpenAPIType.STRING, description="the path of the request"),
+        "detail_en": Schema(type=OpenAPIType.STRING, description="the English sentence, when detail is in Vietnamese"),
+        "errors": Schema(
+            type=OpenAPIType.ARRAY,
+            description="invalid_fields: each field and what is wrong with it; invalid_rows: each bad line",
+            items=Schema(
+                one_of=[
+                    Schema(
+                        type=OpenAPIType.OBJECT,
+                        required=["field", "message"],
+                        properties={
+                            "field": Schema(type=OpenAPIType.STRING),
+                            "message": Schema(type=OpenAPIType.STRING),
+                        },
+                    ),
+                    Schema(type=OpenAPIType.STRING),
+                ]
+            ),
+        ),
+        "missing": Schema(
+            type=OpenAPIType.ARRAY,
+            items=Schema(type=OpenAPIType.INTEGER),
+            description="parts_missing: the part numbers still to send",
+        ),
+        "locked_until": Schema(
+            type=OpenAPIType.STRING, format=OpenAPIFormat.DATE_TIME, description="account_locked: until when"
+        ),
+        "received_sha256": Schema(
+            type=OpenAPIType.STRING, description="checksum_mismatch: the SHA-256 of what arrived"
+        ),
     },
-    description="RFC 9457 problem details",
+    description="RFC 9457 problem details, as every error of the warehouse is answered",
 )
 
 
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+_TEXT = Schema(type=OpenAPIType.STRING)
+_BINARY = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+# Operations that answer in more than one format, chosen by Accept (or ?format=): the success answer's
+# other media types, beside the JSON the handler declares.
+ALTERNATIVES: dict[str, tuple[str, dict[str, Schema]]] = {
+    "provision_accounts": ("201", {"text/csv": _TEXT}),
+    "progress_report": ("200", {"text/csv": _TEXT, XLSX: _BINARY, "image/png": _BINARY}),
+}
+_REPORT_JSON = Schema(
+    type=OpenAPIType.OBJECT,
+    description="year, level, parent, parent_name, units (one row per unit with its weekly trend), levels",
+)
+
+
+def declare_alternatives(openapi: OpenAPI) -> None:
+    for item in (openapi.paths or {}).values():
+        for method in ("get", "post"):
+            operation: Operation | None = getattr(item, method, None)
+            if operation is None or operation.operation_id not in ALTERNATIVES:
+                continue
+            status, media = ALTERNATIVES[operation.operation_id]
+            responses = operation.responses if operation.responses is not None else {}
+            answer = responses.get(status)
+            if not isinstance(answer, OpenAPIResponse):
+                answer = OpenAPIResponse(description="The answer, in the format asked for")
+            content = dict(answer.content or {})
+            json = content.get("application/json")
+            if json is None or json.schema in (None, Schema()):
+                content["application/json"] = OpenAPIMediaType(schema=_REPORT_JSON)
+            for media_type, schema in media.items():
+                content[media_type] = OpenAPIMediaType(schema=schema)
+            answer.content = content
+            responses[status] = answer
+            operation.responses = responses
+
+
 def declare_problems(openapi: OpenAPI) -> OpenAPI:
-    """Declare the problem answers each operation can give."""
+    """Declare the problem answers each operation can give, and the other formats some answer in."""
+    declare_alternatives(openapi)
     assert openapi.components is not None
     schemas = openapi.components.schemas if isinstance(openapi.components.schemas, dict) else {}
     schemas["Problem"] = PROBLEM

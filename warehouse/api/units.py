@@ -93,6 +93,7 @@ class UnitsController(Controller):
     async def get_unit(
         self, code: FromPath[str], request: Request[Principal, Any, Any], services: NamedDependency[Services]
     ) -> UnitOut:
+        """One unit the caller may see, by its code: its name, level, parent and whether it is current."""
         return UnitOut.of(await visible_unit(services, request.user, code))
 
     @post("/", operation_id="create_unit", status_code=HTTP_201_CREATED)

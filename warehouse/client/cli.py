@@ -1,9 +1,10 @@
 """`warehouse client ...`: the scanning station's commands.
 
-    warehouse client login --host https://kho.example.vn --login xa01.op1     # asks for the password
+    warehouse client login --host https://kho.example.vn --login 000.03.22.hxx-op01    # asks for the password
     warehouse client login --host https://kho.example.vn --api-key <key>      # or keeps an API key
     warehouse client key                                                      # this station's own API key
     warehouse client whoami
+    warehouse client sample bang-ke.xlsx                                      # a sample manifest to fill in
     warehouse client upload FOLDER --manifest bang-ke.xlsx [--results ket-qua.csv]
     warehouse client watch FOLDER --manifest bang-ke.csv       # sends new scans as the scanner drops them
     warehouse client status FOLDER [--results ket-qua.csv]     # queued, sent, ready or rejected, and why
@@ -33,11 +34,20 @@ import httpx
 from warehouse.client import config as cfg
 from warehouse.client.journal import NAME as JOURNAL_NAME
 from warehouse.client.journal import Journal
-from warehouse.client.manifest import Entry, validate
+from warehouse.client.manifest import Entry, validate, write_sample
 from warehouse.client.transport import Bandwidth, Refused, Transport, Unreachable
-from warehouse.client.uploader import Options, Uploader, summary, write_results
+from warehouse.client.uploader import (
+    Options,
+    Progress,
+    Uploader,
+    changed_after_sending,
+    summary,
+    verdict_line,
+    write_results,
+)
 
 MiB = 1024 * 1024
+VERDICT_EVERY = 5.0  # seconds between asking the warehouse about files sent, while watching
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     key = sub.add_parser("key", help="create this station's API key and keep it instead of the sign-in")
     key.add_argument("--label", help="how the key is listed (default: station <this computer's name>)")
     sub.add_parser("whoami", help="who the config file signs in as")
+    sample = sub.add_parser("sample", help="write a sample manifest (Vietnamese headers) to fill in")
+    sample.add_argument("file", type=Path, help="bang-ke.csv or bang-ke.xlsx")
 
     def sending(p: argparse.ArgumentParser) -> None:
         p.add_argument("folder", type=Path)
@@ -60,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--results", type=Path, help="write the results CSV here (default FOLDER/ket-qua.csv)")
         p.add_argument(
             "--session-above-mb", type=float, default=16, help="files larger than this go in resumable parts"
+        )
+        p.add_argument(
+            "--replace",
+            action="store_true",
+            help="send files changed since they were sent (a corrected scan after a rejection) as new files",
         )
         p.add_argument(
             "--patience-minutes",
@@ -75,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--settle", type=float, default=5.0, help="a file is taken once unchanged this long")
     status = sub.add_parser("status", help="what is queued, sent, ready or rejected, with the reasons")
     status.add_argument("folder", type=Path)
-    status.add_argument("--results", type=Path, help="also write the results CSV here")
+    status.add_argument("--results", type=Path, help="write the results CSV here (default FOLDER/ket-qua.csv)")
     return parser
 
 
@@ -85,6 +102,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "login":
             return _login(path, args)
+        if args.command == "sample":
+            if args.file.exists():
+                print(f"{args.file} đã có, không ghi đè / {args.file} exists; not overwritten")
+                return 2
+            write_sample(args.file)
+            print(f"Đã ghi bảng kê mẫu / Sample manifest written: {args.file}")
+            return 0
         config = cfg.load(path)
         if not config.host or not config.headers():
             print("Chưa đăng nhập: chạy `warehouse client login` / Not signed in: run `warehouse client login`.")
@@ -240,18 +264,24 @@ async def _send(config: cfg.ClientConfig, args: argparse.Namespace, *, watch: bo
             return 2
     journal = Journal(folder)
     transport = _transport(config, args)
-    options = Options(concurrency=max(1, args.concurrency), session_above=int(args.session_above_mb * MiB))
+    options = Options(
+        concurrency=max(1, args.concurrency),
+        session_above=int(args.session_above_mb * MiB),
+        replace=args.replace,
+    )
     uploader = Uploader(transport, journal, options)
     results = args.results or folder / "ket-qua.csv"
     failed = False
+    waiting: list[str] = []
     try:
         if watch:
-            await _watch(uploader, folder, args)
+            with Progress(0, 0) as progress:
+                waiting = await _watch(uploader, folder, args, progress)
         else:
             outcome = await uploader.send_all(entries)
             failed = any(s == "failed" for s in outcome.values())
         await uploader.refresh()
-        write_results(journal, results)
+        write_results(journal, results, waiting)
         ended = "Dừng / Stopped" if watch else "Xong / Done"
         print(f"{ended}: {summary(journal)}. Kết quả / Results: {results}")
     finally:
@@ -260,18 +290,25 @@ async def _send(config: cfg.ClientConfig, args: argparse.Namespace, *, watch: bo
     return 1 if failed else 0
 
 
-async def _watch(uploader: Uploader, folder: Path, args: argparse.Namespace) -> None:
+async def _watch(uploader: Uploader, folder: Path, args: argparse.Namespace, progress: Progress) -> list[str]:
     """Look at the folder every interval; a PDF is sent once it has not changed for ``settle`` seconds
-    and the manifest has its row. Stops on Ctrl-C or SIGTERM after the files in flight."""
+    and the manifest has its row; each verdict is printed when the warehouse gives it. Stops on Ctrl-C
+    or SIGTERM after the files in flight. Returns the files still waiting for their manifest row."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     seen: dict[str, tuple[int, int, float]] = {}  # name -> (size, mtime_ns, unchanged since)
-    told: set[str] = set()
+    told: set[object] = set()
     print(f"Đang theo dõi {folder} / Watching {folder} (Ctrl-C to stop)", flush=True)
+    waiting: set[str] = set()
+    asked = 0.0
     while not stop.is_set():
         now = time.monotonic()
+        if now - asked >= VERDICT_EVERY:  # what the warehouse said of the files sent, as it says it
+            asked = now
+            for judged in await uploader.refresh():
+                progress.note(verdict_line(judged))
         settled: list[str] = []
         for name, size, mtime_ns in await asyncio.to_thread(_pdfs, folder):
             before = seen.get(name)
@@ -289,24 +326,34 @@ async def _watch(uploader: Uploader, folder: Path, args: argparse.Namespace) -> 
                     key = p.line()
                     if key not in told:
                         told.add(key)
-                        print("  bảng kê / manifest: " + key, flush=True)
+                        progress.note("  bảng kê / manifest: " + key)
                 by_name = {e.name: e for e in entries if e.row not in rows}
             ready = []
             for name in settled:
                 record = uploader.journal.file(name)
                 if record is not None and record.state not in ("queued", "failed"):
-                    continue
+                    if (record.size, record.mtime_ns) == seen[name][:2]:
+                        continue
+                    if not args.replace:  # changed after it was sent: say so once per version
+                        if (name, *seen[name][:2]) not in told:
+                            told.add((name, *seen[name][:2]))
+                            progress.note(changed_after_sending(record))
+                        continue
                 if record is not None and record.state == "failed" and record.size == seen[name][0]:
                     continue  # failed with these bytes: `upload` retries it, watch does not loop on it
                 if name in by_name:
                     ready.append(by_name[name])
-                elif name not in told:
-                    told.add(name)
-                    print(f"  {name}: chờ dòng trong bảng kê / waiting for its manifest row", flush=True)
+                    waiting.discard(name)
+                else:
+                    waiting.add(name)
+                    if name not in told:
+                        told.add(name)
+                        progress.note(f"  {name}: chờ dòng trong bảng kê / waiting for its manifest row")
             if ready:
-                await uploader.send_all(ready)
+                await uploader.send_all(ready, note=progress.note, progress=progress)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=args.interval)
+    return sorted(waiting)
 
 
 def _pdfs(folder: Path) -> list[tuple[str, int, int]]:
@@ -335,8 +382,9 @@ async def _status(config: cfg.ClientConfig, args: argparse.Namespace) -> int:
                 line.append(r.error)
             print("  ".join(str(x) for x in line))
         print(summary(journal))
-        if args.results:
-            write_results(journal, args.results)
+        results = args.results or folder / "ket-qua.csv"
+        write_results(journal, results)
+        print(f"Kết quả / Results: {results}")
     finally:
         await t.aclose()
         journal.close()

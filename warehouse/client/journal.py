@@ -91,13 +91,27 @@ class Journal:
         return FileRecord(*row) if row else None
 
     def track(
-        self, name: str, size: int, mtime_ns: int, sha256: str, dossier_ref: str, kind: str, key: str
+        self,
+        name: str,
+        size: int,
+        mtime_ns: int,
+        sha256: str,
+        dossier_ref: str,
+        kind: str,
+        key: str,
+        *,
+        replace: bool = False,
     ) -> FileRecord:
         """The file's record. A file whose bytes changed before it was sent starts over with them; one
-        changed after it was sent is left as it is (its first version is in the warehouse: send the
-        new scan under another name)."""
+        changed after it was sent keeps its record (its first version is in the warehouse) unless
+        ``replace``: then the new bytes start over as a new file of the same dossier, and the earlier
+        one stays in the dossier's history."""
         known = self.file(name)
-        if known is not None and (known.sha256 == sha256 or known.state not in ("queued", "failed")):
+        if (
+            known is not None
+            and not (replace and known.sha256 != sha256)
+            and (known.sha256 == sha256 or known.state not in ("queued", "failed"))
+        ):
             if (known.size, known.mtime_ns) != (size, mtime_ns) and known.sha256 == sha256:
                 self._db.execute("UPDATE files SET size = ?, mtime_ns = ? WHERE name = ?", (size, mtime_ns, name))
             return self.file(name) or known

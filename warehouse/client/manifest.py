@@ -20,8 +20,9 @@ One row per file. Columns (English or Vietnamese headers, any order):
 | `unit_code` | `mã đơn vị` | no (the account's unit) | |
 
 Every row is checked before anything is sent, and every problem is reported at once, in Vietnamese and
-English. The warehouse checks again on its side; the rules here mirror its rules (warehouse/dossier_rules.py) so a
-station learns of a bad row before a long upload, not after.
+English, naming each column as the manifest's own header does. The warehouse checks again on its side
+with the same rules (warehouse/rules.py, shared with the server), so a station learns of a bad row
+before a long upload, not after. ``warehouse client sample FILE.csv|FILE.xlsx`` writes a sample.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+
+from warehouse import rules
 
 COLUMNS = {
     "file": ("tệp", "tep", "tên tệp"),
@@ -64,19 +67,76 @@ DOSSIER_FIELDS = (
     "unit_code",
 )
 KINDS = {"component": "component", "thành phần": "component", "result": "result", "kết quả": "result"}
-PROCEDURE_CODE = re.compile(r"^[0-9]\.[0-9]{6}(\.[0-9A-Z]+)*$")
-UNIT_CODE = re.compile(r"^[0-9A-Z.]{1,35}$")
-ID_KINDS = {
-    "cccd": (r"^[0-9]{12}$", "CCCD có 12 chữ số", "a citizen ID (CCCD) has 12 digits"),
-    "cmnd": (r"^([0-9]{9}|[0-9]{12})$", "CMND có 9 hoặc 12 chữ số", "an old ID card (CMND) has 9 or 12 digits"),
-    "passport": (
-        r"^[A-Z0-9]{6,9}$",
-        "hộ chiếu có 6 đến 9 chữ hoặc số",
-        "a passport number has 6 to 9 letters or digits",
-    ),
-    "mst": (r"^[0-9]{10}(-[0-9]{3})?$", "mã số thuế có 10 chữ số, hoặc 10-3", "a tax code has 10 digits, or 10-3"),
-    "other": (r"^\S.{0,63}$", "số giấy tờ có 1 đến 64 ký tự", "an identifier has 1 to 64 characters"),
-}
+PROCEDURE_CODE = re.compile(rules.PROCEDURE_CODE)
+UNIT_CODE = re.compile(rules.UNIT_CODE)
+ID_KINDS = rules.ID_KINDS
+
+# A sample manifest with the Vietnamese headers: two scans of one dossier, and a result.
+SAMPLE_HEADER = [
+    COLUMNS[k][0]
+    for k in (
+        "file",
+        "kind",
+        "dossier",
+        "procedure_code",
+        "subject_name",
+        "subject_id_kind",
+        "subject_id_number",
+        "result_number",
+        "issued_on",
+        "issuer",
+        "valid_until",
+    )
+]
+SAMPLE_ROWS = [
+    ["don-de-nghi.pdf", "thành phần", "HS-001", "1.002891", "Nguyễn Văn An", "cccd", "020190000001", "", "", "", ""],
+    [
+        "giay-to-kem-theo.pdf",
+        "thành phần",
+        "HS-001",
+        "1.002891",
+        "Nguyễn Văn An",
+        "cccd",
+        "020190000001",
+        "",
+        "",
+        "",
+        "",
+    ],
+    [
+        "ket-qua.pdf",
+        "kết quả",
+        "HS-002",
+        "1.001612",
+        "Hoàng Thị Bình",
+        "cccd",
+        "020190000002",
+        "123/GCN",
+        "15/03/2024",
+        "UBND xã",
+        "",
+    ],
+]
+
+
+def write_sample(path: Path) -> None:
+    """A sample manifest, CSV (UTF-8 with a byte-order mark, for spreadsheets) or XLSX by the suffix."""
+    if path.suffix.lower() == ".xlsx":
+        from openpyxl import Workbook
+
+        book = Workbook()
+        sheet = book.active
+        assert sheet is not None
+        sheet.title = "Bảng kê"
+        sheet.append(SAMPLE_HEADER)
+        for row in SAMPLE_ROWS:
+            sheet.append(row)
+        book.save(path)
+        return
+    with path.open("w", newline="", encoding="utf-8-sig") as f:
+        writer = csv.writer(f)
+        writer.writerow(SAMPLE_HEADER)
+        writer.writerows(SAMPLE_ROWS)
 
 
 @dataclass(frozen=True)
@@ -112,7 +172,8 @@ def _key(header: str) -> str | None:
 
 
 def read_rows(path: Path) -> tuple[list[dict[str, Any]], list[Problem]]:
-    """The manifest's rows as {column: value}, keyed by the row number; unknown headers are problems."""
+    """The manifest's rows as {column: value}, keyed by the row number; unknown headers are problems.
+    Each row's ``_headers`` maps a column to the header the manifest wrote for it."""
     if path.suffix.lower() == ".xlsx":
         from openpyxl import load_workbook
 
@@ -130,11 +191,12 @@ def read_rows(path: Path) -> tuple[list[dict[str, Any]], list[Problem]]:
         for h, k in zip(raw[0], headers, strict=True)
         if k is None and h not in (None, "")
     ]
+    written = {k: str(h).strip() for h, k in zip(raw[0], headers, strict=True) if k is not None}
     rows = []
     for number, values in enumerate(raw[1:], start=2):
         if all(v in (None, "") for v in values):
             continue
-        row: dict[str, Any] = {"_row": number}
+        row: dict[str, Any] = {"_row": number, "_headers": written}
         for k, v in zip(headers, values, strict=False):
             if k is not None:
                 row[k] = v.strip() if isinstance(v, str) else v
@@ -178,8 +240,9 @@ def validate(folder: Path, manifest: Path, today: date | None = None) -> tuple[l
     for row in rows:
         n = row["_row"]
 
-        def bad(column: str, vi: str, en: str, n: int = n) -> None:
-            problems.append(Problem(n, column, vi, en))
+        def bad(column: str, vi: str, en: str, n: int = n, headers: dict[str, str] = row["_headers"]) -> None:
+            # The column as the manifest's own header names it (Vietnamese headers stay Vietnamese).
+            problems.append(Problem(n, headers.get(column) or COLUMNS[column][0], vi, en))
 
         name = _text(row.get("file"))
         path = folder / name
@@ -201,7 +264,7 @@ def validate(folder: Path, manifest: Path, today: date | None = None) -> tuple[l
             bad("kind", "loại tệp phải là «thành phần» hoặc «kết quả»", "kind must be 'component' or 'result'")
         d: dict[str, Any] = {k: _text(row.get(k)) for k in ("procedure_code", "subject_name", "title", "issuer")}
         d["subject_id_kind"] = _text(row.get("subject_id_kind")).lower() or "cccd"
-        d["subject_id_number"] = _text(row.get("subject_id_number")).upper()
+        d["subject_id_number"] = rules.normalize_identifier(d["subject_id_kind"], _text(row.get("subject_id_number")))
         d["result_number"] = _text(row.get("result_number"))
         d["unit_code"] = _text(row.get("unit_code")).upper()
         if not PROCEDURE_CODE.match(d["procedure_code"]):
@@ -218,10 +281,11 @@ def validate(folder: Path, manifest: Path, today: date | None = None) -> tuple[l
                 f"loại giấy tờ phải là một trong {', '.join(ID_KINDS)}",
                 f"the identifier kind must be one of {', '.join(ID_KINDS)}",
             )
-        else:
-            pattern, vi, en = ID_KINDS[d["subject_id_kind"]]
-            if not re.match(pattern, d["subject_id_number"]):
-                bad("subject_id_number", f"số giấy tờ sai: {vi}", f"wrong identifier: {en}")
+        elif not d["subject_id_number"]:
+            bad("subject_id_number", "thiếu số giấy tờ", "the identifier number is missing")
+        elif not rules.identifier_fits(d["subject_id_kind"], d["subject_id_number"]):
+            kind_rule = ID_KINDS[d["subject_id_kind"]]
+            bad("subject_id_number", f"số giấy tờ sai: {kind_rule.vi}", f"wrong identifier: {kind_rule.en}")
         if d["unit_code"] and not UNIT_CODE.match(d["unit_code"]):
             bad(
                 "unit_code",

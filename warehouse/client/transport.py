@@ -181,11 +181,17 @@ class Transport:
             self._last_told = (text.split(";")[0], now)
             self.on_wait(text)
 
-    def file_body(self, path: Path, offset: int, length: int) -> Callable[[], AsyncIterator[bytes]]:
+    def file_body(
+        self, path: Path, offset: int, length: int, on_sent: Callable[[int], None] | None = None
+    ) -> Callable[[], AsyncIterator[bytes]]:
         """A body factory: ``length`` bytes of the file from ``offset``, read afresh for each attempt and
-        sent within the bandwidth limit."""
+        sent within the bandwidth limit. ``on_sent`` hears of each chunk as it goes (a repeated attempt
+        reports only what goes beyond the furthest point an earlier one reached)."""
+        furthest = 0
 
         async def chunks() -> AsyncIterator[bytes]:
+            nonlocal furthest
+            position = 0
             with path.open("rb") as f:
                 f.seek(offset)
                 left = length
@@ -196,5 +202,9 @@ class Transport:
                     await self.bandwidth.take(len(data))
                     left -= len(data)
                     yield data
+                    position += len(data)
+                    if on_sent is not None and position > furthest:
+                        on_sent(position - furthest)
+                        furthest = position
 
         return chunks

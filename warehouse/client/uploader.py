@@ -5,6 +5,7 @@ duplicating any of it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import hashlib
 import json
@@ -36,11 +37,13 @@ def sha256_of(path: Path) -> str:
 class Options:
     concurrency: int = 2
     session_above: int = 16 * MiB  # larger files go through resumable upload sessions
+    replace: bool = False  # send a file whose bytes changed after it was sent, as a new file
 
 
 @dataclass
 class Progress:
-    """Files and bytes: bars with rate and time left on a terminal, plain lines otherwise."""
+    """Files and megabytes: two bars with rate and time left on a terminal, plain lines otherwise. One
+    Progress lasts a whole run (``watch`` adds each batch to it), and bytes move as each chunk goes."""
 
     total_files: int
     total_bytes: int
@@ -53,52 +56,65 @@ class Progress:
 
     def __enter__(self) -> Progress:
         if sys.stderr.isatty() and not self.quiet:
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                MofNCompleteColumn,
-                TextColumn,
-                TimeRemainingColumn,
-                TransferSpeedColumn,
-            )
-            from rich.progress import (
-                Progress as Bars,
-            )
+            from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
+            from rich.progress import Progress as Bars
 
             self._bar = Bars(
                 TextColumn("{task.description}"),
                 BarColumn(),
-                MofNCompleteColumn(),
-                DownloadColumn(),
-                TransferSpeedColumn(),
+                TextColumn("{task.fields[detail]}"),
                 TimeRemainingColumn(),
                 transient=False,
+                refresh_per_second=4,
             )
             self._bar.__enter__()
             self._tasks = (
-                self._bar.add_task("tệp / files", total=self.total_files),
-                self._bar.add_task("dữ liệu / bytes", total=self.total_bytes),
+                self._bar.add_task("tệp / files", total=self.total_files, detail=""),
+                self._bar.add_task("dữ liệu / data", total=self.total_bytes, detail=""),
             )
+            self._show()
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
+            self._show()
             self._bar.__exit__(None, None, None)
 
+    def add(self, files: int, size: int) -> None:
+        """More work for the same bars (the next batch of ``watch``)."""
+        self.total_files += files
+        self.total_bytes += size
+        self._show()
+
+    def rate(self) -> float:
+        return self.sent_bytes / max(0.001, time.monotonic() - self.started)
+
+    def _show(self) -> None:
+        if self._bar is None or not self._tasks:
+            return
+        files, data = self._tasks
+        self._bar.update(
+            files, total=max(1, self.total_files), completed=self.files, detail=f"{self.files}/{self.total_files}"
+        )
+        self._bar.update(
+            data,
+            total=max(1, self.total_bytes),
+            completed=self.sent_bytes,
+            detail=f"{self.sent_bytes / MiB:.1f}/{self.total_bytes / MiB:.1f} MB, {self.rate() / MiB:.2f} MB/s",
+        )
+
     def sent(self, n: int) -> None:
-        self.sent_bytes += n
-        if self._bar is not None and self._tasks:
-            self._bar.update(self._tasks[1], advance=n)
+        self.sent_bytes = min(self.total_bytes, self.sent_bytes + n)
+        self._show()
 
     def done(self, name: str, state: str) -> None:
         self.files += 1
-        if self._bar is not None and self._tasks:
-            self._bar.update(self._tasks[0], advance=1)
+        if self._bar is not None:
+            self._show()
             return
         if self.quiet:
             return
-        elapsed = max(0.001, time.monotonic() - self.started)
-        rate = self.sent_bytes / elapsed
+        rate = self.rate()
         left = (self.total_bytes - self.sent_bytes) / rate if rate > 0 else 0
         print(
             f"{self.files}/{self.total_files} files, {self.sent_bytes / MiB:.1f}/{self.total_bytes / MiB:.1f} MB, "
@@ -120,21 +136,32 @@ class Uploader:
         self.options = options
         self._dossier_locks: dict[str, asyncio.Lock] = {}
         self._created: set[str] = set()  # dossiers this run created: nothing can be in them yet
+        self._digests: dict[str, str] = {}  # each file's bytes now, by name
 
-    async def send_all(self, entries: list[Entry], note: Callable[[str], None] = print) -> dict[str, str]:
-        """Send every entry not yet sent. Returns {file name: state}."""
+    async def send_all(
+        self, entries: list[Entry], note: Callable[[str], None] = print, progress: Progress | None = None
+    ) -> dict[str, str]:
+        """Send every entry not yet sent, on ``progress`` (a new one when not given). Returns
+        {file name: state}."""
         records = [self.prepare(e) for e in entries]
+        for entry, record in zip(entries, records, strict=True):
+            if record.sha256 != self._digests.get(entry.name, record.sha256):
+                note(changed_after_sending(record))
         todo = [(e, r) for e, r in zip(entries, records, strict=True) if r.state in ("queued", "failed")]
         outcome: dict[str, str] = {r.name: r.state for r in records}
         total = sum(r.size for _, r in todo)
         gate = asyncio.Semaphore(self.options.concurrency)
-        with Progress(len(todo), total) as progress:
+        with contextlib.ExitStack() as stack:
+            if progress is None:
+                progress = stack.enter_context(Progress(0, 0))
+            progress.add(len(todo), total)
             self.t.on_wait = progress.note
+            bar = progress
 
             async def one(entry: Entry, record: FileRecord) -> None:
                 async with gate:
-                    outcome[record.name] = await self.send(entry, record, progress)
-                    progress.done(record.name, outcome[record.name])
+                    outcome[record.name] = await self.send(entry, record, bar)
+                    bar.done(record.name, outcome[record.name])
 
             await asyncio.gather(*(one(e, r) for e, r in todo))
         return outcome
@@ -151,8 +178,16 @@ class Uploader:
             "station-file-"
             + hashlib.sha256(f"{self.dossier_key(entry)}/{digest}/{entry.kind}".encode()).hexdigest()[:40]
         )
+        self._digests[entry.name] = digest
         return self.journal.track(
-            entry.name, stat.st_size, stat.st_mtime_ns, digest, entry.dossier_ref, entry.kind, key
+            entry.name,
+            stat.st_size,
+            stat.st_mtime_ns,
+            digest,
+            entry.dossier_ref,
+            entry.kind,
+            key,
+            replace=self.options.replace,
         )
 
     async def dossier_id(self, entry: Entry) -> str:
@@ -204,7 +239,7 @@ class Uploader:
         r = await self.t.request(
             "POST",
             f"/api/v1/dossiers/{dossier_id}/files",
-            body=self.t.file_body(path, 0, record.size),
+            body=self.t.file_body(path, 0, record.size, on_sent=progress.sent),
             headers={
                 "Content-Type": "application/pdf",
                 "Content-Length": str(record.size),
@@ -214,7 +249,6 @@ class Uploader:
                 "Idempotency-Key": record.idem_key,
             },
         )
-        progress.sent(record.size)
         return str(r.json()["id"])
 
     async def send_in_parts(self, record: FileRecord, dossier_id: str, path: Path, progress: Progress) -> str:
@@ -249,16 +283,17 @@ class Uploader:
             await self.t.request(
                 "PUT",
                 f"/api/v1/uploads/{session['id']}/parts/{n}",
-                body=self.t.file_body(path, offset, length),
+                body=self.t.file_body(path, offset, length, on_sent=progress.sent),
                 headers={"Content-Type": "application/octet-stream", "Content-Length": str(length)},
             )
-            progress.sent(length)
         r = await self.t.request("POST", f"/api/v1/uploads/{session['id']}/complete")
         body = r.json()
         return str(body.get("file_id") or body["id"])
 
-    async def refresh(self) -> None:
-        """Ask the warehouse what became of each sent file: processing, ready or rejected, and why."""
+    async def refresh(self) -> list[FileRecord]:
+        """Ask the warehouse what became of each sent file: processing, ready or rejected, and why.
+        Returns the records that reached ready or rejected in this call."""
+        settled: list[FileRecord] = []
         for record in self.journal.files():
             if not record.file_id or record.state in ("ready", "rejected"):
                 continue
@@ -270,14 +305,44 @@ class Uploader:
             state = f["state"] if f["state"] in ("ready", "rejected") else "processing"
             findings = "; ".join(f"{x['code']}: {x.get('vi') or x.get('en')}" for x in f.get("findings", []))
             self.journal.update(record.name, state=state, verdict=f.get("verdict"), findings=findings or None)
+            if state in ("ready", "rejected"):
+                settled.append(self.journal.file(record.name) or record)
+        return settled
 
 
-def write_results(journal: Journal, path: Path) -> None:
-    """The CSV an operator hands to the unit's admin: file, dossier code, state, findings."""
+def verdict_line(record: FileRecord) -> str:
+    """One line for a file the warehouse has judged, as ``watch`` prints it when it happens."""
+    words = {"ready": "sẵn sàng/ready", "rejected": "bị từ chối/rejected"}
+    if record.state == "ready" and record.findings:
+        words["ready"] = "sẵn sàng, có cảnh báo/ready with warnings"
+    line = f"  {record.name}: {words.get(record.state, record.state)}"
+    return f"{line} — {record.findings}" if record.findings else line
+
+
+def changed_after_sending(record: FileRecord) -> str:
+    """What to say of a file whose bytes changed after an earlier version was sent."""
+    if record.state == "rejected":
+        return (
+            f"  {record.name}: bản trước đã bị từ chối và tệp đã thay đổi; chạy lại với --replace để gửi bản "
+            f"sửa / the earlier version was rejected and the file has changed: run again with --replace to "
+            f"send the corrected scan (the rejected one stays in the dossier's history)"
+        )
+    return (
+        f"  {record.name}: tệp đã thay đổi sau khi gửi ({record.state}); không gửi lại. Dùng --replace để gửi thêm "
+        f"bản mới / the file changed after it was sent ({record.state}); not sent again: --replace adds the new "
+        f"version to the dossier"
+    )
+
+
+def write_results(journal: Journal, path: Path, waiting: list[str] | None = None) -> None:
+    """The CSV an operator hands to the unit's admin: file, dossier code, state, findings; with the
+    folder's scans that still wait for their manifest row (state ``waiting``)."""
     with path.open("w", newline="", encoding="utf-8-sig") as f:
         out = csv.writer(f)
         out.writerow(["file", "dossier_code", "state", "verdict", "findings", "error"])
+        known = set()
         for r in journal.files():
+            known.add(r.name)
             out.writerow(
                 [
                     r.name,
@@ -288,17 +353,21 @@ def write_results(journal: Journal, path: Path) -> None:
                     r.error or "",
                 ]
             )
+        for name in sorted(set(waiting or ()) - known):
+            out.writerow([name, "", "waiting", "", "", "chờ dòng trong bảng kê / waiting for its manifest row"])
 
 
 def summary(journal: Journal) -> str:
-    counts = Counter(r.state for r in journal.files())
-    order = ("ready", "rejected", "processing", "sent", "queued", "failed")
+    records = journal.files()
+    counts = Counter("ready_with_warnings" if r.state == "ready" and r.findings else r.state for r in records)
+    order = ("ready", "ready_with_warnings", "rejected", "processing", "sent", "queued", "failed")
     words = {
         "ready": "sẵn sàng/ready",
+        "ready_with_warnings": "sẵn sàng có cảnh báo/ready with warnings",
         "rejected": "bị từ chối/rejected",
         "processing": "đang kiểm tra/processing",
         "sent": "đã gửi/sent",
         "queued": "chưa gửi/queued",
         "failed": "lỗi/failed",
     }
-    return ", ".join(f"{counts[s]} {words[s]}" for s in order if counts[s])
+    return ", ".join(f"{counts[s]} {words[s]}" for s in order if counts[s]) or "không có tệp nào / no files"

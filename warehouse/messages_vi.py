@@ -1,0 +1,147 @@
+"""The API's errors in Vietnamese, for a caller that asks for them (``Accept-Language: vi``), as the
+inspection findings already are. Keyed by the stable problem code; the English sentence, with the
+request's own values, stays in ``detail_en``."""
+
+from __future__ import annotations
+
+TITLES = {
+    400: "Yêu cầu không đọc được",
+    401: "Chưa đăng nhập",
+    403: "Không được phép",
+    404: "Không tìm thấy",
+    405: "Phương thức không được phép",
+    408: "Gửi quá chậm",
+    409: "Xung đột",
+    413: "Quá lớn",
+    415: "Kiểu nội dung không được nhận",
+    422: "Dữ liệu không hợp lệ",
+    429: "Quá nhiều yêu cầu",
+    500: "Lỗi bên trong kho",
+    503: "Tạm thời không phục vụ được",
+}
+
+DETAILS = {
+    # Signing in and accounts
+    "unauthenticated": "Hãy đăng nhập trước: gửi mã đăng nhập (bearer token) hoặc khóa API.",
+    "bad_credentials": "Tên đăng nhập hoặc mật khẩu không đúng.",
+    "account_disabled": "Tài khoản đã bị khóa. Liên hệ quản trị viên của đơn vị.",
+    "account_locked": "Đăng nhập sai quá nhiều lần từ máy này; hãy chờ một lúc rồi thử lại.",
+    "too_many_sign_ins": "Quá nhiều lần đăng nhập từ địa chỉ này; hãy chờ một lúc rồi thử lại.",
+    "sign_in_busy": "Kho đang kiểm tra nhiều lượt đăng nhập; hãy thử lại sau vài giây.",
+    "password_change_required": "Hãy đổi mật khẩu dùng một lần trước (POST /api/v1/me/password).",
+    "password_too_short": "Mật khẩu phải có ít nhất 10 ký tự.",
+    "password_unchanged": "Mật khẩu mới phải khác mật khẩu hiện tại.",
+    "wrong_current_password": "Mật khẩu hiện tại không đúng.",
+    "forbidden": "Tài khoản của bạn không được làm việc này.",
+    "account_not_found": "Không có tài khoản này trong các đơn vị bạn quản lý.",
+    "api_key_not_found": "Không có khóa API này.",
+    "login_taken": "Tên đăng nhập này đã được dùng; hãy chọn tên khác.",
+    "invalid_login": "Tên đăng nhập có 2 đến 63 ký tự: chữ thường không dấu, chữ số, '.', '_' hoặc '-'.",
+    "invalid_role": "Vai trò không hợp lệ, hoặc bạn không được cấp vai trò này.",
+    "invalid_state": "Trạng thái chỉ là 'active' hoặc 'disabled'.",
+    "invalid_limits": "Giới hạn là số nguyên từ 1 đến 1000000, cho đúng các khóa được phép.",
+    "invalid_per_unit": "Số tài khoản mỗi đơn vị nằm ngoài khoảng cho phép.",
+    "no_units": "Không có đơn vị nào đang hoạt động ở cấp này dưới đơn vị đã cho.",
+    # Units and reports
+    "unit_not_found": "Không có đơn vị này trong các đơn vị bạn được xem.",
+    "unit_code_taken": "Mã đơn vị này đã có.",
+    "unit_retired": "Đơn vị này đã được sáp nhập hoặc giải thể; hãy dùng đơn vị kế thừa.",
+    "invalid_parent": "Đơn vị cấp trên không hợp lệ.",
+    "invalid_level": "Cấp là department (sở, ngành), district (huyện) hoặc commune (xã).",
+    "invalid_merge": "Không sáp nhập được như vậy: kiểm tra các đơn vị và ngày hiệu lực.",
+    "invalid_move": "Không chuyển được đơn vị như vậy: kiểm tra đơn vị cấp trên mới.",
+    "effective_in_future": "Ngày hiệu lực không được ở tương lai.",
+    "missing_columns": "Tệp nhập thiếu cột bắt buộc.",
+    "invalid_rows": "Một số dòng của tệp nhập không hợp lệ; nội dung lỗi nêu từng dòng.",
+    "empty_import": "Tệp nhập không có dòng nào.",
+    "import_too_large": "Tệp nhập quá lớn.",
+    "invalid_year": "Năm phải từ 2000 đến 2100.",
+    "invalid_target_rate": "Chỉ tiêu là tỷ lệ từ 0 đến 1 (ví dụ 0.55 cho 55%).",
+    "invalid_declared_total": "Tổng số hồ sơ phải là số nguyên không âm.",
+    # Dossiers
+    "dossier_not_found": "Không có hồ sơ này trong các đơn vị bạn được xem.",
+    "dossier_code_taken": "Mã hồ sơ này đã có; hãy dùng mã khác hoặc để kho tự cấp.",
+    "dossier_code_of_another_unit": "Mã hồ sơ phải bắt đầu bằng mã của đơn vị tiếp nhận.",
+    "daily_sequence_exhausted": "Đơn vị đã tiếp nhận đủ 9999 hồ sơ trong ngày; hãy tự ghi mã cho hồ sơ này.",
+    "invalid_id_kind": "Loại giấy tờ phải là cccd, cmnd, passport, mst hoặc other.",
+    "invalid_id_number": "Số giấy tờ không đúng dạng của loại giấy tờ đã chọn.",
+    "received_in_future": "Ngày tiếp nhận không được sau hôm nay.",
+    "received_on_missing": "Không được xóa ngày tiếp nhận của hồ sơ.",
+    "result_number_missing": "Kết quả cần có số kết quả (result.number).",
+    "required_field_missing": "Không được xóa mã thủ tục hay họ tên chủ hồ sơ.",
+    "issued_in_future": "Ngày cấp kết quả không được sau hôm nay.",
+    "validity_before_issue": "Ngày hết hiệu lực không được trước ngày cấp.",
+    "invalid_cursor": "Con trỏ phân trang không hợp lệ; hãy tải lại từ trang đầu.",
+    "limit_too_large": "Số dòng mỗi trang quá lớn.",
+    "invalid_fields": "Một số trường bị thiếu hoặc không hợp lệ; danh sách lỗi nêu từng trường.",
+    "invalid_value": (
+        "Có giá trị không lưu được (số quá lớn, hoặc văn bản chứa ký tự không cho phép); hãy sửa và gửi lại."
+    ),
+    "invalid_dossier_id": "Mã định danh hồ sơ không hợp lệ.",
+    # Files and uploads
+    "file_not_found": "Không có tệp này trong các đơn vị bạn được xem.",
+    "not_a_pdf": "Tệp gửi lên không phải PDF. Hãy quét hoặc xuất lại thành PDF rồi gửi.",
+    "empty_body": "Yêu cầu không kèm tệp. Hãy đính kèm tệp PDF rồi gửi lại.",
+    "file_too_large": "Tệp lớn hơn mức kho nhận; hãy chia nhỏ hoặc quét với độ phân giải phù hợp.",
+    "too_large": "Nội dung gửi lên lớn hơn mức kho nhận.",
+    "form_too_large": "Biểu mẫu gửi lên có quá nhiều phần hoặc phần đầu quá lớn.",
+    "body_too_large": "Nội dung gửi lên lớn hơn mức kho nhận.",
+    "bad_multipart": "Không đọc được biểu mẫu multipart; hãy gửi lại.",
+    "file_part_missing": "Biểu mẫu thiếu phần 'file' chứa tệp PDF.",
+    "invalid_file_kind": "Loại tệp phải là component (thành phần) hoặc result (kết quả).",
+    "bad_content_length": "Content-Length không phải số nguyên byte.",
+    "body_length_mismatch": "Dữ liệu nhận được không khớp Content-Length; hãy gửi lại.",
+    "checksum_mismatch": (
+        "Mã SHA-256 của dữ liệu nhận được khác mã đã khai; tệp có thể bị hỏng trên đường truyền, hãy gửi lại."
+    ),
+    "invalid_checksum": "Mã SHA-256 phải có 64 ký tự hệ 16.",
+    "size_mismatch": "Kích thước tệp nhận được khác kích thước đã khai.",
+    "invalid_size": "Kích thước tệp không hợp lệ.",
+    "invalid_mode": "Cách tải lên phải là parts hoặc direct.",
+    "upload_not_found": "Không có phiên tải lên này.",
+    "upload_not_open": "Phiên tải lên đã kết thúc; hãy mở phiên mới.",
+    "upload_missing": "Kho chưa nhận được tệp của phiên tải lên trực tiếp này.",
+    "upload_is_direct": "Phiên này tải thẳng lên kho lưu trữ, không nhận từng phần qua API.",
+    "invalid_part_number": "Số thứ tự phần không hợp lệ.",
+    "part_size_mismatch": "Kích thước phần không đúng kích thước của phiên.",
+    "parts_missing": "Còn thiếu phần chưa gửi; danh sách phần thiếu có trong trạng thái phiên.",
+    "upload_too_slow": "Tệp được gửi quá chậm nên kho đã dừng nhận; hãy gửi lại khi đường truyền tốt hơn.",
+    "too_many_uploads": "Đang có quá nhiều lượt tải lên cùng lúc; hãy chờ rồi gửi lại.",
+    "concurrent_uploads": "Đang có quá nhiều lượt tải lên cùng lúc; hãy chờ rồi gửi lại.",
+    "rate_limited": "Quá nhiều yêu cầu; hãy chờ một lúc rồi thử lại.",
+    "content_missing": "Dữ liệu của bản ghi này không còn trong kho lưu trữ; hãy báo quản trị viên.",
+    "ocr_copy_missing": "Bản có lớp chữ (OCR) chưa có; hãy tải bản gốc.",
+    # Retries
+    "invalid_idempotency_key": "Idempotency-Key phải có 1 đến 200 ký tự ASCII in được.",
+    "idempotency_key_reused": "Idempotency-Key này đã được dùng cho một yêu cầu khác.",
+    "idempotency_in_progress": "Yêu cầu cùng Idempotency-Key đang được xử lý; hãy thử lại sau ít giây.",
+    # Generic
+    "bad_request": "Không đọc được yêu cầu; hãy kiểm tra định dạng rồi thử lại.",
+    "not_found": "Không có gì ở địa chỉ này.",
+    "method_not_allowed": "Địa chỉ này không nhận phương thức đó.",
+    "unsupported_media_type": "Địa chỉ này không nhận kiểu nội dung đó.",
+    "storage_unavailable": "Kho lưu trữ tệp tạm thời không trả lời. Chưa có gì được lưu; hãy thử lại sau ít phút.",
+    "database_unavailable": "Cơ sở dữ liệu tạm thời không trả lời. Chưa có gì được lưu; hãy thử lại sau ít phút.",
+    "queue_unavailable": "Hàng đợi xử lý tạm thời không trả lời. Chưa có gì được lưu; hãy thử lại sau ít phút.",
+    "internal_error": "Có lỗi bên trong kho; yêu cầu chưa hoàn thành. Nếu lặp lại, hãy báo quản trị viên.",
+    "http_error": "Yêu cầu không thực hiện được.",
+}
+
+
+def wants_vietnamese(accept_language: str | None) -> bool:
+    """Whether the caller prefers Vietnamese to English (``Accept-Language``, quality values honoured)."""
+    best: tuple[float, str] = (0.0, "")
+    for part in (accept_language or "").split(","):
+        lang, _, params = part.strip().partition(";")
+        quality = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        primary = lang.strip().lower().split("-")[0]
+        if primary in ("vi", "en") and quality > best[0]:
+            best = (quality, primary)
+    return best[1] == "vi"
