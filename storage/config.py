@@ -12,12 +12,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 MiB = 1024 * 1024
 
 
-class Settings(BaseSettings):
-    """Every address, secret and limit the warehouse uses. Each field is ``WAREHOUSE_<NAME>``."""
-
+class _Group(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WAREHOUSE_", env_file=None, extra="ignore")
 
-    # Where the API listens.
+
+class ApiSettings(_Group):
+    """Where the API listens and how it treats connections."""
+
     host: str = "127.0.0.1"
     port: int = 8000
     api_workers: int = Field(default=1, ge=1, description="API worker processes")
@@ -31,7 +32,10 @@ class Settings(BaseSettings):
     # proxy's (nginx keeps upstream connections 60 s), or a client sends on a connection being closed.
     api_keep_alive_seconds: int = Field(default=75, ge=1, le=3600, description="idle client connection lifetime")
 
-    # Backing services.
+
+class ServiceSettings(_Group):
+    """Postgres, Redis and the object store, and where local services keep their data."""
+
     database_url: str = Field(
         default="postgresql://postgres@127.0.0.1:5432/warehouse",
         description="the owner's connection: migrations, the seed and bulk loads (never the API or workers)",
@@ -77,7 +81,10 @@ class Settings(BaseSettings):
     # Where local services and secrets live when the warehouse starts them itself.
     data_dir: Path = Path(".data")
 
-    # Security.
+
+class SecuritySettings(_Group):
+    """Tokens, passwords and sign-in limits."""
+
     secret_key: str = Field(default="", description="JWT signing key; generated under data_dir when empty")
     token_ttl_seconds: int = 3600
     admin_password: str = ""
@@ -104,7 +111,10 @@ class Settings(BaseSettings):
         description="addresses of reverse proxies whose X-Forwarded-For names the client (sign-in limits)",
     )
 
-    # Fair share: per account (overridable in the account's limits) and per unit.
+
+class FairShareSettings(_Group):
+    """Fair share: per account (overridable in the account's limits) and per unit."""
+
     rate_account_rps: int = Field(default=20, ge=1, description="requests per second per account")
     rate_unit_rps: int = Field(default=60, ge=1, description="requests per second per unit")
     rate_account_uploads: int = Field(default=2, ge=1, description="concurrent uploads per account")
@@ -113,14 +123,20 @@ class Settings(BaseSettings):
     rate_account_upload_mb_per_minute: int = Field(default=300, ge=1)
     rate_unit_upload_mb_per_minute: int = Field(default=600, ge=1)
 
-    # Units and codes.
+
+class UnitSettings(_Group):
+    """Units and codes."""
+
     province_org_suffix: str = Field(
         default="HXX",
         description="the province's group in organisation identifiers (000.00.00.Hxx, Decision 20/2020)",
         pattern=r"^[0-9A-Z]{1,5}$",
     )
 
-    # Upload limits.
+
+class UploadSettings(_Group):
+    """Uploads, their sessions, and what the warehouse keeps and checks afterwards."""
+
     max_file_bytes: int = Field(default=200 * MiB, ge=1)
     upload_drain_bytes: int = Field(
         default=64 * MiB, ge=0, description="how much of a refused body is read so the client sees the 413"
@@ -156,7 +172,10 @@ class Settings(BaseSettings):
     page_size_default: int = 50
     page_size_max: int = 200
 
-    # Inspection limits (worker).
+
+class WorkerSettings(_Group):
+    """The workers: inspection's limits, job handling and metrics."""
+
     inspect_timeout_seconds: float = Field(
         default=60.0, gt=0, description="reading one file (after fetching it) may take this long, then it is rejected"
     )
@@ -196,7 +215,10 @@ class Settings(BaseSettings):
         default=15, gt=0, description="how often the API reads the pipeline's and queues' depth for /metrics"
     )
 
-    # The national scan standard and which findings reject a file; the rest are warnings.
+
+class StandardSettings(_Group):
+    """The national scan standard and which findings reject a file; the rest are warnings."""
+
     inspect_min_dpi: int = Field(default=200, ge=1, description="lowest scan resolution without a warning")
     inspect_min_pdf_version: str = Field(default="1.4", pattern=r"^\d\.\d$")
     inspect_paper_tolerance_mm: float = Field(default=6.0, ge=0, description="how far a page may be from A4/A3")
@@ -211,7 +233,10 @@ class Settings(BaseSettings):
         default=None, description="PEM file of trusted root certificates for validating signatures"
     )
 
-    # OCR of image-only pages (its own queue and workers, at a lower CPU priority).
+
+class OcrSettings(_Group):
+    """OCR of image-only pages (its own queue and workers, at a lower CPU priority)."""
+
     ocr_enabled: bool = True
     ocr_languages: str = "vie"
     ocr_max_jobs: int = Field(default=1, ge=1, description="files OCR'd at once per OCR worker process")
@@ -222,6 +247,23 @@ class Settings(BaseSettings):
     ocr_max_pages: int = Field(default=300, ge=1, description="files with more image-only pages are not OCR'd")
     ocr_pdfa: bool = Field(default=True, description="write the OCR'd copy as PDF/A where it validates")
     stuck_after_seconds: int = 300
+
+
+class Settings(
+    ApiSettings,
+    ServiceSettings,
+    SecuritySettings,
+    FairShareSettings,
+    UnitSettings,
+    UploadSettings,
+    WorkerSettings,
+    StandardSettings,
+    OcrSettings,
+):
+    """Every address, secret and limit the warehouse uses, grouped by concern above; each field is
+    ``WAREHOUSE_<NAME>`` whatever its group, and is read as ``settings.<name>``."""
+
+    model_config = SettingsConfigDict(env_prefix="WAREHOUSE_", env_file=None, extra="ignore")
 
 
 APP_ROLE = "warehouse_app"

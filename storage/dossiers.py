@@ -139,6 +139,11 @@ class Dossiers:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
+    async def code_counters(self) -> dict[tuple[int, date], int]:
+        """The last daily sequence number used, per (unit, day): where new codes of that day start."""
+        rows = await self._pool.fetch("SELECT unit_id, day, last FROM dossier_code_counters")
+        return {(r["unit_id"], r["day"]): r["last"] for r in rows}
+
     async def bulk_load(self, records: list[tuple[Any, ...]]) -> int:
         """COPY many dossiers at once (``BULK_COLUMNS`` order); call ``after_bulk_load`` when done."""
         async with self._pool.acquire() as conn, conn.transaction():

@@ -8,8 +8,19 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import msgspec
 
+from storage.inspection import Finding, InspectionRecord
 from storage.text import fold, storable
+
+
+@dataclass(frozen=True, slots=True)
+class PageText:
+    """A page's text, and where it came from (the file's own text layer, or OCR)."""
+
+    page: int
+    source: str
+    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +74,7 @@ class Inspection:
 
     state: str  # ready | rejected
     pages: int | None
-    details: dict[str, Any]
+    details: InspectionRecord
     text: str
     reason_code: str | None = None
     reason: str | None = None
@@ -222,7 +233,7 @@ class Files:
         it can be used while OCR runs); otherwise the stage is the verdict.
         """
         stage = "ocr" if result.state == "ready" and ocr_pages else result.state
-        details = storable({**result.details, "ocr_pages": ocr_pages} if ocr_pages else result.details)
+        details = storable({**result.details.stored(), "ocr_pages": ocr_pages})
         page_texts: list[str] = storable(result.page_texts)
         text: str = storable(result.text)
         numbers = [n for n, t in enumerate(page_texts, start=1) if t.strip()]
@@ -280,14 +291,15 @@ class Files:
         outcome: dict[str, Any],
         object_key: str | None,
         *,
-        findings: list[dict[str, Any]] | None = None,
+        findings: list[Finding] | None = None,
     ) -> bool:
         """Keep the recognised text per page, make it searchable and end the pipeline at ``ready``.
 
         ``findings`` (warnings only: the file is already ready) join the verdict's, e.g. blank pages,
         which are found in this stage.
         """
-        page_texts, outcome, findings = storable(page_texts), storable(outcome), storable(findings)
+        page_texts, outcome = storable(page_texts), storable(outcome)
+        added = storable([msgspec.to_builtins(f) for f in findings or []])
         numbers = sorted(n for n, text in page_texts.items() if text.strip())
         async with self._pool.acquire() as conn, conn.transaction():
             updated = await conn.fetchval(
@@ -308,7 +320,7 @@ class Files:
                 file.id,
                 outcome,
                 object_key,
-                findings or [],
+                added,
             )
             if not updated:
                 return False
@@ -363,10 +375,11 @@ class Files:
         )
         return {r["stage"]: r["n"] for r in rows}
 
-    async def pages(self, file_id: UUID) -> list[asyncpg.Record]:
-        return await self._pool.fetch(
+    async def pages(self, file_id: UUID) -> list[PageText]:
+        rows = await self._pool.fetch(
             "SELECT page, source, text FROM file_pages WHERE file_id = $1 ORDER BY page", file_id
         )
+        return [PageText(r["page"], r["source"], r["text"]) for r in rows]
 
     async def mark_deleted(self, file_id: UUID) -> None:
         await self._pool.execute(

@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
 import asyncpg
+
+
+@dataclass(frozen=True, slots=True)
+class UnitProgress:
+    """One unit's year: its declared total and target rate (when set), and dossiers digitized."""
+
+    unit_id: int
+    code: str
+    name: str
+    level: str
+    declared_total: int | None
+    target_rate: float | None
+    digitized: int
+
+
+@dataclass(frozen=True, slots=True)
+class WeekProgress:
+    unit_id: int
+    week: date  # the week's Monday
+    digitized: int
 
 
 class Progress:
@@ -26,9 +47,9 @@ class Progress:
             Decimal(str(target_rate)) if target_rate is not None else None,
         )
 
-    async def rows(self, year: int, unit_ids: list[int]) -> list[asyncpg.Record]:
+    async def rows(self, year: int, unit_ids: list[int]) -> list[UnitProgress]:
         """Per unit: declared total and target rate (if set) and dossiers of that year digitized."""
-        return await self._pool.fetch(
+        records = await self._pool.fetch(
             """
             SELECT u.id, u.code, u.name, u.level, t.declared_total, t.target_rate,
                    coalesce(p.digitized, 0)::bigint AS digitized
@@ -42,9 +63,21 @@ class Progress:
             year,
             unit_ids,
         )
+        return [
+            UnitProgress(
+                unit_id=r["id"],
+                code=r["code"],
+                name=r["name"],
+                level=r["level"],
+                declared_total=r["declared_total"],
+                target_rate=float(r["target_rate"]) if r["target_rate"] is not None else None,
+                digitized=int(r["digitized"]),
+            )
+            for r in records
+        ]
 
-    async def weekly(self, year: int, unit_ids: list[int], since: date) -> list[asyncpg.Record]:
-        return await self._pool.fetch(
+    async def weekly(self, year: int, unit_ids: list[int], since: date) -> list[WeekProgress]:
+        records = await self._pool.fetch(
             """
             SELECT unit_id, week, sum(digitized)::bigint AS digitized FROM unit_progress
             WHERE year = $1 AND unit_id = ANY($2) AND week >= $3
@@ -54,3 +87,4 @@ class Progress:
             unit_ids,
             since,
         )
+        return [WeekProgress(r["unit_id"], r["week"], int(r["digitized"])) for r in records]

@@ -130,6 +130,11 @@ class Units:
         )
         return [Unit.from_record(r) for r in rows]
 
+    async def id_of(self, conn: Any, code: str) -> int | None:
+        """The id of the unit with this code, inside the caller's transaction (None: there is none)."""
+        found: int | None = await conn.fetchval("SELECT id FROM units WHERE code = $1", code)
+        return found
+
     async def create_or_update(
         self, conn: Any, *, code: str, name: str, level: str, parent_id: int | None
     ) -> tuple[int, bool]:

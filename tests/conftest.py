@@ -18,7 +18,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from storage import Database, Settings, app_database_url, drop_database, migrate, object_store
-from tests.factories import ADMIN_PASSWORD, Api
+from tests.factories import ADMIN_PASSWORD, Api, Subtree, new_subtree
 from warehouse.app import create_app
 from warehouse.security import Passwords
 from warehouse.seed import seed
@@ -71,6 +71,12 @@ async def db(prepared: Settings) -> AsyncIterator[Database]:
 
 def make_client(settings: Settings) -> AsyncTestClient[Litestar]:
     return AsyncTestClient(app=create_app(settings), timeout=60)
+
+
+@pytest.fixture
+async def tree(db: Database) -> Subtree:
+    """A district and three communes of this test's own (see tests/factories.py: Subtree)."""
+    return await new_subtree(db)
 
 
 @pytest.fixture(scope="session")

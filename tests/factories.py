@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -40,6 +41,40 @@ def province(suffix: str = "HXX") -> str:
 
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+_subtrees = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Subtree:
+    """A district of one test's own, with its communes, under the province: codes no other test uses,
+    so a test needs no hand-picked codes (``000.00.01.T0007`` and ``000.NN.01.T0007``)."""
+
+    district: str
+    communes: list[str]
+
+    def commune(self, n: int = 1) -> str:
+        return self.communes[n - 1]
+
+
+async def new_subtree(db: Database, communes: int = 3) -> Subtree:
+    from storage import Units
+
+    tag = f"T{next(_subtrees):04d}"
+    units = Units(db.pool)
+    async with db.transaction() as conn:
+        (province,) = await units.find(level="province", parent_id=None, scope=None)
+        district = f"000.00.01.{tag}"
+        district_id = await units.upsert(
+            conn, code=district, name=f"Huyện thử {tag}", level="district", parent_id=province.id
+        )
+        codes = []
+        for n in range(1, communes + 1):
+            code = f"000.{n:02d}.01.{tag}"
+            await units.upsert(conn, code=code, name=f"Xã thử {n:02d} {tag}", level="commune", parent_id=district_id)
+            codes.append(code)
+    return Subtree(district, codes)
 
 
 class Api:

@@ -4,6 +4,7 @@ loadtests only the station client's HTTP, since it talks to the warehouse over H
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from pathlib import Path
 
@@ -100,3 +101,64 @@ def test_the_station_client_installs_alone() -> None:
     ).stdout.split()
     server = {"asyncpg", "litestar", "minio", "pypdf", "ocrmypdf", "matplotlib", "redis", "arq", "storage", "workers"}
     assert not server & set(loaded), server & set(loaded)
+
+
+# The use cases: they know no HTTP (refusals in warehouse/refusals.py become statuses in one place,
+# warehouse/errors.py) and hold no SQL (that is storage's).
+DOMAIN = (
+    "accounts",
+    "console",
+    "context",
+    "dossier_rules",
+    "dossiers",
+    "fair_share",
+    "principal",
+    "refusals",
+    "reports",
+    "rules",
+    "security",
+    "seed",
+    "sessions",
+    "signin",
+    "synthetic",
+    "units",
+    "uploads",
+)
+HTTP = ("litestar", "msgspec", "warehouse.errors", "warehouse.api", "warehouse.app", "warehouse.auth", "granian")
+SQL = re.compile(
+    r"\b(SELECT\s.+\sFROM|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s+(TABLE|INDEX|ROLE|DATABASE)"
+    r"|ALTER\s+(TABLE|ROLE)|DROP\s+(TABLE|DATABASE))\b",
+    re.S,
+)
+
+
+def _imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+@pytest.mark.parametrize("module", DOMAIN)
+def test_the_domain_knows_no_http(module: str) -> None:
+    imported = _imports(ROOT / "warehouse" / f"{module}.py")
+    assert not {m for m in imported if m.startswith(HTTP)}, imported
+    text = (ROOT / "warehouse" / f"{module}.py").read_text(encoding="utf-8")
+    assert "Problem(" not in text and "status_code" not in text
+
+
+def test_no_sql_outside_storage() -> None:
+    """The warehouse's database is reached through storage/ only. (The station client's journal is its
+    own SQLite file; the benchmarks run bare SQL on purpose, as the floor they compare against.)"""
+    found = []
+    for package in ("warehouse", "workers"):
+        for path in (ROOT / package).rglob("*.py"):
+            if "client" in path.relative_to(ROOT).parts:
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str) and SQL.search(node.value):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not found, found

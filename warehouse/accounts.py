@@ -9,10 +9,10 @@ from dataclasses import dataclass, replace
 from typing import Any, TextIO
 
 from storage import ROLES, Account, Unit
-from warehouse.auth import Principal, require_admin, visible_unit
 from warehouse.context import Services
-from warehouse.errors import Problem
 from warehouse.fair_share import LIMIT_KEYS, account_limits
+from warehouse.principal import Principal, require_admin, visible_unit
+from warehouse.refusals import Conflict, Forbidden, Invalid, NotFound
 from warehouse.security import generate_password, hash_one_time_password
 
 LOGIN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
@@ -51,9 +51,9 @@ def roles_granted_by(principal: Principal) -> tuple[str, ...]:
 
 def check_role(principal: Principal, role: str) -> None:
     if role not in ROLES:
-        raise Problem(422, "invalid_role", f"role must be one of {', '.join(ROLES)}.")
+        raise Invalid("invalid_role", f"role must be one of {', '.join(ROLES)}.")
     if role not in roles_granted_by(principal):
-        raise Problem(403, "forbidden", f"Your account may not give the role {role}.")
+        raise Forbidden("forbidden", f"Your account may not give the role {role}.")
 
 
 async def managed_unit(services: Services, principal: Principal, unit_code: str) -> Unit:
@@ -61,11 +61,9 @@ async def managed_unit(services: Services, principal: Principal, unit_code: str)
     require_admin(principal)
     unit = await visible_unit(services, principal, unit_code)
     if not principal.can_write(unit.id):
-        raise Problem(403, "forbidden", f"Your account may not manage the accounts of unit {unit.code}.")
+        raise Forbidden("forbidden", f"Your account may not manage the accounts of unit {unit.code}.")
     if unit.retired:
-        raise Problem(
-            409, "unit_retired", f"Unit {unit.code} was merged into {unit.successor_code}; add accounts there."
-        )
+        raise Conflict("unit_retired", f"Unit {unit.code} was merged into {unit.successor_code}; add accounts there.")
     return unit
 
 
@@ -73,9 +71,9 @@ async def managed_account(services: Services, principal: Principal, account_id: 
     require_admin(principal)
     account = await services.accounts.get(account_id)
     if account is None or not principal.can_read(account.unit_id):
-        raise Problem(404, "account_not_found", f"There is no account {account_id} that you may see.")
+        raise NotFound("account_not_found", f"There is no account {account_id} that you may see.")
     if not principal.can_write(account.unit_id) or account.role not in roles_granted_by(principal):
-        raise Problem(403, "forbidden", f"Your account may not manage the account {account.login}.")
+        raise Forbidden("forbidden", f"Your account may not manage the account {account.login}.")
     return account
 
 
@@ -86,15 +84,14 @@ async def create_account(
     check_role(principal, role)
     login = login.strip().lower()
     if not LOGIN.fullmatch(login):
-        raise Problem(
-            422,
+        raise Invalid(
             "invalid_login",
             "A login has 2 to 63 characters: lower-case letters without diacritics, digits, '.', '_' or '-'.",
         )
     one_time = password is None
     secret = password if password is not None else generate_password()
     if not one_time and len(secret) < 10:
-        raise Problem(422, "password_too_short", "A password has at least 10 characters.")
+        raise Invalid("password_too_short", "A password has at least 10 characters.")
     password_hash = hash_one_time_password(secret) if one_time else await services.passwords.hash_async(secret)
     account_id = await services.accounts.create(
         login=login,
@@ -105,7 +102,7 @@ async def create_account(
         created_by=principal.account.id,
     )
     if account_id is None:
-        raise Problem(409, "login_taken", f"The login {login} is already used. Choose another.")
+        raise Conflict("login_taken", f"The login {login} is already used. Choose another.")
     return NewCredentials(account_id, login, secret if one_time else "", unit.code, role, unit.name)
 
 
@@ -125,7 +122,7 @@ async def provision(
     parent = await managed_unit(services, principal, parent_code)
     check_role(principal, role)
     if not 1 <= per_unit <= MAX_PER_UNIT:
-        raise Problem(422, "invalid_per_unit", f"per_unit must be between 1 and {MAX_PER_UNIT}.")
+        raise Invalid("invalid_per_unit", f"per_unit must be between 1 and {MAX_PER_UNIT}.")
     subtree = set(await services.subtree(parent.id, max_age=0))
     units = [
         u
@@ -133,7 +130,7 @@ async def provision(
         if not u.retired and principal.can_write(u.id)
     ]
     if not units:
-        raise Problem(404, "no_units", f"There is no current {level} under {parent.code}.")
+        raise NotFound("no_units", f"There is no current {level} under {parent.code}.")
     created: list[NewCredentials] = []
     for unit in units:
         existing = await services.accounts.logins_with_prefix(f"{unit.code.lower()}-")
@@ -178,28 +175,26 @@ async def change_account(
 ) -> Account:
     account = await managed_account(services, principal, account_id)
     if account.id == principal.account.id and (state or role):
-        raise Problem(403, "forbidden", "You cannot change your own state or role; ask another administrator.")
+        raise Forbidden("forbidden", "You cannot change your own state or role; ask another administrator.")
     if role is not None:
         check_role(principal, role)
     if state is not None and state not in ("active", "disabled"):
-        raise Problem(422, "invalid_state", "state must be 'active' or 'disabled'.")
+        raise Invalid("invalid_state", "state must be 'active' or 'disabled'.")
     if limits is not None:
         unknown = set(limits) - set(LIMIT_KEYS)
         bad = [k for k, v in limits.items() if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 1_000_000]
         if unknown or bad:
-            raise Problem(
-                422,
+            raise Invalid(
                 "invalid_limits",
                 f"limits take whole numbers from 1 to 1000000 for {', '.join(LIMIT_KEYS)}.",
             )
         if principal.role != "province_admin":
             if account.id == principal.account.id:
-                raise Problem(403, "forbidden", "You cannot change your own limits; ask the province administrator.")
+                raise Forbidden("forbidden", "You cannot change your own limits; ask the province administrator.")
             defaults = account_limits(services.settings, replace(account, limits={}))
             raised = [k for k, v in limits.items() if v > defaults[k]]
             if raised:
-                raise Problem(
-                    403,
+                raise Forbidden(
                     "forbidden",
                     f"Only the province administrator may raise {', '.join(raised)} above the default "
                     f"({', '.join(f'{k} {defaults[k]}' for k in raised)}); you may lower them.",

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from storage import Database, Settings, app_database_url, ensure_database, get_settings, migrate, object_store
-from warehouse.errors import Problem
 from warehouse.local_services import LocalServices
+from warehouse.refusals import Refusal
 from warehouse.security import Passwords
 from warehouse.seed import seed
 
@@ -185,8 +185,8 @@ def _up(settings: Settings) -> int:
 async def _provision(settings: Settings, args: argparse.Namespace) -> list[Any] | None:
     from storage import Queue
     from warehouse.accounts import provision
-    from warehouse.auth import principal_for
     from warehouse.context import Services
+    from warehouse.principal import principal_for
 
     db = await Database.connect(settings.database_url, min_size=1, max_size=2)
     store = object_store(settings)
@@ -416,7 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
         print(f"warehouse: {exc}", file=sys.stderr)
         return 1
-    except Problem as exc:
+    except Refusal as exc:
         print(f"warehouse: {exc.detail}", file=sys.stderr)
         return 1
     return 0

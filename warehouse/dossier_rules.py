@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from warehouse.errors import Problem
+from warehouse.refusals import Conflict, Invalid
 
 # The shapes themselves are shared with the station client's manifest check (warehouse/rules.py).
 from warehouse.rules import ID_KINDS, identifier_fits, normalize_identifier
@@ -22,8 +22,7 @@ def today_local() -> date:
 def format_dossier_code(unit_code: str, received_on: date, sequence: int) -> str:
     """``<receiving unit code>-YYMMDD-XXXX``."""
     if not 1 <= sequence <= MAX_DAILY_SEQUENCE:
-        raise Problem(
-            409,
+        raise Conflict(
             "daily_sequence_exhausted",
             f"Unit {unit_code} has already received {MAX_DAILY_SEQUENCE} dossiers on {received_on:%d/%m/%Y}; "
             "give this dossier its code explicitly.",
@@ -34,14 +33,13 @@ def format_dossier_code(unit_code: str, received_on: date, sequence: int) -> str
 def check_identifier(kind: str, number: str) -> str:
     """The identifier number in its stored form, or a 422 saying what shape it must take."""
     if kind not in ID_KINDS:
-        raise Problem(
-            422,
+        raise Invalid(
             "invalid_id_kind",
             f"subject.id_kind must be one of {', '.join(ID_KINDS)}; got {kind!r}.",
         )
     value = normalize_identifier(kind, number)
     if not identifier_fits(kind, value):
-        raise Problem(422, "invalid_id_number", f"subject.id_number is not valid: {ID_KINDS[kind].en}.")
+        raise Invalid("invalid_id_number", f"subject.id_number is not valid: {ID_KINDS[kind].en}.")
     return value
 
 
@@ -52,8 +50,8 @@ def check_dates(
 ) -> None:
     today = today_local()
     if received_on is not None and received_on > today:
-        raise Problem(422, "received_in_future", "received_on cannot be later than today.")
+        raise Invalid("received_in_future", "received_on cannot be later than today.")
     if issued_on is not None and issued_on > today:
-        raise Problem(422, "issued_in_future", "result.issued_on cannot be later than today.")
+        raise Invalid("issued_in_future", "result.issued_on cannot be later than today.")
     if issued_on is not None and valid_until is not None and valid_until < issued_on:
-        raise Problem(422, "validity_before_issue", "result.valid_until cannot be earlier than result.issued_on.")
+        raise Invalid("validity_before_issue", "result.valid_until cannot be earlier than result.issued_on.")

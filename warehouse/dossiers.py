@@ -8,14 +8,14 @@ from uuid import UUID, uuid4
 
 from storage import Dossier, Unit, nfc
 from storage.dossiers import EDITABLE
-from warehouse.auth import Principal, visible_unit
 from warehouse.context import Services
 from warehouse.dossier_rules import check_dates, check_identifier, format_dossier_code, today_local
-from warehouse.errors import Problem
+from warehouse.principal import Principal, visible_unit
+from warehouse.refusals import Conflict, Forbidden, Invalid, NotFound, Refusal
 
 
-def _not_found(dossier_id: UUID | str) -> Problem:
-    return Problem(404, "dossier_not_found", f"There is no dossier {dossier_id} that you may see.")
+def _not_found(dossier_id: UUID | str) -> Refusal:
+    return NotFound("dossier_not_found", f"There is no dossier {dossier_id} that you may see.")
 
 
 async def dossier_for_read(services: Services, principal: Principal, dossier_id: UUID) -> Dossier:
@@ -28,7 +28,7 @@ async def dossier_for_read(services: Services, principal: Principal, dossier_id:
 async def dossier_for_write(services: Services, principal: Principal, dossier_id: UUID) -> Dossier:
     dossier = await dossier_for_read(services, principal, dossier_id)
     if not principal.can_write(dossier.unit_id):
-        raise Problem(403, "forbidden", f"Your account may read dossier {dossier.code} but not change it.")
+        raise Forbidden("forbidden", f"Your account may read dossier {dossier.code} but not change it.")
     return dossier
 
 
@@ -47,7 +47,7 @@ def normalise_fields(values: dict[str, Any]) -> dict[str, Any]:
     if out.get("result_number") is None and any(
         out.get(k) for k in ("result_issued_on", "result_issuer", "result_valid_until")
     ):
-        raise Problem(422, "result_number_missing", "A result needs its number (result.number).")
+        raise Invalid("result_number_missing", "A result needs its number (result.number).")
     return out
 
 
@@ -60,8 +60,7 @@ async def check_code_of(services: Services, unit: Unit, code: str) -> None:
         if unit_id != unit.id and (predecessor := await services.units.get(unit_id)) is not None:
             prefixes.append(predecessor.code)
     if not any(code.startswith(f"{prefix}-") for prefix in prefixes):
-        raise Problem(
-            422,
+        raise Invalid(
             "dossier_code_of_another_unit",
             f"A dossier code of unit {unit.code} starts with '{unit.code}-' (<unit code>-YYMMDD-XXXX). "
             "Leave the code out to have the next one generated.",
@@ -74,10 +73,10 @@ async def create_dossier(
     unit_code = unit_code or principal.account.unit_code
     unit = await visible_unit(services, principal, unit_code)
     if not principal.can_write(unit.id):
-        raise Problem(403, "forbidden", f"Your account may not create dossiers for unit {unit.code}.")
+        raise Forbidden("forbidden", f"Your account may not create dossiers for unit {unit.code}.")
     if unit.retired:
-        raise Problem(
-            409, "unit_retired", f"Unit {unit.code} was merged into {unit.successor_code}; file the dossier there."
+        raise Conflict(
+            "unit_retired", f"Unit {unit.code} was merged into {unit.successor_code}; file the dossier there."
         )
 
     values = normalise_fields(values)
@@ -97,7 +96,7 @@ async def create_dossier(
             conn, dossier_id=dossier_id, unit_id=unit.id, created_by=principal.account.id, values=values
         )
     if not inserted:
-        raise Problem(409, "dossier_code_taken", f"A dossier with code {code} already exists.")
+        raise Conflict("dossier_code_taken", f"A dossier with code {code} already exists.")
     created = await services.dossiers.get(dossier_id, scope=None)
     assert created is not None
     return created
@@ -110,9 +109,9 @@ async def update_dossier(
     current = {k: getattr(dossier, k) for k in EDITABLE}
     full = normalise_fields({**current, **changes})
     if full["received_on"] is None:
-        raise Problem(422, "received_on_missing", "received_on cannot be removed from a dossier.")
+        raise Invalid("received_on_missing", "received_on cannot be removed from a dossier.")
     if full["procedure_code"] is None or full["subject_name"] is None:
-        raise Problem(422, "required_field_missing", "procedure_code and subject.name cannot be removed.")
+        raise Invalid("required_field_missing", "procedure_code and subject.name cannot be removed.")
     check_dates(full["received_on"], full["result_issued_on"], full["result_valid_until"])
     async with services.db.transaction() as conn:
         await services.dossiers.update(conn, dossier.id, full)

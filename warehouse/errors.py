@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 
 from storage import BodyLengthMismatch, ObjectNotFound, ObjectStoreUnavailable, ObjectTooLarge, StorageError
 from warehouse import messages_vi
+from warehouse.refusals import Refusal
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +22,26 @@ PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://kho-so-hoa.invalid/problems/"
 
 
-class Problem(Exception):
-    """An error with a status, a stable code and a sentence the operator can act on."""
+# The one place a refusal's kind becomes an HTTP status.
+STATUS_OF_KIND = {
+    "unreadable": 400,
+    "not_signed_in": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "too_slow": 408,
+    "conflict": 409,
+    "too_large": 413,
+    "unsupported": 415,
+    "invalid": 422,
+    "too_many": 429,
+    "busy": 503,
+}
+_KIND_OF_STATUS = {status: kind for kind, status in STATUS_OF_KIND.items()}
+
+
+class Problem(Refusal):
+    """A refusal of the HTTP layer itself (sign-in middleware, fair-share limits, the framework's own
+    errors), which knows its status. Use cases raise the kinds in warehouse/refusals.py instead."""
 
     def __init__(
         self,
@@ -34,13 +53,22 @@ class Problem(Exception):
         headers: dict[str, str] | None = None,
         extra: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(detail)
+        super().__init__(code, detail, extra=extra)
+        self.kind = _KIND_OF_STATUS.get(status, "invalid")
         self.status = status
-        self.code = code
-        self.detail = detail
         self.title = title or _TITLES.get(status, "Error")
         self.headers = headers or {}
-        self.extra = extra or {}
+
+    @classmethod
+    def of(cls, refusal: Refusal) -> Problem:
+        """The HTTP answer to a use case's refusal."""
+        if isinstance(refusal, Problem):
+            return refusal
+        status = STATUS_OF_KIND[refusal.kind]
+        headers = {"Retry-After": str(refusal.retry_after)} if refusal.retry_after is not None else {}
+        if status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="warehouse"'
+        return cls(status, refusal.code, refusal.detail, headers=headers, extra=refusal.extra)
 
 
 _TITLES = {
@@ -92,7 +120,7 @@ def problem_response(problem: Problem, request: Request[Any, Any, Any] | None = 
 
 
 def answer_problems(app: ASGIApp) -> ASGIApp:
-    """Answer a Problem raised by a middleware (sign-in, fair-share limits) right here.
+    """Answer a refusal raised by a middleware (sign-in, fair-share limits) right here.
 
     Placed just inside the metrics middleware, so /metrics counts a refused request as the 401, 403
     or 429 it is (an exception passing through that middleware is counted as a 200)."""
@@ -107,17 +135,17 @@ def answer_problems(app: ASGIApp) -> ASGIApp:
 
         try:
             await app(scope, receive, tracking)
-        except Problem as exc:
+        except Refusal as exc:
             if scope["type"] != ScopeType.HTTP or started:
                 raise
             request: Request[Any, Any, Any] = Request(scope, receive)
-            await problem_response(exc, request).to_asgi_response(None, request)(scope, receive, send)
+            await problem_response(Problem.of(exc), request).to_asgi_response(None, request)(scope, receive, send)
 
     return middleware
 
 
-def _on_problem(request: Request[Any, Any, Any], exc: Problem) -> Response[Any]:
-    return problem_response(exc, request)
+def _on_refusal(request: Request[Any, Any, Any], exc: Refusal) -> Response[Any]:
+    return problem_response(Problem.of(exc), request)
 
 
 def _on_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
@@ -210,7 +238,7 @@ def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[
 
 
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
-    Problem: _on_problem,
+    Refusal: _on_refusal,  # a use case's refusal, or the HTTP layer's own Problem
     HTTPException: _on_http_exception,
     # Bad values, from Postgres (SQLSTATE class 22) and from the driver's encoding of arguments.
     asyncpg.exceptions.DataError: _on_bad_value,

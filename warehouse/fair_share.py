@@ -15,7 +15,7 @@ from uuid import uuid4
 
 from storage import Account, Budget, Settings, Window, WindowState
 from warehouse.context import Services
-from warehouse.errors import Problem
+from warehouse.refusals import TooLarge, TooMany, TooSlow
 
 MiB = 1024 * 1024
 LIMIT_KEYS = ("requests_per_second", "concurrent_uploads", "upload_mb_per_minute")
@@ -42,22 +42,18 @@ def rate_headers(state: WindowState) -> dict[str, str]:
     }
 
 
-def _refusal(state: WindowState, what: str) -> Problem:
+def over_limit_sentence(state: WindowState, what: str) -> str:
     reset = max(1, math.ceil(state.resets_in_ms / 1000))
-    return Problem(
-        429,
-        "rate_limited",
-        f"Too many {what}. Wait {reset} seconds and try again.",
-        headers={"Retry-After": str(reset), **rate_headers(state)},
-    )
+    return f"Too many {what}. Wait {reset} seconds and try again."
 
 
 def _tightest(states: list[WindowState]) -> WindowState:
     return min(states, key=lambda s: (s.remaining, -s.resets_in_ms))
 
 
-async def check_request(services: Services, account: Account) -> WindowState | None:
-    """Count one request against the account and its unit; 429 when either is over its limit."""
+async def check_request(services: Services, account: Account) -> tuple[WindowState | None, str | None]:
+    """Count one request against the account and its unit: the tightest window, and what is over its
+    limit (None when neither is; the caller refuses the request with 429 otherwise)."""
     limits = account_limits(services.settings, account)
     states = await services.counters.hit(
         [
@@ -66,12 +62,11 @@ async def check_request(services: Services, account: Account) -> WindowState | N
         ]
     )
     if states is None:
-        return None
+        return None, None
     for state in states:
         if state.exceeded:
-            whom = "requests from your account" if state is states[0] else "requests from your unit"
-            raise _refusal(state, whom)
-    return _tightest(states)
+            return state, "requests from your account" if state is states[0] else "requests from your unit"
+    return _tightest(states), None
 
 
 def _budgets(settings: Settings, account: Account) -> list[Budget]:
@@ -100,11 +95,10 @@ async def check_volume(services: Services, account: Account) -> None:
     if state is not None and state.refused:
         wait = max(1, math.ceil(state.wait_ms / 1000))
         whom = "your account" if state.refused == 1 else "your unit"
-        raise Problem(
-            429,
+        raise TooMany(
             "rate_limited",
             f"Too many megabytes uploaded in the last minute from {whom}. Wait {wait} seconds and try again.",
-            headers={"Retry-After": str(wait)},
+            retry_after=wait,
         )
 
 
@@ -142,11 +136,10 @@ async def take_slot(services: Services, account: Account, holder: str, *, expiry
     )
     if full:
         whom = "your account" if full == 1 else "your unit"
-        raise Problem(
-            429,
+        raise TooMany(
             "too_many_uploads",
             f"Too many uploads at once from {whom}. Wait for one to finish, then send the next.",
-            headers={"Retry-After": "5"},
+            retry_after=5,
         )
     return full is not None
 
@@ -185,8 +178,7 @@ async def metered(
             ) from None
         total += len(chunk)
         if total > max_bytes:
-            raise Problem(
-                413,
+            raise TooLarge(
                 "body_too_large",
                 f"The request is larger than the {max_bytes // MiB} MiB this warehouse accepts. "
                 "Split the scan into several files or lower its resolution.",
@@ -207,11 +199,10 @@ async def metered(
         await services.counters.spend(budgets, uncharged, refuse_when_behind=False)
 
 
-def _too_slow(what: str) -> Problem:
-    return Problem(
-        408,
+def _too_slow(what: str) -> TooSlow:
+    # The body is left unread, so the answer also closes the connection (warehouse/connections.py).
+    return TooSlow(
         "upload_too_slow",
         f"{what} Check the connection and send the file again; on a weak link, send it in parts "
         "(POST /api/v1/uploads) so that a break costs only one part.",
-        headers={"Connection": "close"},
     )

@@ -15,9 +15,10 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from warehouse.auth import Principal, readable, visible_subtree
+from storage.progress import UnitProgress
 from warehouse.context import Services
-from warehouse.errors import Problem
+from warehouse.principal import Principal, readable, visible_subtree
+from warehouse.refusals import Invalid
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 DEFAULT_TARGETS = {"province": 0.70, "department": 0.70, "district": 0.60, "commune": 0.55}
@@ -59,13 +60,12 @@ class Report:
         }
 
 
-def _row(r: Any, weekly: list[dict[str, Any]]) -> Row:
-    declared = r["declared_total"]
-    target = float(r["target_rate"]) if r["target_rate"] is not None else DEFAULT_TARGETS[r["level"]]
-    digitized = int(r["digitized"])
-    rate = digitized / declared if declared else None
-    gap = max(0, round(target * declared) - digitized) if declared is not None else None
-    return Row(r["code"], r["name"], r["level"], declared, digitized, rate, target, gap, weekly)
+def _row(r: UnitProgress, weekly: list[dict[str, Any]]) -> Row:
+    declared = r.declared_total
+    target = r.target_rate if r.target_rate is not None else DEFAULT_TARGETS[r.level]
+    rate = r.digitized / declared if declared else None
+    gap = max(0, round(target * declared) - r.digitized) if declared is not None else None
+    return Row(r.code, r.name, r.level, declared, r.digitized, rate, target, gap, weekly)
 
 
 async def progress_report(
@@ -73,9 +73,9 @@ async def progress_report(
 ) -> Report:
     year = year or datetime.now(VIETNAM).year
     if not 2000 <= year <= 2100:
-        raise Problem(422, "invalid_year", "Give a year between 2000 and 2100.")
+        raise Invalid("invalid_year", "Give a year between 2000 and 2100.")
     if level is not None and level not in ("department", "district", "commune"):
-        raise Problem(422, "invalid_level", "The level is department, district or commune.")
+        raise Invalid("invalid_level", "The level is department, district or commune.")
     scope = readable(principal, await visible_subtree(services, principal, parent))
     units = await services.units.find(level=level, parent_id=None, scope=scope)
     units = [u for u in units if u.level != "province" or level == "province"]
@@ -85,10 +85,10 @@ async def progress_report(
     since = today - timedelta(days=today.weekday() + 7 * (TREND_WEEKS - 1))
     weeks = [since + timedelta(days=7 * i) for i in range(TREND_WEEKS)]
     counts: dict[tuple[int, date], int] = {
-        (w["unit_id"], w["week"]): int(w["digitized"]) for w in await services.progress.weekly(year, ids, since)
+        (w.unit_id, w.week): w.digitized for w in await services.progress.weekly(year, ids, since)
     }
     rows = [
-        _row(r, [{"week": w.isoformat(), "digitized": counts.get((r["id"], w), 0)} for w in weeks]) for r in records
+        _row(r, [{"week": w.isoformat(), "digitized": counts.get((r.unit_id, w), 0)} for w in weeks]) for r in records
     ]
     levels = []
     for name in ("department", "district", "commune"):

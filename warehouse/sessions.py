@@ -28,11 +28,11 @@ from uuid import UUID, uuid4
 
 from storage import BodyLengthMismatch, ObjectNotFound, ObjectStoreError, StoredObject, incoming_key, original_key
 from storage.sessions import Part, UploadSession
-from warehouse.auth import Principal
 from warehouse.context import Services
 from warehouse.dossiers import dossier_for_write
-from warehouse.errors import Problem
 from warehouse.fair_share import charge_volume, check_volume, release_slot, take_slot
+from warehouse.principal import Principal
+from warehouse.refusals import Conflict, Invalid, NotFound, Refusal
 from warehouse.uploads import (
     PDF_MEDIA_TYPE,
     Received,
@@ -53,8 +53,8 @@ def _direct_holder(session_id: UUID) -> str:
     return f"direct:{session_id}"
 
 
-def _not_found(session_id: UUID) -> Problem:
-    return Problem(404, "upload_not_found", f"There is no upload session {session_id} of your account.")
+def _not_found(session_id: UUID) -> Refusal:
+    return NotFound("upload_not_found", f"There is no upload session {session_id} of your account.")
 
 
 async def create_session(services: Services, principal: Principal, body: dict[str, Any]) -> UploadSession:
@@ -62,20 +62,20 @@ async def create_session(services: Services, principal: Principal, body: dict[st
     try:
         dossier_id = UUID(str(body.get("dossier_id")))
     except ValueError:
-        raise Problem(422, "invalid_dossier_id", "Give the id of the dossier the file belongs to.") from None
+        raise Invalid("invalid_dossier_id", "Give the id of the dossier the file belongs to.") from None
     dossier = await dossier_for_write(services, principal, dossier_id)
     size = body.get("size")
     if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
-        raise Problem(422, "invalid_size", "Give the file's size in bytes (a whole number above zero).")
+        raise Invalid("invalid_size", "Give the file's size in bytes (a whole number above zero).")
     if size > settings.max_file_bytes:
         raise too_large(settings.max_file_bytes)
     sha256 = check_sha256(body.get("sha256"))
     if sha256 is None:
-        raise Problem(422, "invalid_sha256", "Give the file's SHA-256 (64 hexadecimal characters).")
+        raise Invalid("invalid_sha256", "Give the file's SHA-256 (64 hexadecimal characters).")
     kind = check_kind(body.get("kind"))
     mode = body.get("mode", "parts")
     if mode not in ("parts", "direct"):
-        raise Problem(422, "invalid_mode", "The mode is 'parts' (send parts through the API) or 'direct'.")
+        raise Invalid("invalid_mode", "The mode is 'parts' (send parts through the API) or 'direct'.")
     session_id = uuid4()
     now = datetime.now(UTC)
     key = original_key(session_id, now)
@@ -117,8 +117,7 @@ async def open_session(services: Services, principal: Principal, session_id: UUI
 
 def _require_open(session: UploadSession) -> None:
     if session.state != "open":
-        raise Problem(
-            409,
+        raise Conflict(
             "upload_not_open",
             f"This upload session is {session.state}; start a new one to send the file again.",
         )
@@ -135,13 +134,12 @@ async def put_part(
     """Stream one part to the store as it arrives; it is recorded only when whole and as declared."""
     _require_open(session)
     if session.mode != "parts":
-        raise Problem(409, "upload_is_direct", "This session uploads straight to the store; it takes no parts.")
+        raise Conflict("upload_is_direct", "This session uploads straight to the store; it takes no parts.")
     if not 1 <= n <= session.parts:
-        raise Problem(422, "invalid_part_number", f"Part numbers of this upload run from 1 to {session.parts}.")
+        raise Invalid("invalid_part_number", f"Part numbers of this upload run from 1 to {session.parts}.")
     expected = session.part_length(n)
     if declared_length is not None and declared_length != expected:
-        raise Problem(
-            422,
+        raise Invalid(
             "part_size_mismatch",
             f"Part {n} must be exactly {expected} bytes; the request announced {declared_length}. Send the part again.",
         )
@@ -152,24 +150,23 @@ async def put_part(
             session.object_key, session.s3_upload_id, n, body, length=expected
         )
     except BodyLengthMismatch:
-        raise Problem(
-            422, "part_size_mismatch", f"Part {n} must be exactly {expected} bytes. Send the part again."
+        raise Invalid(
+            "part_size_mismatch", f"Part {n} must be exactly {expected} bytes. Send the part again."
         ) from None
     except ObjectNotFound:  # the multipart upload ended while the part arrived
-        raise Problem(
-            409, "upload_not_open", "This upload session ended while the part arrived; start a new one."
+        raise Conflict(
+            "upload_not_open", "This upload session ended while the part arrived; start a new one."
         ) from None
     if declared and declared != digest:
         # The store now holds the damaged copy of part n: it is missing until sent again.
         await services.sessions.forget_part(session.id, n)
-        raise Problem(
-            422,
+        raise Invalid(
             "checksum_mismatch",
             f"Part {n} arrived damaged: its SHA-256 does not match X-Content-SHA256. Send the part again.",
         )
     part = Part(n=n, size=expected, sha256=digest, etag=etag)
     if not await services.sessions.record_part(session, part, ttl_seconds=services.settings.upload_session_ttl_seconds):
-        raise Problem(409, "upload_not_open", "This upload session ended while the part arrived; start a new one.")
+        raise Conflict("upload_not_open", "This upload session ended while the part arrived; start a new one.")
     return part
 
 
@@ -186,8 +183,7 @@ async def complete(services: Services, principal: Principal, session: UploadSess
         missing = [n for n in range(1, session.parts + 1) if n not in have]
         if missing:
             shown = ", ".join(map(str, missing[:20])) + (" ..." if len(missing) > 20 else "")
-            raise Problem(
-                409,
+            raise Conflict(
                 "parts_missing",
                 f"Parts {shown} have not arrived. Send them, then complete the upload.",
                 extra={"missing": missing},
@@ -205,20 +201,20 @@ async def complete(services: Services, principal: Principal, session: UploadSess
         try:
             await services.objects.copy(incoming_key(session.id), session.object_key)
         except ObjectNotFound:
-            raise Problem(
-                409, "upload_missing", "Nothing has been uploaded for this session yet. Upload the file, then complete."
+            raise Conflict(
+                "upload_missing", "Nothing has been uploaded for this session yet. Upload the file, then complete."
             ) from None
         with contextlib.suppress(Exception):
             await services.objects.delete(incoming_key(session.id))
     try:
         size, digest, head = await services.objects.digest(session.object_key)
     except ObjectNotFound:
-        raise Problem(
-            409, "upload_missing", "Nothing has been uploaded for this session yet. Upload the file, then complete."
+        raise Conflict(
+            "upload_missing", "Nothing has been uploaded for this session yet. Upload the file, then complete."
         ) from None
-    problem: Problem | None = None
+    problem: Refusal | None = None
     if size != session.size:
-        problem = Problem(422, "size_mismatch", f"The stored file has {size} bytes, not the {session.size} declared.")
+        problem = Invalid("size_mismatch", f"The stored file has {size} bytes, not the {session.size} declared.")
     elif digest != session.sha256:
         problem = checksum_mismatch(digest, "the one given when the upload started", "start a new upload")
     elif not looks_like_pdf(head):

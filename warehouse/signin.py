@@ -15,10 +15,10 @@ from datetime import UTC, datetime, timedelta
 from storage import Account, Window
 from warehouse.context import Services
 from warehouse.dossier_rules import LOCAL_TZ
-from warehouse.errors import Problem
+from warehouse.refusals import Busy, Invalid, NotSignedIn, Refusal, TooMany
 from warehouse.security import PasswordChecksBusy, issue_token
 
-_BAD_LOGIN = Problem(401, "bad_credentials", "The login or password is wrong. Check them and try again.")
+_BAD_LOGIN = NotSignedIn("bad_credentials", "The login or password is wrong. Check them and try again.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,25 +28,23 @@ class SignedIn:
     expires_in: int
 
 
-def _locked(until: datetime, now: datetime) -> Problem:
+def _locked(until: datetime, now: datetime) -> Refusal:
     seconds = max(1, math.ceil((until - now).total_seconds()))
     local = until.astimezone(LOCAL_TZ)
-    return Problem(
-        429,
+    return TooMany(
         "account_locked",
         f"Too many wrong passwords from your address: this login is locked until {local:%H:%M:%S %d/%m/%Y}. "
         f"Try again in {seconds} seconds, or ask your administrator to unlock it.",
-        headers={"Retry-After": str(seconds)},
+        retry_after=seconds,
         extra={"locked_until": until.isoformat()},
     )
 
 
-def _busy() -> Problem:
-    return Problem(
-        503,
+def _busy() -> Refusal:
+    return Busy(
         "sign_in_busy",
         "Too many people are signing in right now. Wait a few seconds and try again.",
-        headers={"Retry-After": "2"},
+        retry_after=2,
     )
 
 
@@ -56,11 +54,10 @@ async def _check_address(services: Services, address: str) -> None:
     )
     if states and states[0].exceeded:
         wait = max(1, math.ceil(states[0].resets_in_ms / 1000))
-        raise Problem(
-            429,
+        raise TooMany(
             "too_many_sign_ins",
             f"Too many sign-in attempts from your address. Wait {wait} seconds and try again.",
-            headers={"Retry-After": str(wait)},
+            retry_after=wait,
         )
 
 
@@ -72,7 +69,7 @@ async def sign_in(
     *,
     seen: Callable[[Account], None] | None = None,
 ) -> SignedIn:
-    """A token for the login and password, from this client address; a Problem when refused.
+    """A token for the login and password, from this client address; a Refusal when refused.
     ``seen`` is told the account as soon as the login is known (the audit trail records failed
     sign-ins of an account too)."""
     settings = services.settings
@@ -104,7 +101,7 @@ async def sign_in(
         raise _BAD_LOGIN
     assert account is not None
     if account.state != "active":
-        raise Problem(401, "account_disabled", "This account is disabled. Ask your unit's administrator.")
+        raise NotSignedIn("account_disabled", "This account is disabled. Ask your unit's administrator.")
     await services.logins.succeeded(login, address)
     await services.accounts.record_login(account.id)
     if services.passwords.needs_rehash(account.password_hash):
@@ -124,9 +121,9 @@ async def change_password(services: Services, account: Account, current: str, ne
     except PasswordChecksBusy:
         raise _busy() from None
     if not right:
-        raise Problem(422, "wrong_current_password", "The current password is wrong.")
+        raise Invalid("wrong_current_password", "The current password is wrong.")
     if new == current:
-        raise Problem(422, "password_unchanged", "Choose a new password different from the current one.")
+        raise Invalid("password_unchanged", "Choose a new password different from the current one.")
     version = await services.accounts.set_password(
         account.id, await services.passwords.hash_async(new), change_required=False
     )

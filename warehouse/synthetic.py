@@ -66,11 +66,9 @@ async def load_synthetic(db: Database, n: int, *, created_by: int, seed: int = 2
     weights = [SHARE[lvl] for lvl in levels]
     start = date(2020, 1, 1)
     days = (date.today() - start).days
-    counters: dict[tuple[int, date], int] = {}
-    # Start after any sequence already used, so synthetic codes never collide with real ones.
-    for r in await db.pool.fetch("SELECT unit_id, day, last FROM dossier_code_counters"):
-        counters[(r["unit_id"], r["day"])] = r["last"]
     repo = Dossiers(db.pool)
+    # Start after any sequence already used, so synthetic codes never collide with real ones.
+    counters = await repo.code_counters()
     loaded = 0
     batch: list[tuple[Any, ...]] = []
     for _ in range(n):

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import date
 
 from storage import Unit
-from warehouse.auth import Principal, require_province_admin
 from warehouse.context import Services
 from warehouse.dossier_rules import today_local
-from warehouse.errors import Problem
+from warehouse.principal import Principal, require_province_admin
+from warehouse.refusals import Conflict, Invalid, NotFound, TooLarge
 
 UNIT_CODE_PATTERN = r"^[0-9A-Z]+(\.[0-9A-Z]+)*$"
 # Which level may sit under which.
@@ -38,20 +38,20 @@ class ImportReport:
 async def _unit(services: Services, code: str, what: str = "unit") -> Unit:
     unit = await services.units.get_by_code(code.strip().upper())
     if unit is None:
-        raise Problem(404, "unit_not_found", f"There is no {what} with code {code!r}.")
+        raise NotFound("unit_not_found", f"There is no {what} with code {code!r}.")
     return unit
 
 
 def _check_parent(level: str, parent: Unit | None, code: str) -> None:
     if level == "province":
-        raise Problem(422, "invalid_level", "There is one province unit; it is seeded, not created.")
+        raise Invalid("invalid_level", "There is one province unit; it is seeded, not created.")
     allowed = PARENT_LEVELS.get(level)
     if allowed is None:
-        raise Problem(422, "invalid_level", "level must be department, district or commune.")
+        raise Invalid("invalid_level", "level must be department, district or commune.")
     if parent is None or parent.level not in allowed:
-        raise Problem(422, "invalid_parent", f"A {level} ({code}) must sit under a {' or '.join(allowed)}.")
+        raise Invalid("invalid_parent", f"A {level} ({code}) must sit under a {' or '.join(allowed)}.")
     if parent.retired:
-        raise Problem(409, "unit_retired", f"Unit {parent.code} was merged into {parent.successor_code}.")
+        raise Conflict("unit_retired", f"Unit {parent.code} was merged into {parent.successor_code}.")
 
 
 async def create_unit(
@@ -59,7 +59,7 @@ async def create_unit(
 ) -> Unit:
     require_province_admin(principal)
     if await services.units.get_by_code(code) is not None:
-        raise Problem(409, "unit_code_taken", f"A unit with code {code} already exists.")
+        raise Conflict("unit_code_taken", f"A unit with code {code} already exists.")
     parent = await _unit(services, parent_code, "parent unit")
     _check_parent(level, parent, code)
     async with services.db.transaction() as conn:
@@ -75,14 +75,14 @@ async def import_units(services: Services, principal: Principal, text: str) -> I
 
     rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
     if not rows:
-        raise Problem(
-            422, "empty_import", "The file has no rows. The first line names the columns: code,name,level,parent_code."
+        raise Invalid(
+            "empty_import", "The file has no rows. The first line names the columns: code,name,level,parent_code."
         )
     if len(rows) > MAX_IMPORT_ROWS:
-        raise Problem(413, "import_too_large", f"Import at most {MAX_IMPORT_ROWS} units at a time.")
+        raise TooLarge("import_too_large", f"Import at most {MAX_IMPORT_ROWS} units at a time.")
     missing = {"code", "name", "level", "parent_code"} - set(rows[0])
     if missing:
-        raise Problem(422, "missing_columns", f"The file lacks the columns: {', '.join(sorted(missing))}.")
+        raise Invalid("missing_columns", f"The file lacks the columns: {', '.join(sorted(missing))}.")
     errors: list[str] = []
     seen: dict[str, str] = {}
     for line, row in enumerate(rows, start=2):
@@ -107,9 +107,7 @@ async def import_units(services: Services, principal: Principal, text: str) -> I
         elif level in PARENT_LEVELS and parent_level not in PARENT_LEVELS[level]:
             errors.append(f"line {line}: a {level} cannot sit under a {parent_level}")
     if errors:
-        raise Problem(
-            422, "invalid_rows", f"{len(errors)} rows are wrong; nothing was imported.", extra={"errors": errors}
-        )
+        raise Invalid("invalid_rows", f"{len(errors)} rows are wrong; nothing was imported.", extra={"errors": errors})
     created = updated = 0
     pending = list(rows)
     async with services.db.transaction() as conn:
@@ -117,9 +115,7 @@ async def import_units(services: Services, principal: Principal, text: str) -> I
         while pending:
             progressed = []
             for row in pending:
-                parent_id = await conn.fetchval(
-                    "SELECT id FROM units WHERE code = $1", (row["parent_code"] or "").strip().upper()
-                )
+                parent_id = await services.units.id_of(conn, (row["parent_code"] or "").strip().upper())
                 if parent_id is None:
                     continue
                 _, was_created = await services.units.create_or_update(
@@ -133,7 +129,7 @@ async def import_units(services: Services, principal: Principal, text: str) -> I
                 updated += not was_created
                 progressed.append(row)
             if not progressed:
-                raise Problem(422, "invalid_rows", "Some rows' parents form a loop; nothing was imported.")
+                raise Invalid("invalid_rows", "Some rows' parents form a loop; nothing was imported.")
             pending = [r for r in pending if r not in progressed]
     services.forget_subtrees()
     return ImportReport(created=created, updated=updated)
@@ -141,8 +137,8 @@ async def import_units(services: Services, principal: Principal, text: str) -> I
 
 def _check_date(effective_on: date) -> None:
     if effective_on > today_local():
-        raise Problem(
-            422, "effective_in_future", "effective_on cannot be in the future; record the change on the day it applies."
+        raise Invalid(
+            "effective_in_future", "effective_on cannot be in the future; record the change on the day it applies."
         )
 
 
@@ -152,11 +148,11 @@ async def merge_unit(services: Services, principal: Principal, code: str, *, int
     _check_date(effective_on)
     unit, successor = await _unit(services, code), await _unit(services, into, "successor unit")
     if unit.retired:
-        raise Problem(409, "unit_retired", f"Unit {unit.code} was already merged into {unit.successor_code}.")
+        raise Conflict("unit_retired", f"Unit {unit.code} was already merged into {unit.successor_code}.")
     if successor.retired or successor.id == unit.id or unit.level == "province":
-        raise Problem(422, "invalid_merge", f"Unit {unit.code} cannot be merged into {successor.code}.")
+        raise Invalid("invalid_merge", f"Unit {unit.code} cannot be merged into {successor.code}.")
     if successor.id in await services.units.subtree_ids(unit.id):
-        raise Problem(422, "invalid_merge", f"{successor.code} lies under {unit.code}; merge the other way round.")
+        raise Invalid("invalid_merge", f"{successor.code} lies under {unit.code}; merge the other way round.")
     async with services.db.transaction() as conn:
         for child in await services.units.children(conn, unit.id):
             await services.units.record_change(
@@ -188,10 +184,10 @@ async def move_unit(services: Services, principal: Principal, code: str, *, pare
     _check_date(effective_on)
     unit, new_parent = await _unit(services, code), await _unit(services, parent, "parent unit")
     if unit.retired:
-        raise Problem(409, "unit_retired", f"Unit {unit.code} was merged into {unit.successor_code}.")
+        raise Conflict("unit_retired", f"Unit {unit.code} was merged into {unit.successor_code}.")
     _check_parent(unit.level, new_parent, unit.code)
     if new_parent.id in await services.units.subtree_ids(unit.id):
-        raise Problem(422, "invalid_move", f"{new_parent.code} lies under {unit.code}.")
+        raise Invalid("invalid_move", f"{new_parent.code} lies under {unit.code}.")
     if unit.parent_id == new_parent.id:
         return unit
     async with services.db.transaction() as conn:

@@ -19,10 +19,10 @@ from uuid import UUID, uuid4
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from storage import BodyLengthMismatch, File, NewFile, ObjectTooLarge, StoredObject, nfc, original_key
-from warehouse.auth import Principal
 from warehouse.context import Services
 from warehouse.dossiers import dossier_for_write
-from warehouse.errors import Problem
+from warehouse.principal import Principal
+from warehouse.refusals import Invalid, Refusal, TooLarge, Unreadable, UnsupportedKind
 
 log = logging.getLogger(__name__)
 
@@ -34,27 +34,24 @@ _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 
 
-def too_large(limit: int) -> Problem:
-    return Problem(
-        413,
+def too_large(limit: int) -> Refusal:
+    return TooLarge(
         "file_too_large",
         f"The file is larger than the {limit // (1024 * 1024)} MiB this warehouse accepts. "
         "Split the scan into several files or lower its resolution.",
     )
 
 
-def not_a_pdf() -> Problem:
-    return Problem(
-        415,
+def not_a_pdf() -> Refusal:
+    return UnsupportedKind(
         "not_a_pdf",
         "This file is not a PDF. Scan or export the document as PDF and upload that file.",
     )
 
 
-def checksum_mismatch(received: str, against: str, retry: str) -> Problem:
+def checksum_mismatch(received: str, against: str, retry: str) -> Refusal:
     """The bytes that arrived are not the ones the client described (``against`` says where)."""
-    return Problem(
-        422,
+    return Invalid(
         "checksum_mismatch",
         f"The file arrived damaged: its SHA-256 does not match {against}. Nothing was saved; {retry}.",
         extra={"received_sha256": received},
@@ -74,8 +71,7 @@ def clean_filename(raw: object, fallback: str) -> str:
 def check_kind(kind: object) -> str:
     value = kind.strip().lower() if isinstance(kind, str) else ""
     if value not in FILE_KINDS:
-        raise Problem(
-            422,
+        raise Invalid(
             "invalid_file_kind",
             "Say what the file is with X-File-Kind (or the 'kind' form field): 'component' for a dossier "
             "component, 'result' for the procedure's result.",
@@ -87,7 +83,7 @@ def check_sha256(value: object) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str) or not _SHA256.fullmatch(value.strip()):
-        raise Problem(422, "invalid_checksum", "X-Content-SHA256 must be 64 hexadecimal characters.")
+        raise Invalid("invalid_checksum", "X-Content-SHA256 must be 64 hexadecimal characters.")
     return value.strip().lower()
 
 
@@ -96,7 +92,7 @@ def content_length(raw: str | None) -> int | None:
     if raw is None:
         return None
     if not raw.strip().isdigit() or len(raw.strip()) > 18:
-        raise Problem(400, "bad_content_length", "The Content-Length header is not a whole number of bytes.")
+        raise Unreadable("bad_content_length", "The Content-Length header is not a whole number of bytes.")
     return int(raw)
 
 
@@ -104,7 +100,7 @@ def check_idempotency_key(value: str | None) -> str | None:
     if value is None:
         return None
     if not _IDEMPOTENCY_KEY.fullmatch(value):
-        raise Problem(422, "invalid_idempotency_key", "Idempotency-Key must be 1 to 200 visible ASCII characters.")
+        raise Invalid("invalid_idempotency_key", "Idempotency-Key must be 1 to 200 visible ASCII characters.")
     return value
 
 
@@ -137,7 +133,7 @@ async def pdf_stream(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         if len(head) >= _HEADER_WINDOW:
             break
     if not head:
-        raise Problem(400, "empty_body", "The request carried no file. Attach the PDF and send it again.")
+        raise Unreadable("empty_body", "The request carried no file. Attach the PDF and send it again.")
     if not looks_like_pdf(bytes(head)):
         raise not_a_pdf()
 
@@ -165,9 +161,8 @@ _MAX_FIELDS = 16
 _MAX_PART_HEADERS = 8192
 
 
-def _form_too_large(what: str) -> Problem:
-    return Problem(
-        413,
+def _form_too_large(what: str) -> Refusal:
+    return TooLarge(
         "form_too_large",
         f"The form has {what}. Send the PDF in a part named 'file' and at most {_MAX_FIELDS} small fields "
         "(such as 'kind').",
@@ -194,7 +189,7 @@ def multipart_file(content_type: str, body: AsyncIterator[bytes], form: Multipar
     _, params = parse_options_header(content_type)
     boundary = params.get(b"boundary")
     if not boundary:
-        raise Problem(400, "bad_multipart", "The multipart body has no boundary in its Content-Type header.")
+        raise Unreadable("bad_multipart", "The multipart body has no boundary in its Content-Type header.")
 
     out: list[bytes] = []
     part = _PartState()
@@ -268,10 +263,10 @@ def multipart_file(content_type: str, body: AsyncIterator[bytes], form: Multipar
         async for chunk in body:
             try:
                 parser.write(chunk)
-            except Problem:
+            except Refusal:
                 raise
             except Exception as exc:
-                raise Problem(400, "bad_multipart", f"The multipart body could not be read: {exc}") from None
+                raise Unreadable("bad_multipart", f"The multipart body could not be read: {exc}") from None
             if out:
                 joined = b"".join(out)
                 out.clear()
@@ -279,7 +274,7 @@ def multipart_file(content_type: str, body: AsyncIterator[bytes], form: Multipar
         try:
             parser.finalize()
         except Exception as exc:
-            raise Problem(400, "bad_multipart", f"The multipart body could not be read: {exc}") from None
+            raise Unreadable("bad_multipart", f"The multipart body could not be read: {exc}") from None
 
     return file_bytes()
 
@@ -321,8 +316,7 @@ async def receive_file(
                 size, digest = await _hash_only(await pdf_stream(body), settings.max_file_bytes)
                 same_bytes = digest == earlier.sha256
             if earlier.dossier_id != dossier.id or not same_bytes:
-                raise Problem(
-                    422,
+                raise Invalid(
                     "idempotency_key_reused",
                     "This Idempotency-Key was already used for a different upload (another dossier or other "
                     "bytes). Use a new key per file.",
@@ -332,7 +326,7 @@ async def receive_file(
     if declared_length is not None and declared_length > settings.max_file_bytes:
         raise too_large(settings.max_file_bytes)
     if declared_length == 0:
-        raise Problem(400, "empty_body", "The request carried no file. Attach the PDF and send it again.")
+        raise Unreadable("empty_body", "The request carried no file. Attach the PDF and send it again.")
 
     file_id = uuid4()
     received_at = datetime.now(UTC)
@@ -357,14 +351,14 @@ async def receive_file(
     except ObjectTooLarge:
         raise too_large(settings.max_file_bytes) from None
     except BodyLengthMismatch as exc:
-        raise Problem(
-            400, "body_length_mismatch", f"The upload was cut off or malformed ({exc}). Send the file again."
+        raise Unreadable(
+            "body_length_mismatch", f"The upload was cut off or malformed ({exc}). Send the file again."
         ) from None
 
     try:
         if kind_after_body is not None:
             if not kind_after_body.saw_file:
-                raise Problem(422, "file_part_missing", "The form has no part named 'file'.")
+                raise Invalid("file_part_missing", "The form has no part named 'file'.")
             kind = check_kind(kind_after_body.fields.get("kind"))
             filename = filename or kind_after_body.filename
         if declared_sha256 and declared_sha256 != stored.sha256:

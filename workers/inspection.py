@@ -23,9 +23,10 @@ from storage import (
     fetch_signed,
     requeue_lost,
 )
+from storage.inspection import InspectionDetails, OcrOutcome
 from storage.objects import ObjectStore
 from workers.metrics import record_verdict, timed
-from workers.pdfcheck import MIN_TEXT_CHARS_PER_PAGE, inspect_pdf
+from workers.pdfcheck import MIN_TEXT_CHARS_PER_PAGE, Report, inspect_pdf
 from workers.sandbox import Sandbox
 from workers.standard import judge, rejection
 
@@ -36,11 +37,11 @@ def pages_for_ocr(result: Inspection) -> list[int]:
     """Pages without a text layer that are not blank: the ones OCR can make findable."""
     if result.state != "ready":
         return []
-    blank = {p for f in result.details.get("findings", []) if f["code"] == "page_blank" for p in f.get("pages", [])}
+    blank = {p for f in result.details.findings if f.code == "page_blank" for p in f.pages}
     return [
-        f["page"]
-        for f in result.details.get("page_facts", [])
-        if f.get("text_chars", 0) < MIN_TEXT_CHARS_PER_PAGE and f["page"] not in blank and not f.get("unreadable")
+        f.page
+        for f in result.details.page_facts
+        if f.text_chars < MIN_TEXT_CHARS_PER_PAGE and f.page not in blank and not f.unreadable
     ]
 
 
@@ -161,18 +162,20 @@ async def _conclude(ctx: dict[str, Any], f: File, fault: str, value: Any) -> str
     settings: Settings = ctx["settings"]
     files: Files = ctx["files"]
     if fault == "report":
-        result = judge(value, ctx["standard"])
+        result = judge(Report(**value), ctx["standard"])
     elif fault == "missing":
         result = rejection("content_missing")
     elif fault == "timeout":
-        result = rejection("pdf_inspection_timeout", {"problem_detail": value})
+        result = rejection("pdf_inspection_timeout", InspectionDetails(problem_detail=value))
     elif fault == "too_large":
-        result = rejection("pdf_too_complex", {"problem_detail": f"larger than the largest file accepted: {value}"})
+        result = rejection(
+            "pdf_too_complex", InspectionDetails(problem_detail=f"larger than the largest file accepted: {value}")
+        )
     else:  # crashed: out of memory, or the parser died
-        result = rejection("pdf_too_complex", {"problem_detail": value})
+        result = rejection("pdf_too_complex", InspectionDetails(problem_detail=value))
     ocr_pages = pages_for_ocr(result) if settings.ocr_enabled else []
     if len(ocr_pages) > settings.ocr_max_pages:
-        result.details["ocr"] = {"state": "skipped", "detail": f"{len(ocr_pages)} pages need OCR, above the limit"}
+        result.details.ocr = OcrOutcome(state="skipped", detail=f"{len(ocr_pages)} pages need OCR, above the limit")
         if blank_check_here(settings):
             ocr_pages = []
         # else the OCR stage still looks at those pages for blank ones, and OCRs none of them

@@ -10,6 +10,8 @@ from typing import Any, ParamSpec
 
 from prometheus_client import Counter, Histogram, start_http_server
 
+from storage.inspection import InspectionRecord
+
 JOB_SECONDS = Histogram(
     "warehouse_job_seconds",
     "Time one job took, by job and outcome",
@@ -49,10 +51,10 @@ def timed(job: str) -> Callable[[Job[P]], Job[P]]:
     return wrap
 
 
-def record_verdict(details: dict[str, Any], state: str) -> None:
-    VERDICTS.labels(details.get("verdict") or state).inc()
-    for f in details.get("findings", []):
-        FINDINGS.labels(f["code"], f.get("severity", "warning")).inc()
+def record_verdict(details: InspectionRecord, state: str) -> None:
+    VERDICTS.labels(details.verdict or state).inc()
+    for f in details.findings:
+        FINDINGS.labels(f.code, f.severity).inc()
 
 
 def serve(port: int, host: str) -> None:

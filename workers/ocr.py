@@ -21,6 +21,7 @@ from uuid import UUID
 from arq import Retry
 
 from storage import Files, ObjectNotFound, ObjectStoreUnavailable, Settings
+from storage.inspection import Finding, InspectionRecord
 from storage.keys import ocr_key
 from storage.objects import ObjectStore
 from workers.inspection import blank_check_here
@@ -82,10 +83,10 @@ def tesseract_languages() -> set[str]:
     return {line.strip() for line in out.stdout.splitlines()[1:] if line.strip()}
 
 
-def _count(found: list[dict[str, Any]], *, blank: int) -> None:
+def _count(found: list[Finding], *, blank: int) -> None:
     OCR_PAGES.labels("blank").inc(blank)
     for x in found:
-        FINDINGS.labels(x["code"], x["severity"]).inc()
+        FINDINGS.labels(x.code, x.severity).inc()
 
 
 @timed("ocr_file")
@@ -97,7 +98,8 @@ async def ocr_file(ctx: dict[str, Any], file_id: str) -> str:
     f = await files.get_unscoped(UUID(file_id))
     if f is None or f.stage != "ocr" or f.state != "ready":
         return f"skipped: {f.stage if f else 'no such file'}"
-    pages: list[int] = f.inspection.get("ocr_pages", [])
+    record = InspectionRecord.of(f.inspection)
+    pages = record.ocr_pages
     with tempfile.TemporaryDirectory(prefix="ocr-") as tmp:
         source, target = Path(tmp) / "original.pdf", Path(tmp) / "ocr.pdf"
         try:
@@ -126,11 +128,11 @@ async def ocr_file(ctx: dict[str, Any], file_id: str) -> str:
                     summary["blank_pages"] = blank
             else:
                 summary["blank_check"] = look.detail or "took too long"
-        found = [{**finding("page_blank", pages=blank), "severity": "warning"}] if blank else []
+        found = [finding("page_blank", pages=blank)] if blank else []  # a warning: the file is already ready
         recognised = [n for n in pages if n not in blank]
-        skipped = f.inspection.get("ocr", {})
-        if skipped.get("state") == "skipped":
+        if record.ocr is not None and record.ocr.state == "skipped":
             # Too many pages to OCR (said at inspection): only looked at for blank pages.
+            skipped = {"state": "skipped", "detail": record.ocr.detail}
             await files.record_ocr(f, {}, {**skipped, **summary}, None, findings=found)
             _count(found, blank=len(blank))
             return f"skipped: {len(blank)} blank pages"

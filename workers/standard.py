@@ -11,7 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from storage import Inspection, Settings
+from storage.inspection import Finding, InspectionDetails, InspectionRecord, PageFacts, Signature
+from workers.pdfcheck import Report
 
 # Findings that always reject: the file cannot be read or opened safely, so nothing else can be said.
 UNREADABLE = frozenset(
@@ -134,15 +138,12 @@ class Standard:
         )
 
 
-def finding(code: str, *, pages: list[int] | None = None, **values: Any) -> dict[str, Any]:
+def finding(code: str, *, pages: list[int] | None = None, **values: Any) -> Finding:
     """A finding with its sentences; its severity is decided by the verdict."""
     vi, en = FINDINGS[code]
     fill = {**values, "pages": _page_list(pages or [])}
-    out: dict[str, Any] = {"code": code, "vi": vi.format(**fill), "en": en.format(**fill)}
-    if pages:
-        out["pages"] = pages
-    out.update({k: v for k, v in values.items() if k not in ("minimum",)})
-    return out
+    named = {k: v for k, v in values.items() if k in Finding.__struct_fields__ and k != "minimum"}
+    return Finding(code=code, vi=vi.format(**fill), en=en.format(**fill), pages=list(pages or []), **named)
 
 
 def _page_list(pages: list[int]) -> str:
@@ -165,91 +166,97 @@ def paper(width_mm: float, height_mm: float, tolerance: float) -> str | None:
     return None
 
 
-def rejection(code: str, details: dict[str, Any] | None = None, pages: int | None = None) -> Inspection:
+def rejection(code: str, facts: InspectionDetails | None = None, pages: int | None = None) -> Inspection:
     """A file that cannot be read: one rejecting finding and nothing else to say."""
-    found = {**finding(code), "severity": "reject"}
-    details = {**(details or {}), "verdict": "rejected", "findings": [found]}
-    details["reason_vi"], details["reason_en"] = found["vi"], found["en"]
-    return Inspection(state="rejected", pages=pages, details=details, text="", reason_code=code, reason=found["en"])
+    found = finding(code)
+    found.severity = "reject"
+    record = InspectionRecord(**_fields(facts), verdict="rejected", findings=[found])
+    record.reason_vi, record.reason_en = found.vi, found.en
+    return Inspection(state="rejected", pages=pages, details=record, text="", reason_code=code, reason=found.en)
 
 
-def judge(report: dict[str, Any], standard: Standard) -> Inspection:
+def _fields(facts: InspectionDetails | None) -> dict[str, Any]:
+    return {n: getattr(facts, n) for n in InspectionDetails.__struct_fields__} if facts is not None else {}
+
+
+def judge(report: Report, standard: Standard) -> Inspection:
     """The verdict on a child's report."""
-    page_texts: list[str] = report.get("page_texts") or []
-    details: dict[str, Any] = {
-        "pdf_version": report.get("pdf_version"),
-        "encrypted": report.get("encrypted", False),
-        "text_layer": report.get("text_pages", 0) > 0,
-        "text_pages": report.get("text_pages", 0),
-        "text_chars": report.get("text_chars", 0),
-        "unreadable_pages": report.get("page_errors", []),
-        "signatures": report.get("signatures", []),
-        "pdfa": report.get("pdfa"),
-        "javascript": report.get("javascript", False),
-        "launch_actions": report.get("launch_actions", False),
-        "embedded_files": report.get("embedded_files", []),
-        "repairs": report.get("repairs", []),
-        "page_facts": report.get("page_facts", []),
-    }
-    if report.get("problem"):
-        details["problem_detail"] = report.get("problem_detail")
-        return rejection(report["problem"], details, report.get("pages"))
+    page_texts = report.page_texts
+    facts = InspectionDetails(
+        pdf_version=report.pdf_version,
+        encrypted=report.encrypted,
+        text_layer=report.text_pages > 0,
+        text_pages=report.text_pages,
+        text_chars=report.text_chars,
+        unreadable_pages=report.page_errors,
+        signatures=msgspec.convert(report.signatures, list[Signature], strict=False),
+        pdfa=report.pdfa,
+        javascript=report.javascript,
+        launch_actions=report.launch_actions,
+        embedded_files=report.embedded_files,
+        repairs=report.repairs,
+        page_facts=msgspec.convert(report.page_facts, list[PageFacts], strict=False),
+    )
+    if report.problem:
+        facts.problem_detail = report.problem_detail
+        return rejection(report.problem, facts, report.pages)
 
-    findings: list[dict[str, Any]] = []
-    if report.get("damaged"):
+    findings: list[Finding] = []
+    if report.damaged:
         findings.append(finding("pdf_damaged"))
-    if report.get("javascript"):
+    if report.javascript:
         findings.append(finding("pdf_javascript"))
-    if report.get("launch_actions"):
+    if report.launch_actions:
         findings.append(finding("pdf_launch_action"))
-    if report.get("embedded_files"):
-        findings.append(finding("pdf_embedded_files", names=", ".join(report["embedded_files"][:5])))
-    if _version(report.get("pdf_version")) < _version(standard.min_pdf_version):
-        findings.append(finding("pdf_version_old", version=report.get("pdf_version"), minimum=standard.min_pdf_version))
-    for sig in report.get("signatures", []):
-        if sig.get("validation", {}).get("intact") is False:
-            findings.append(finding("signature_invalid", field=sig.get("field", "")))
+    if report.embedded_files:
+        findings.append(finding("pdf_embedded_files", names=", ".join(report.embedded_files[:5])))
+    if _version(report.pdf_version) < _version(standard.min_pdf_version):
+        findings.append(finding("pdf_version_old", version=report.pdf_version, minimum=standard.min_pdf_version))
+    for sig in facts.signatures:
+        if sig.validation is not None and sig.validation.intact is False:
+            findings.append(finding("signature_invalid", field=sig.field))
 
-    facts = [f for f in report.get("page_facts", []) if not f.get("unreadable")]
-    low = [f for f in facts if f.get("dpi") is not None and f["dpi"] < standard.min_dpi]
+    pages = [f for f in facts.page_facts if not f.unreadable]
+    low = [f for f in pages if f.dpi is not None and f.dpi < standard.min_dpi]
     if low:
-        lowest = min(f["dpi"] for f in low)
-        findings.append(finding("scan_low_dpi", pages=[f["page"] for f in low], dpi=lowest, minimum=standard.min_dpi))
+        lowest = min(f.dpi for f in low if f.dpi is not None)
+        findings.append(finding("scan_low_dpi", pages=[f.page for f in low], dpi=lowest, minimum=standard.min_dpi))
     for colour, code in (("greyscale", "scan_greyscale"), ("bilevel", "scan_bilevel")):
-        pages = [f["page"] for f in facts if f.get("colour") == colour]
-        if pages:
-            findings.append(finding(code, pages=pages))
-    sized = [f for f in facts if f.get("width_mm") is not None and f.get("height_mm") is not None]
-    odd = [f for f in sized if paper(f["width_mm"], f["height_mm"], standard.paper_tolerance_mm) is None]
-    if odd:
-        size = f"{odd[0]['width_mm']:g} x {odd[0]['height_mm']:g} mm"
-        findings.append(finding("page_size_nonstandard", pages=[f["page"] for f in odd], size=size))
-    blank = [
-        f["page"]
-        for f in facts
-        if f.get("blank") or (f.get("ink_ratio") is not None and f["ink_ratio"] < standard.blank_ink_ratio)
+        coloured = [f.page for f in pages if f.colour == colour]
+        if coloured:
+            findings.append(finding(code, pages=coloured))
+    odd = [
+        f
+        for f in pages
+        if f.width_mm is not None
+        and f.height_mm is not None
+        and paper(f.width_mm, f.height_mm, standard.paper_tolerance_mm) is None
     ]
+    if odd:
+        size = f"{odd[0].width_mm:g} x {odd[0].height_mm:g} mm"
+        findings.append(finding("page_size_nonstandard", pages=[f.page for f in odd], size=size))
+    blank = [f.page for f in pages if f.blank or (f.ink_ratio is not None and f.ink_ratio < standard.blank_ink_ratio)]
     if blank:
         findings.append(finding("page_blank", pages=blank))
-    if report.get("page_errors"):
-        findings.append(finding("page_unreadable", pages=report["page_errors"]))
+    if report.page_errors:
+        findings.append(finding("page_unreadable", pages=report.page_errors))
 
     for f in findings:
-        f["severity"] = "reject" if f["code"] in standard.reject else "warning"
-    rejecting = [f for f in findings if f["severity"] == "reject"]
-    details["findings"] = findings
-    details["verdict"] = "rejected" if rejecting else ("ready_with_warnings" if findings else "ready")
+        f.severity = "reject" if f.code in standard.reject else "warning"
+    rejecting = [f for f in findings if f.severity == "reject"]
+    verdict = "rejected" if rejecting else ("ready_with_warnings" if findings else "ready")
+    record = InspectionRecord(**_fields(facts), verdict=verdict, findings=findings)
     text = "\n\f".join(page_texts)
     if rejecting:
         first = rejecting[0]
-        details["reason_vi"], details["reason_en"] = first["vi"], first["en"]
+        record.reason_vi, record.reason_en = first.vi, first.en
         return Inspection(
             state="rejected",
-            pages=report.get("pages"),
-            details=details,
+            pages=report.pages,
+            details=record,
             text=text,
-            reason_code=first["code"],
-            reason=first["en"],
+            reason_code=first.code,
+            reason=first.en,
             page_texts=page_texts,
         )
-    return Inspection(state="ready", pages=report.get("pages"), details=details, text=text, page_texts=page_texts)
+    return Inspection(state="ready", pages=report.pages, details=record, text=text, page_texts=page_texts)

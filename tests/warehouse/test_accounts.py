@@ -9,7 +9,7 @@ import io
 import pytest
 
 from tests.conftest import make_client
-from tests.factories import PASSWORD, Api, auth, commune, district
+from tests.factories import PASSWORD, Api, Subtree, auth, commune, district
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -188,9 +188,9 @@ async def test_a_hash_made_with_older_parameters_is_replaced_at_login(api: Api) 
     await api.login(login, PASSWORD)
 
 
-async def test_the_credentials_csv_opens_in_a_spreadsheet_with_unit_names(api: Api) -> None:
+async def test_the_credentials_csv_opens_in_a_spreadsheet_with_unit_names(api: Api, tree: Subtree) -> None:
     admin = await api.admin()
-    body = {"parent_unit_code": district(24), "level": "commune", "per_unit": 1, "role": "viewer"}
+    body = {"parent_unit_code": tree.district, "level": "commune", "per_unit": 1, "role": "viewer"}
     r = await api.client.post("/api/v1/accounts/provision", json=body, headers={**auth(admin), "Accept": "text/csv"})
     assert r.status_code == 201
     assert r.headers["content-type"].count("charset") == 1, r.headers["content-type"]

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from loadtests.pdfgen import scanned_pdf
-from tests.factories import PASSWORD, Api, LiveServer, commune, free_port
+from tests.factories import PASSWORD, Api, LiveServer, Subtree, commune, free_port
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -324,12 +324,12 @@ async def test_429_and_503_are_waited_out(api: Api, tmp_path: Path) -> None:
 
 
 async def test_a_corrected_scan_after_a_rejection_goes_with_replace_and_status_writes_the_results(
-    api: Api, tmp_path: Path
+    api: Api, tmp_path: Path, tree: Subtree
 ) -> None:
     from tests.pdfs import javascript_pdf
 
     with LiveServer() as server:
-        config, _ = await signed_in(api, server, tmp_path, commune(22, 11))
+        config, _ = await signed_in(api, server, tmp_path, tree.commune(1))
         folder = tmp_path / "scans"
         folder.mkdir()
         (folder / "don.pdf").write_bytes(javascript_pdf())

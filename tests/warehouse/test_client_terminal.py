@@ -15,7 +15,7 @@ import pexpect
 import pytest
 
 from loadtests.pdfgen import scanned_pdf
-from tests.factories import Api, LiveServer, auth, commune, free_port
+from tests.factories import Api, LiveServer, Subtree, auth, free_port
 from tests.warehouse.test_client import scans, write_manifest
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -41,9 +41,9 @@ def ended(child: pexpect.spawn) -> tuple[int, str]:
 
 
 async def test_an_operator_goes_from_a_one_time_password_to_a_finished_upload_without_leaving_the_client(
-    api: Api, tmp_path: Path
+    api: Api, tmp_path: Path, tree: Subtree
 ) -> None:
-    unit = commune(22, 9)
+    unit = tree.commune(1)
     made = await api.client.post(
         "/api/v1/accounts",
         json={"login": "xa-moi.op1", "unit_code": unit, "role": "operator"},
@@ -85,11 +85,13 @@ async def test_an_operator_goes_from_a_one_time_password_to_a_finished_upload_wi
     await api.login("xa-moi.op1", "mật-khẩu-mới-của-xã")
 
 
-async def test_ctrl_c_during_an_upload_says_how_to_go_on_without_a_traceback(api: Api, tmp_path: Path) -> None:
+async def test_ctrl_c_during_an_upload_says_how_to_go_on_without_a_traceback(
+    api: Api, tmp_path: Path, tree: Subtree
+) -> None:
     from tests.warehouse.test_client import signed_in
 
     with LiveServer() as server:
-        config, _ = await signed_in(api, server, tmp_path, commune(22, 10))
+        config, _ = await signed_in(api, server, tmp_path, tree.commune(1))
         folder = tmp_path / "scans"
         scans(folder, ["lon.pdf"], seed=902, pages=4)
         write_manifest(
@@ -117,7 +119,7 @@ async def test_a_wrong_address_fails_at_once_with_what_to_check(tmp_path: Path) 
 
 
 async def test_watch_on_a_terminal_keeps_one_pair_of_bars_and_tells_each_verdict_as_it_comes(
-    api: Api, tmp_path: Path
+    api: Api, tmp_path: Path, tree: Subtree
 ) -> None:
     from tests.pdfs import javascript_pdf
     from tests.warehouse.test_client import files_of, signed_in
@@ -131,7 +133,7 @@ async def test_watch_on_a_terminal_keeps_one_pair_of_bars_and_tells_each_verdict
     ]
     write_manifest(manifest, rows)
     with LiveServer() as server:
-        config, _ = await signed_in(api, server, tmp_path, commune(22, 12))
+        config, _ = await signed_in(api, server, tmp_path, tree.commune(1))
         child = spawn(config, "watch", str(folder), "--manifest", str(manifest), "--interval", "0.3", "--settle", "1")
         child.expect("Watching")
         (folder / "mot.pdf").write_bytes(javascript_pdf())

@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from tests.factories import Api, LiveServer, auth, commune
+from tests.factories import Api, LiveServer, Subtree, auth
 from warehouse.client.transport import warehouse_http
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -17,12 +17,12 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 @pytest.mark.parametrize("refusal", ["no_credentials", "file_too_large"])
 async def test_an_upload_refused_before_its_body_was_read_leaves_the_next_request_its_answer(
-    api: Api, refusal: str
+    api: Api, refusal: str, tree: Subtree
 ) -> None:
     """A refusal sent while the scan is still unread (a 401) closes the connection: it says so
     (Connection: close), so the client's next request goes out on a new connection and is answered.
     Before, the refusal looked kept-alive and the next request met "Server disconnected"."""
-    _, token = await api.account("operator", commune(22, 7))
+    _, token = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     scan = b"%PDF-1.7\n" + b"0" * 300_000  # fits the loopback's socket buffers whole, as in the benchmark
     headers = {"Content-Type": "application/pdf", "X-File-Kind": "component"}

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from storage import Settings, drop_database
-from tests.factories import Api, auth, commune
+from tests.factories import Api, Subtree, auth
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -26,8 +26,8 @@ def warehouse(*args: str, stdin: str = "", **env: str) -> subprocess.CompletedPr
     )
 
 
-async def test_reset_password_lets_the_account_in_again_and_ends_its_earlier_sign_ins(api: Api) -> None:
-    login, old_token = await api.account("unit_admin", commune(22, 8))
+async def test_reset_password_lets_the_account_in_again_and_ends_its_earlier_sign_ins(api: Api, tree: Subtree) -> None:
+    login, old_token = await api.account("unit_admin", tree.commune(1))
     done = warehouse("admin", "reset-password", "--login", login)
     assert done.returncode == 0, done.stderr
     new_password = done.stdout.split("shown this once:")[1].split()[0]

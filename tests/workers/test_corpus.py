@@ -37,7 +37,7 @@ from tests.pdfs import (
     truncated_pdf,
 )
 from tests.workers.test_standard import inspect_all
-from workers.pdfcheck import inspect_pdf
+from workers.pdfcheck import Report, inspect_pdf
 from workers.standard import Standard, judge
 
 MiB = 1024 * 1024
@@ -77,9 +77,9 @@ def test_each_defect_is_judged_as_a_reader_would_see_it(name: str) -> None:
     started = time.monotonic()
     report = inspect_pdf(make(), settings.inspect_max_pages, 100_000, settings.inspect_max_stream_mb * MiB)
     took = time.monotonic() - started
-    result = judge(report, Standard.from_settings(settings.model_copy(update={"ocr_enabled": False})))
-    found = {f["code"] for f in result.details["findings"]}
-    assert result.details["verdict"] == verdict, (name, result.details["findings"], report.get("problem_detail"))
+    result = judge(Report(**report), Standard.from_settings(settings.model_copy(update={"ocr_enabled": False})))
+    found = {f.code for f in result.details.findings}
+    assert result.details.verdict == verdict, (name, result.details.findings, report.get("problem_detail"))
     assert codes <= found and not absent & found, (name, found)
     assert took < 10, f"{name} took {took:.1f} s to read (a loop, not work)"
 

@@ -8,7 +8,6 @@ from typing import Annotated, Any, Literal, cast
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
-from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
@@ -21,7 +20,8 @@ from warehouse.accounts import (
     reset_password,
     write_credentials,
 )
-from warehouse.auth import Principal, require_admin, visible_subtree
+from warehouse.api.deps import Caller, Deps
+from warehouse.auth import admins_only, visible_subtree
 from warehouse.context import Services
 from warehouse.errors import Problem
 from warehouse.fair_share import account_limits
@@ -155,9 +155,7 @@ class AccountsController(Controller):
     tags = ["accounts"]
 
     @post("/", operation_id="create_account", status_code=HTTP_201_CREATED)
-    async def create(
-        self, data: JSONBody[AccountIn], request: Request[Principal, Any, Any], services: NamedDependency[Services]
-    ) -> Response[CredentialsOut]:
+    async def create(self, data: JSONBody[AccountIn], request: Caller, services: Deps) -> Response[CredentialsOut]:
         """Create an account. Without a password it gets a one-time password, shown here once."""
         created = await create_account(
             services, request.user, login=data.login, password=data.password, unit_code=data.unit_code, role=data.role
@@ -168,24 +166,20 @@ class AccountsController(Controller):
             headers={"Location": f"/api/v1/accounts/{created.account_id}"},
         )
 
-    @get("/", operation_id="list_accounts")
+    @get("/", operation_id="list_accounts", guards=[admins_only])
     async def list_accounts(
         self,
-        request: Request[Principal, Any, Any],
-        services: NamedDependency[Services],
+        request: Caller,
+        services: Deps,
         unit: Annotated[str | None, QueryParameter(description="unit code: that unit and the units below")] = None,
     ) -> list[AccountOut]:
         """Accounts of the units the administrator manages."""
-        require_admin(request.user)
         unit_ids = await visible_subtree(services, request.user, unit) or request.user.read_scope
         return [_account_out(services, a) for a in await services.accounts.list(unit_ids=unit_ids)]
 
-    @get("/{account_id:int}", operation_id="get_account")
-    async def get_account(
-        self, account_id: FromPath[int], request: Request[Principal, Any, Any], services: NamedDependency[Services]
-    ) -> AccountOut:
+    @get("/{account_id:int}", operation_id="get_account", guards=[admins_only])
+    async def get_account(self, account_id: FromPath[int], request: Caller, services: Deps) -> AccountOut:
         """One account of the units the administrator manages: login, role, unit, state and limits."""
-        require_admin(request.user)
         a = await services.accounts.get(account_id)
         if a is None or not request.user.can_read(a.unit_id):
             raise Problem(404, "account_not_found", f"There is no account {account_id} that you may see.")
@@ -196,8 +190,8 @@ class AccountsController(Controller):
         self,
         account_id: FromPath[int],
         data: JSONBody[AccountPatch],
-        request: Request[Principal, Any, Any],
-        services: NamedDependency[Services],
+        request: Caller,
+        services: Deps,
     ) -> AccountOut:
         """Disable or enable an account, change its role, or override its limits. Enabling unlocks."""
         changed = await change_account(
@@ -206,15 +200,13 @@ class AccountsController(Controller):
         return _account_out(services, changed)
 
     @post("/{account_id:int}/reset-password", operation_id="reset_password", status_code=HTTP_200_OK)
-    async def reset(
-        self, account_id: FromPath[int], request: Request[Principal, Any, Any], services: NamedDependency[Services]
-    ) -> CredentialsOut:
+    async def reset(self, account_id: FromPath[int], request: Caller, services: Deps) -> CredentialsOut:
         """Give the account a new one-time password (shown once) and lift any lockout."""
         return _credentials(await reset_password(services, request.user, account_id))
 
     @post("/provision", operation_id="provision_accounts", status_code=HTTP_201_CREATED)
     async def provision_accounts(
-        self, data: JSONBody[ProvisionIn], request: Request[Principal, Any, Any], services: NamedDependency[Services]
+        self, data: JSONBody[ProvisionIn], request: Caller, services: Deps
     ) -> Response[ProvisionOut]:
         """Create per_unit accounts for every unit of the level under the parent; again, only the missing ones.
 
@@ -247,9 +239,7 @@ class ApiKeysController(Controller):
     tags = ["accounts"]
 
     @post("/", operation_id="create_api_key", status_code=HTTP_201_CREATED)
-    async def create(
-        self, data: JSONBody[KeyIn], request: Request[Principal, Any, Any], services: NamedDependency[Services]
-    ) -> Response[KeyOut]:
+    async def create(self, data: JSONBody[KeyIn], request: Caller, services: Deps) -> Response[KeyOut]:
         """A key for scanner software, acting with this account's rights. The key is shown once."""
         key, secret = await services.api_keys.create(request.user.account.id, data.label.strip())
         return Response(
@@ -257,16 +247,12 @@ class ApiKeysController(Controller):
         )
 
     @get("/", operation_id="list_api_keys")
-    async def list_keys(
-        self, request: Request[Principal, Any, Any], services: NamedDependency[Services]
-    ) -> list[KeyOut]:
+    async def list_keys(self, request: Caller, services: Deps) -> list[KeyOut]:
         """This account's keys, with when each was last used."""
         return [_key_out(k) for k in await services.api_keys.list(request.user.account.id)]
 
     @delete("/{key_id:int}", operation_id="revoke_api_key", status_code=HTTP_204_NO_CONTENT)
-    async def revoke(
-        self, key_id: FromPath[int], request: Request[Principal, Any, Any], services: NamedDependency[Services]
-    ) -> None:
+    async def revoke(self, key_id: FromPath[int], request: Caller, services: Deps) -> None:
         """Revoke a key at once. Administrators may revoke the keys of accounts they manage."""
         key = await services.api_keys.get(key_id)
         owner = await services.accounts.get(key.account_id) if key else None
@@ -285,11 +271,11 @@ class AuditController(Controller):
     path = "/api/v1/audit"
     tags = ["accounts"]
 
-    @get("/", operation_id="list_audit_events")
+    @get("/", operation_id="list_audit_events", guards=[admins_only])
     async def list_events(
         self,
-        request: Request[Principal, Any, Any],
-        services: NamedDependency[Services],
+        request: Caller,
+        services: Deps,
         record: FromQuery[str | None] = None,
         account: FromQuery[int | None] = None,
         unit: FromQuery[str | None] = None,
@@ -299,7 +285,6 @@ class AuditController(Controller):
         cursor: FromQuery[str | None] = None,
     ) -> AuditPage:
         """Who did what, newest first: writes, logins and reads of file content in the caller's units."""
-        require_admin(request.user)
         unit_ids = await visible_subtree(services, request.user, unit)
         try:
             before = int(cursor) if cursor else None

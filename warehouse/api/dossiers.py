@@ -7,15 +7,14 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
-from litestar import Controller, Request, Response, delete, get, patch, post
-from litestar.di import NamedDependency
+from litestar import Controller, Response, delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from storage import DossierFilter, InvalidCursor, decode_cursor, encode_cursor
+from warehouse.api.deps import Caller, Deps
 from warehouse.api.schemas import DossierOut, DossierPage
-from warehouse.auth import Principal, require_writer, visible_subtree
-from warehouse.context import Services
+from warehouse.auth import require_writer, visible_subtree
 from warehouse.dossier_rules import today_local
 from warehouse.dossiers import create_dossier, dossier_for_read, dossier_for_write, update_dossier
 from warehouse.errors import Problem
@@ -90,9 +89,7 @@ class DossiersController(Controller):
     tags = ["dossiers"]
 
     @post("/", operation_id="create_dossier", status_code=HTTP_201_CREATED)
-    async def create(
-        self, data: JSONBody[DossierCreate], request: Request[Principal, Any, Any], services: NamedDependency[Services]
-    ) -> Response[DossierOut]:
+    async def create(self, data: JSONBody[DossierCreate], request: Caller, services: Deps) -> Response[DossierOut]:
         """Create a dossier. Its code (<unit code>-YYMMDD-XXXX) is generated when not given."""
         require_writer(request.user)
         values = {
@@ -110,9 +107,7 @@ class DossiersController(Controller):
         )
 
     @get("/{dossier_id:uuid}", operation_id="get_dossier")
-    async def get_one(
-        self, dossier_id: FromPath[UUID], request: Request[Principal, Any, Any], services: NamedDependency[Services]
-    ) -> DossierOut:
+    async def get_one(self, dossier_id: FromPath[UUID], request: Caller, services: Deps) -> DossierOut:
         """A dossier with its files."""
         dossier = await dossier_for_read(services, request.user, dossier_id)
         files = await services.files.for_dossier(dossier.id)
@@ -121,8 +116,8 @@ class DossiersController(Controller):
     @get("/", operation_id="list_dossiers")
     async def list_dossiers(
         self,
-        request: Request[Principal, Any, Any],
-        services: NamedDependency[Services],
+        request: Caller,
+        services: Deps,
         q: Annotated[str | None, QueryParameter(max_length=200, description="codes, names, file text")] = None,
         unit: Annotated[str | None, QueryParameter(description="unit code: that unit and the units below")] = None,
         procedure: FromQuery[str | None] = None,
@@ -180,8 +175,8 @@ class DossiersController(Controller):
         self,
         dossier_id: FromPath[UUID],
         data: JSONBody[DossierPatch],
-        request: Request[Principal, Any, Any],
-        services: NamedDependency[Services],
+        request: Caller,
+        services: Deps,
     ) -> DossierOut:
         """Change a dossier's fields; its code and unit stay."""
         dossier = await update_dossier(services, request.user, dossier_id, _patch_values(data))
@@ -189,9 +184,7 @@ class DossiersController(Controller):
         return DossierOut.of(dossier, today=today_local(), files=files)
 
     @delete("/{dossier_id:uuid}", operation_id="delete_dossier", status_code=HTTP_204_NO_CONTENT)
-    async def remove(
-        self, dossier_id: FromPath[UUID], request: Request[Principal, Any, Any], services: NamedDependency[Services]
-    ) -> None:
+    async def remove(self, dossier_id: FromPath[UUID], request: Caller, services: Deps) -> None:
         """Mark a dossier deleted. It is kept, and can still be listed with state=deleted."""
         dossier = await dossier_for_write(services, request.user, dossier_id)
         await services.dossiers.mark_deleted(dossier.id)
@@ -204,8 +197,8 @@ class ResultsController(Controller):
     @get("", operation_id="find_results")
     async def results(
         self,
-        request: Request[Principal, Any, Any],
-        services: NamedDependency[Services],
+        request: Caller,
+        services: Deps,
         subject_id: Annotated[str, QueryParameter(min_length=1, max_length=40, description="the holder's ID number")],
         valid: FromQuery[bool] = True,
     ) -> dict[str, Any]:

@@ -9,9 +9,8 @@ from typing import Any, Literal
 from urllib.parse import quote
 from uuid import UUID
 
-from litestar import Controller, MediaType, Request, Response, delete, get, post
+from litestar import Controller, MediaType, Response, delete, get, post
 from litestar.datastructures import ResponseHeader
-from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Stream
@@ -23,12 +22,14 @@ from litestar.status_codes import (
 )
 
 from storage import File, ObjectNotFound
+from warehouse.api.deps import Caller, Deps
 from warehouse.api.schemas import FileOut, PageOut, PagesOut
 from warehouse.audit import AUDIT_READS
-from warehouse.auth import Principal, require_admin
+from warehouse.auth import Principal, admins_only
 from warehouse.context import Services
 from warehouse.errors import Problem
 from warehouse.fair_share import metered, upload_slot
+from warehouse.refusals import Refusal
 from warehouse.uploads import (
     PDF_MEDIA_TYPE,
     MultipartUpload,
@@ -47,7 +48,7 @@ _FORM_OVERHEAD = 1024 * 1024
 log = logging.getLogger(__name__)
 
 
-async def _file_for_read(services: NamedDependency[Services], principal: Principal, file_id: FromPath[UUID]) -> File:
+async def _file_for_read(services: Deps, principal: Principal, file_id: FromPath[UUID]) -> File:
     f = await services.files.get(file_id, scope=principal.read_scope)
     if f is None:
         raise Problem(404, "file_not_found", f"There is no file {file_id} that you may see.")
@@ -65,9 +66,7 @@ class FilesController(Controller):
         request_max_body_size=None,  # the upload path enforces WAREHOUSE_MAX_FILE_BYTES while streaming
         response_headers=[ResponseHeader(name="Location", description="the new file", documentation_only=True)],
     )
-    async def upload(
-        self, dossier_id: FromPath[UUID], request: Request[Principal, Any, Any], services: NamedDependency[Services]
-    ) -> Response[FileOut]:
+    async def upload(self, dossier_id: FromPath[UUID], request: Caller, services: Deps) -> Response[FileOut]:
         """Upload a PDF into a dossier: the raw bytes as the body (Content-Type: application/pdf,
         X-Filename, X-File-Kind, optional X-Content-SHA256 and Idempotency-Key), or multipart/form-data
         with a `file` part and a `kind` field. The body streams to storage; it is never held whole."""
@@ -94,11 +93,11 @@ class FilesController(Controller):
                     declared_sha256,
                     idempotency_key,
                 )
-        except Problem as problem:
+        except Refusal as refusal:
             # A client still sending its body would see a broken connection instead of this answer;
             # read the rest when it is small enough to be worth it (never for a body refused as too slow).
             limit = settings.upload_drain_bytes
-            if problem.status != 408 and (
+            if refusal.kind != "too_slow" and (
                 declared_length is None or declared_length <= settings.max_file_bytes + limit
             ):
                 await drain(raw, limit + (declared_length or 0), seconds=settings.upload_idle_seconds)
@@ -110,7 +109,7 @@ class FilesController(Controller):
 
     async def _receive(
         self,
-        request: Request[Principal, Any, Any],
+        request: Caller,
         services: Services,
         dossier_id: UUID,
         body: AsyncIterator[bytes],
@@ -155,9 +154,7 @@ class FilesController(Controller):
         return received
 
     @get("/files", operation_id="find_files_by_content")
-    async def holding(
-        self, request: Request[Principal, Any, Any], services: NamedDependency[Services], sha256: FromQuery[str]
-    ) -> dict[str, Any]:
+    async def holding(self, request: Caller, services: Deps, sha256: FromQuery[str]) -> dict[str, Any]:
         """Does the warehouse already hold these bytes? Files with this SHA-256 in the units the caller
         may read (never beyond them), oldest first."""
         digest = check_sha256(sha256)
@@ -167,28 +164,26 @@ class FilesController(Controller):
         return {"items": [FileOut.of(f) for f in files]}
 
     @get("/files/{file_id:uuid}", operation_id="get_file")
-    async def get_file(
-        self, file_id: FromPath[UUID], request: Request[Principal, Any, Any], services: NamedDependency[Services]
-    ) -> FileOut:
+    async def get_file(self, file_id: FromPath[UUID], request: Caller, services: Deps) -> FileOut:
         """A file's metadata, state and inspection findings."""
         return FileOut.of(await _file_for_read(services, request.user, file_id))
 
     @get("/files/{file_id:uuid}/pages", operation_id="get_file_pages")
-    async def pages(
-        self, file_id: FromPath[UUID], request: Request[Principal, Any, Any], services: NamedDependency[Services]
-    ) -> PagesOut:
+    async def pages(self, file_id: FromPath[UUID], request: Caller, services: Deps) -> PagesOut:
         """The text of each page, from the PDF's text layer or from OCR (`source`)."""
         f = await _file_for_read(services, request.user, file_id)
         rows = await services.files.pages(f.id)
-        return PagesOut(items=[PageOut(page=r["page"], source=r["source"], text=r["text"]) for r in rows])
+        return PagesOut(items=[PageOut(page=r.page, source=r.source, text=r.text) for r in rows])
 
-    @post("/files/{file_id:uuid}/reprocess", operation_id="reprocess_file", status_code=HTTP_202_ACCEPTED)
-    async def reprocess(
-        self, file_id: FromPath[UUID], request: Request[Principal, Any, Any], services: NamedDependency[Services]
-    ) -> FileOut:
+    @post(
+        "/files/{file_id:uuid}/reprocess",
+        operation_id="reprocess_file",
+        status_code=HTTP_202_ACCEPTED,
+        guards=[admins_only],
+    )
+    async def reprocess(self, file_id: FromPath[UUID], request: Caller, services: Deps) -> FileOut:
         """Send a file through inspection and OCR again (admins): after a fault parked it as `failed`,
         or after the scan standard's settings changed. The original bytes are not touched."""
-        require_admin(request.user)
         f = await _file_for_read(services, request.user, file_id)
         dossier = await services.dossiers.get(f.dossier_id, scope=None)
         if dossier is None or not request.user.can_write(dossier.unit_id):
@@ -208,8 +203,8 @@ class FilesController(Controller):
     async def content(
         self,
         file_id: FromPath[UUID],
-        request: Request[Principal, Any, Any],
-        services: NamedDependency[Services],
+        request: Caller,
+        services: Deps,
         redirect: FromQuery[bool] = False,
         variant: FromQuery[Literal["original", "ocr"]] = "original",
     ) -> Stream | Redirect:
@@ -271,9 +266,7 @@ class FilesController(Controller):
         )
 
     @delete("/files/{file_id:uuid}", operation_id="delete_file", status_code=HTTP_204_NO_CONTENT)
-    async def remove(
-        self, file_id: FromPath[UUID], request: Request[Principal, Any, Any], services: NamedDependency[Services]
-    ) -> None:
+    async def remove(self, file_id: FromPath[UUID], request: Caller, services: Deps) -> None:
         """Mark a file deleted. Its bytes are kept for the retention period."""
         f = await _file_for_read(services, request.user, file_id)
         dossier = await services.dossiers.get(f.dossier_id, scope=None)

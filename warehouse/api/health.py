@@ -7,9 +7,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar import Controller, Response, get
-from litestar.di import NamedDependency
 
-from warehouse.context import Services
+from warehouse.api.deps import Deps
 
 CHECK_TIMEOUT_SECONDS = 2.0
 
@@ -33,7 +32,7 @@ class HealthController(Controller):
         return {"status": "ok"}
 
     @get("/ready", operation_id="health_ready", security=[])
-    async def ready(self, services: NamedDependency[Services]) -> Response[dict[str, Any]]:
+    async def ready(self, services: Deps) -> Response[dict[str, Any]]:
         """200 when Postgres and Redis answer and the object store takes a write; 503 naming the ones
         that do not."""
         names = ("postgres", "redis", "object_store")

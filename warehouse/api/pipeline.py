@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, get
-from litestar.di import NamedDependency
+from litestar import Controller, get
 from litestar.params import FromQuery
 from redis.exceptions import RedisError
 
 from storage import OCR_QUEUE_NAME, QUEUE_NAME
+from warehouse.api.deps import Caller, Deps
 from warehouse.api.schemas import FileOut
-from warehouse.auth import Principal, require_admin
-from warehouse.context import Services
+from warehouse.auth import admins_only
 
 # arq writes "<queue>:health-check" with a short expiry each time a worker beats.
 HEALTH_SUFFIX = ":health-check"
@@ -22,12 +21,9 @@ class PipelineController(Controller):
     path = "/api/v1/pipeline"
     tags = ["pipeline"]
 
-    @get("", operation_id="pipeline_status")
-    async def status(
-        self, request: Request[Principal, Any, Any], services: NamedDependency[Services]
-    ) -> dict[str, Any]:
+    @get("", operation_id="pipeline_status", guards=[admins_only])
+    async def status(self, request: Caller, services: Deps) -> dict[str, Any]:
         """Files per stage, jobs waiting per queue, and each kind of worker's last heartbeat."""
-        require_admin(request.user)
         stages = await services.files.stage_counts()
         workers: dict[str, Any] = {}
         queues: dict[str, int] | None = None
@@ -40,16 +36,15 @@ class PipelineController(Controller):
             workers = {"error": f"the queue is unreachable: {exc}"}
         return {"stages": stages, "queues": queues, "workers": workers}
 
-    @get("/failed", operation_id="pipeline_failed")
+    @get("/failed", operation_id="pipeline_failed", guards=[admins_only])
     async def failed(
         self,
-        request: Request[Principal, Any, Any],
-        services: NamedDependency[Services],
+        request: Caller,
+        services: Deps,
         limit: FromQuery[int] = 50,
     ) -> dict[str, Any]:
         """The dead-letter list: files whose inspection gave up after transient faults, newest first.
         Send one back with `POST /api/v1/files/{id}/reprocess`."""
-        require_admin(request.user)
         limit = max(1, min(limit, services.settings.page_size_max))
         files = await services.files.failed(limit=limit, scope=request.user.read_scope)
         return {"items": [FileOut.of(f) for f in files]}

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from litestar import Controller, Request, Response, get, put
-from litestar.di import NamedDependency
+from litestar import Controller, Response, get, put
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from warehouse.auth import Principal, require_admin, visible_unit
-from warehouse.context import Services
+from warehouse.api.deps import Caller, Deps
+from warehouse.auth import admins_only, visible_unit
 from warehouse.errors import Problem
 from warehouse.reports import as_csv, as_png, as_xlsx, progress_report
 
@@ -30,8 +29,8 @@ class ReportsController(Controller):
     @get("/reports/progress", operation_id="progress_report", response_model=None)
     async def progress(
         self,
-        request: Request[Principal, Any, Any],
-        services: NamedDependency[Services],
+        request: Caller,
+        services: Deps,
         year: FromQuery[int | None] = None,
         level: FromQuery[str | None] = None,
         parent: FromQuery[str | None] = None,
@@ -59,18 +58,17 @@ class ReportsController(Controller):
             return Response(as_png(report), media_type="image/png")
         return Response(report.as_json())
 
-    @put("/targets/{unit_code:str}/{year:int}", operation_id="set_target")
+    @put("/targets/{unit_code:str}/{year:int}", operation_id="set_target", guards=[admins_only])
     async def set_target(
         self,
         unit_code: FromPath[str],
         year: FromPath[int],
         data: JSONBody[TargetIn],
-        request: Request[Principal, Any, Any],
-        services: NamedDependency[Services],
+        request: Caller,
+        services: Deps,
     ) -> dict[str, Any]:
         """The declared total of dossiers of a unit for a year, and its target rate (0-1; the level's
         default when left out). Administrators of the unit or above."""
-        require_admin(request.user)
         unit = await visible_unit(services, request.user, unit_code)
         if not 2000 <= year <= 2100:
             raise Problem(422, "invalid_year", "Give a year between 2000 and 2100.")

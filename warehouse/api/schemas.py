@@ -9,6 +9,7 @@ from uuid import UUID
 import msgspec
 
 from storage import Dossier, File
+from storage.inspection import Finding, InspectionDetails, InspectionRecord
 
 
 class PipelineOut(msgspec.Struct):
@@ -36,16 +37,17 @@ class FileOut(msgspec.Struct):
     pages: int | None = None
     inspected_at: datetime | None = None
     verdict: str | None = None
-    findings: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    findings: list[Finding] = msgspec.field(default_factory=list)
     ocr_copy: bool = False
-    inspection: dict[str, Any] = msgspec.field(default_factory=dict)
+    inspection: InspectionDetails = msgspec.field(default_factory=InspectionDetails)
 
     @classmethod
     def of(cls, f: File) -> FileOut:
+        record = InspectionRecord.of(f.inspection)
         return cls(
             pipeline=PipelineOut(stage=f.stage, times=f.stage_times, attempts=f.attempts, last_error=f.last_error),
-            verdict=f.inspection.get("verdict"),
-            findings=f.inspection.get("findings", []),
+            verdict=record.verdict,
+            findings=record.findings,
             ocr_copy=f.ocr_object_key is not None,
             id=f.id,
             dossier_id=f.dossier_id,
@@ -60,7 +62,7 @@ class FileOut(msgspec.Struct):
             reason=f.reason,
             pages=f.pages,
             inspected_at=f.inspected_at,
-            inspection={k: v for k, v in f.inspection.items() if k not in ("findings", "verdict")},
+            inspection=record.details(),
         )
 
 

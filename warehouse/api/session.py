@@ -6,14 +6,12 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, post
-from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK
 
 from storage import Account
 from warehouse import signin
-from warehouse.auth import Principal
-from warehouse.context import Services
+from warehouse.api.deps import Caller, Deps
 
 Password = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 
@@ -62,9 +60,7 @@ class SessionController(Controller):
     tags = ["auth"]
 
     @post("/auth/login", operation_id="login", status_code=HTTP_200_OK, security=[])
-    async def login(
-        self, data: JSONBody[LoginIn], request: Request[Any, Any, Any], services: NamedDependency[Services]
-    ) -> TokenOut:
+    async def login(self, data: JSONBody[LoginIn], request: Request[Any, Any, Any], services: Deps) -> TokenOut:
         """Exchange a login and password for a bearer token. Wrong passwords from one address lock that
         address out of that login for a while (never the login everywhere); each address has a number
         of sign-ins a minute."""
@@ -82,7 +78,7 @@ class SessionController(Controller):
         )
 
     @get("/me", operation_id="me")
-    async def me(self, request: Request[Principal, Any, Any]) -> MeOut:
+    async def me(self, request: Caller) -> MeOut:
         """The signed-in account, its role and its unit."""
         a = request.user.account
         return MeOut(
@@ -98,8 +94,8 @@ class SessionController(Controller):
     async def change_password(
         self,
         data: JSONBody[PasswordChangeIn],
-        request: Request[Principal, Any, Any],
-        services: NamedDependency[Services],
+        request: Caller,
+        services: Deps,
     ) -> PasswordChangedOut:
         """Set a new password; required once after a one-time password. Every earlier sign-in of the
         account ends; the answer carries a fresh token."""

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
-from litestar import Controller, Request, Response, get, post
-from litestar.di import NamedDependency
+from litestar import Controller, Response, get, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from storage import Unit
-from warehouse.auth import Principal, visible_unit
-from warehouse.context import Services
+from warehouse.api.deps import Caller, Deps
+from warehouse.auth import visible_unit
 from warehouse.errors import Problem
 from warehouse.units import UNIT_CODE_PATTERN, create_unit, import_units, merge_unit, move_unit
 
@@ -68,8 +67,8 @@ class UnitsController(Controller):
     @get("/", operation_id="list_units")
     async def list_units(
         self,
-        request: Request[Principal, Any, Any],
-        services: NamedDependency[Services],
+        request: Caller,
+        services: Deps,
         level: FromQuery[Level | None] = None,
         parent: Annotated[str | None, QueryParameter(description="code of the parent unit")] = None,
         on: Annotated[date | None, QueryParameter(description="the tree as it stood on this date")] = None,
@@ -90,16 +89,12 @@ class UnitsController(Controller):
         return [UnitOut.of(u) for u in units]
 
     @get("/{code:str}", operation_id="get_unit")
-    async def get_unit(
-        self, code: FromPath[str], request: Request[Principal, Any, Any], services: NamedDependency[Services]
-    ) -> UnitOut:
+    async def get_unit(self, code: FromPath[str], request: Caller, services: Deps) -> UnitOut:
         """One unit the caller may see, by its code: its name, level, parent and whether it is current."""
         return UnitOut.of(await visible_unit(services, request.user, code))
 
     @post("/", operation_id="create_unit", status_code=HTTP_201_CREATED)
-    async def create(
-        self, data: JSONBody[UnitIn], request: Request[Principal, Any, Any], services: NamedDependency[Services]
-    ) -> Response[UnitOut]:
+    async def create(self, data: JSONBody[UnitIn], request: Caller, services: Deps) -> Response[UnitOut]:
         """Add a unit under a parent (province admin)."""
         unit = await create_unit(
             services, request.user, code=data.code, name=data.name, level=data.level, parent_code=data.parent_code
@@ -109,7 +104,7 @@ class UnitsController(Controller):
         )
 
     @post("/import", operation_id="import_units", status_code=HTTP_200_OK, request_max_body_size=5 * 1024 * 1024)
-    async def import_csv(self, request: Request[Principal, Any, Any], services: NamedDependency[Services]) -> ImportOut:
+    async def import_csv(self, request: Caller, services: Deps) -> ImportOut:
         """Load units from CSV (code,name,level,parent_code, UTF-8): new codes are added, known ones
         (the placeholder communes) take the row's name. Every row is checked first; any error imports nothing."""
         body = await request.body()
@@ -125,8 +120,8 @@ class UnitsController(Controller):
         self,
         code: FromPath[str],
         data: JSONBody[MergeIn],
-        request: Request[Principal, Any, Any],
-        services: NamedDependency[Services],
+        request: Caller,
+        services: Deps,
     ) -> UnitOut:
         """Merge a unit into another from a date: its records stay and the successor's accounts see them."""
         return UnitOut.of(
@@ -138,8 +133,8 @@ class UnitsController(Controller):
         self,
         code: FromPath[str],
         data: JSONBody[MoveIn],
-        request: Request[Principal, Any, Any],
-        services: NamedDependency[Services],
+        request: Caller,
+        services: Deps,
     ) -> UnitOut:
         """Put a unit under a new parent from a date."""
         return UnitOut.of(

@@ -6,17 +6,17 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from litestar import Controller, Request, Response, delete, get, post, put
-from litestar.di import NamedDependency
+from litestar import Controller, Response, delete, get, post, put
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from storage.sessions import UploadSession
+from warehouse.api.deps import Caller, Deps
 from warehouse.api.schemas import FileOut
-from warehouse.auth import Principal, require_writer
+from warehouse.auth import require_writer
 from warehouse.context import Services
-from warehouse.errors import Problem
 from warehouse.fair_share import metered, upload_slot
+from warehouse.refusals import Refusal
 from warehouse.sessions import abort, complete, create_session, direct_policy, open_session, put_part
 from warehouse.uploads import content_length, drain
 
@@ -81,8 +81,8 @@ class UploadsController(Controller):
     async def create(
         self,
         data: JSONBody[dict[str, Any]],
-        request: Request[Principal, Any, Any],
-        services: NamedDependency[Services],
+        request: Caller,
+        services: Deps,
     ) -> SessionOut:
         """Start a resumable upload: `{dossier_id, filename, size, sha256, kind}`; the answer says the part
         size and how many parts to send. With `"mode": "direct"` the answer carries a presigned POST
@@ -92,9 +92,7 @@ class UploadsController(Controller):
         return SessionOut.of(session, [], await direct_policy(services, request.user, session))
 
     @get("/{session_id:uuid}", operation_id="get_upload")
-    async def status(
-        self, session_id: FromPath[UUID], request: Request[Principal, Any, Any], services: NamedDependency[Services]
-    ) -> SessionOut:
+    async def status(self, session_id: FromPath[UUID], request: Caller, services: Deps) -> SessionOut:
         """Which parts have arrived (with their sizes and SHA-256) and which are missing. An open direct
         session's answer carries a fresh presigned POST (policies live `WAREHOUSE_DIRECT_UPLOAD_TTL_SECONDS`)."""
         session = await open_session(services, request.user, session_id)
@@ -107,8 +105,8 @@ class UploadsController(Controller):
         self,
         session_id: FromPath[UUID],
         n: FromPath[int],
-        request: Request[Principal, Any, Any],
-        services: NamedDependency[Services],
+        request: Caller,
+        services: Deps,
     ) -> PartOut:
         """One part as the raw body (optional `X-Content-SHA256` of the part). Sending a part again
         replaces it."""
@@ -127,16 +125,14 @@ class UploadsController(Controller):
                     content_length(request.headers.get("content-length")),
                     request.headers.get("x-content-sha256"),
                 )
-        except Problem as problem:
-            if problem.status != 408:
+        except Refusal as refusal:
+            if refusal.kind != "too_slow":
                 await drain(raw, services.settings.upload_drain_bytes, seconds=services.settings.upload_idle_seconds)
             raise
         return PartOut(n=got.n, size=got.size, sha256=got.sha256)
 
     @post("/{session_id:uuid}/complete", operation_id="complete_upload", status_code=HTTP_201_CREATED)
-    async def finish(
-        self, session_id: FromPath[UUID], request: Request[Principal, Any, Any], services: NamedDependency[Services]
-    ) -> Response[FileOut]:
+    async def finish(self, session_id: FromPath[UUID], request: Caller, services: Deps) -> Response[FileOut]:
         """Join the parts (or take the directly uploaded object), check size and SHA-256, record the file.
         Completing again answers with the same file."""
         session = await open_session(services, request.user, session_id)
@@ -147,9 +143,7 @@ class UploadsController(Controller):
         return Response(FileOut.of(received.file), status_code=HTTP_201_CREATED, headers=headers)
 
     @delete("/{session_id:uuid}", operation_id="abort_upload", status_code=HTTP_204_NO_CONTENT)
-    async def cancel(
-        self, session_id: FromPath[UUID], request: Request[Principal, Any, Any], services: NamedDependency[Services]
-    ) -> None:
+    async def cancel(self, session_id: FromPath[UUID], request: Caller, services: Deps) -> None:
         """Abandon the upload; its parts are removed from the store."""
         session = await open_session(services, request.user, session_id)
         await abort(services, request.user, session)
