@@ -108,8 +108,19 @@ class InspectionRecord(InspectionDetails):
 
     @classmethod
     def of(cls, stored: dict[str, Any] | None) -> InspectionRecord:
-        """The record kept in the database (any release's), typed."""
-        return msgspec.convert(stored or {}, cls, strict=False)
+        """The record kept in the database (any release's), typed; a field whose stored value is not of
+        its type is left at its default rather than making the whole record unreadable."""
+        try:
+            return msgspec.convert(stored or {}, cls, strict=False)
+        except msgspec.ValidationError:
+            kept = {}
+            for name, value in (stored or {}).items():
+                try:
+                    msgspec.convert({name: value}, cls, strict=False)
+                except msgspec.ValidationError:
+                    continue
+                kept[name] = value
+            return msgspec.convert(kept, cls, strict=False)
 
     def stored(self) -> dict[str, Any]:
         """As the database keeps it (JSON)."""

@@ -9,7 +9,7 @@ default. Thresholds and which findings reject are settings (``WAREHOUSE_INSPECT_
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -179,6 +179,18 @@ def _fields(facts: InspectionDetails | None) -> dict[str, Any]:
     return {n: getattr(facts, n) for n in InspectionDetails.__struct_fields__} if facts is not None else {}
 
 
+T = TypeVar("T")
+
+
+def _typed(kind: type[T], value: dict[str, Any]) -> T | None:
+    """One entry of the child's report as its type; None for one whose values are not of their type (a
+    file may hold anything: it is noted as unreadable rather than failing the whole verdict)."""
+    try:
+        return msgspec.convert(value, kind, strict=False)
+    except msgspec.ValidationError:
+        return None
+
+
 def judge(report: Report, standard: Standard) -> Inspection:
     """The verdict on a child's report."""
     page_texts = report.page_texts
@@ -189,13 +201,16 @@ def judge(report: Report, standard: Standard) -> Inspection:
         text_pages=report.text_pages,
         text_chars=report.text_chars,
         unreadable_pages=report.page_errors,
-        signatures=msgspec.convert(report.signatures, list[Signature], strict=False),
+        signatures=[s for s in (_typed(Signature, x) for x in report.signatures) if s is not None],
         pdfa=report.pdfa,
         javascript=report.javascript,
         launch_actions=report.launch_actions,
         embedded_files=report.embedded_files,
         repairs=report.repairs,
-        page_facts=msgspec.convert(report.page_facts, list[PageFacts], strict=False),
+        page_facts=[
+            _typed(PageFacts, f) or PageFacts(page=int(f.get("page", 0)), unreadable=True, error="facts unreadable")
+            for f in report.page_facts
+        ],
     )
     if report.problem:
         facts.problem_detail = report.problem_detail
