@@ -79,6 +79,12 @@ async def tree(db: Database) -> Subtree:
     return await new_subtree(db)
 
 
+@pytest.fixture
+async def tree2(db: Database) -> Subtree:
+    """Another district of this test's own, for what one district must not see of another."""
+    return await new_subtree(db)
+
+
 @pytest.fixture(scope="session")
 async def client(prepared: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
     async with make_client(prepared) as c:

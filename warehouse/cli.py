@@ -180,6 +180,9 @@ def _up(settings: Settings) -> int:
         if started:
             for line in services.down(only=started):
                 print(line)
+        # Everything is stopped: a Ctrl-C from here on, as the process exits, is ignored rather than
+        # killing the interpreter on its way out.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 async def _provision(settings: Settings, args: argparse.Namespace) -> list[Any] | None:

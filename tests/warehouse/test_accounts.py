@@ -80,33 +80,33 @@ async def test_unit_admin_provisions_only_below_itself(api: Api) -> None:
     assert r.status_code == 403
 
 
-async def test_create_account_rules(api: Api) -> None:
+async def test_create_account_rules(api: Api, tree: Subtree) -> None:
     admin = await api.admin()
     r = await api.client.post(
         "/api/v1/accounts",
-        json={"login": "Nguyễn Văn", "unit_code": commune(24, 1), "role": "operator"},
+        json={"login": "Nguyễn Văn", "unit_code": tree.commune(1), "role": "operator"},
         headers=auth(admin),
     )
     assert (r.status_code, r.json()["code"]) == (422, "invalid_login")
     r = await api.client.post(
         "/api/v1/accounts",
-        json={"login": "xa-24-01-nva", "unit_code": commune(24, 1), "role": "operator"},
+        json={"login": "xa-24-01-nva", "unit_code": tree.commune(1), "role": "operator"},
         headers=auth(admin),
     )
     assert r.status_code == 201 and r.json()["password"]
     r = await api.client.post(
         "/api/v1/accounts",
-        json={"login": "xa-24-01-nva", "unit_code": commune(24, 1), "role": "operator"},
+        json={"login": "xa-24-01-nva", "unit_code": tree.commune(1), "role": "operator"},
         headers=auth(admin),
     )
     assert (r.status_code, r.json()["code"]) == (409, "login_taken")
-    listed = await api.client.get("/api/v1/accounts", params={"unit": commune(24, 1)}, headers=auth(admin))
+    listed = await api.client.get("/api/v1/accounts", params={"unit": tree.commune(1)}, headers=auth(admin))
     assert "xa-24-01-nva" in {a["login"] for a in listed.json()}
 
 
-async def test_lockout_grows_and_ends(api: Api) -> None:
+async def test_lockout_grows_and_ends(api: Api, tree: Subtree) -> None:
     quick = api.settings.model_copy(update={"login_free_attempts": 3, "login_lock_seconds": 1})
-    login, _ = await api.account("operator", commune(24, 2))
+    login, _ = await api.account("operator", tree.commune(1))
     async with make_client(quick) as client:
 
         async def attempt(password: str) -> tuple[int, dict[str, object], dict[str, str]]:
@@ -131,9 +131,9 @@ async def test_lockout_grows_and_ends(api: Api) -> None:
         assert status == 200, body
 
 
-async def test_admin_disables_enables_and_resets(api: Api) -> None:
+async def test_admin_disables_enables_and_resets(api: Api, tree: Subtree) -> None:
     admin = await api.admin()
-    login, token = await api.account("operator", commune(24, 3))
+    login, token = await api.account("operator", tree.commune(1))
     account_id = (await api.client.get("/api/v1/me", headers=auth(token))).json()["id"]
     r = await api.client.patch(f"/api/v1/accounts/{account_id}", json={"state": "disabled"}, headers=auth(admin))
     assert r.status_code == 200 and r.json()["state"] == "disabled"
@@ -150,14 +150,14 @@ async def test_admin_disables_enables_and_resets(api: Api) -> None:
     assert (r.status_code, r.json()["code"]) == (422, "invalid_limits")
 
 
-async def test_api_key_acts_for_its_account_until_revoked(api: Api) -> None:
-    _, token = await api.account("operator", commune(24, 4))
+async def test_api_key_acts_for_its_account_until_revoked(api: Api, tree: Subtree) -> None:
+    _, token = await api.account("operator", tree.commune(1))
     created = await api.client.post("/api/v1/api-keys", json={"label": "Máy scan phòng một cửa"}, headers=auth(token))
     assert created.status_code == 201
     key = created.json()["key"]
     assert key.startswith("kho_")
     me = await api.client.get("/api/v1/me", headers={"X-API-Key": key})
-    assert me.status_code == 200 and me.json()["unit"]["code"] == commune(24, 4)
+    assert me.status_code == 200 and me.json()["unit"]["code"] == tree.commune(1)
     dossier = await api.client.post(
         "/api/v1/dossiers",
         json={"procedure_code": "1.002891", "subject": {"name": "A", "id_kind": "other", "id_number": "a"}},
@@ -168,7 +168,7 @@ async def test_api_key_acts_for_its_account_until_revoked(api: Api) -> None:
     assert listed[0]["last_used_at"] is not None
     assert "key" not in listed[0] or listed[0]["key"] is None, "a key is shown once"
 
-    _, stranger = await api.account("operator", commune(24, 5))
+    _, stranger = await api.account("operator", tree.commune(2))
     key_id = created.json()["id"]
     assert (await api.client.delete(f"/api/v1/api-keys/{key_id}", headers=auth(stranger))).status_code == 404
     assert (await api.client.delete(f"/api/v1/api-keys/{key_id}", headers=auth(token))).status_code == 204
@@ -176,10 +176,10 @@ async def test_api_key_acts_for_its_account_until_revoked(api: Api) -> None:
     assert (await api.client.get("/api/v1/me", headers={"X-API-Key": "kho_made-up"})).status_code == 401
 
 
-async def test_a_hash_made_with_older_parameters_is_replaced_at_login(api: Api) -> None:
+async def test_a_hash_made_with_older_parameters_is_replaced_at_login(api: Api, tree: Subtree) -> None:
     from argon2 import PasswordHasher
 
-    login, _ = await api.account("operator", commune(24, 6))
+    login, _ = await api.account("operator", tree.commune(1))
     old = PasswordHasher(time_cost=3, memory_cost=65536, parallelism=4).hash(PASSWORD)
     await api.db.pool.execute("UPDATE accounts SET password_hash = $2 WHERE login = $1", login, old)
     await api.login(login, PASSWORD)

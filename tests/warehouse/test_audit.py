@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from tests.factories import PASSWORD, Api, auth, commune, district
+from tests.factories import PASSWORD, Api, Subtree, auth
 from tests.pdfs import text_pdf
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-async def test_upload_read_and_login_are_recorded(api: Api) -> None:
-    login, token = await api.account("operator", commune(29, 1))
+async def test_upload_read_and_login_are_recorded(api: Api, tree: Subtree) -> None:
+    login, token = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     up = await api.upload(token, dossier["id"], text_pdf())
     file_id = up.json()["id"]
@@ -35,12 +35,12 @@ async def test_upload_read_and_login_are_recorded(api: Api) -> None:
     assert ("login", 401) in statuses and ("login", 200) in statuses
 
 
-async def test_unit_admin_sees_its_units_events_only(api: Api) -> None:
-    _, here = await api.account("operator", commune(29, 2))
-    _, there = await api.account("operator", commune(30, 1))
+async def test_unit_admin_sees_its_units_events_only(api: Api, tree: Subtree, tree2: Subtree) -> None:
+    _, here = await api.account("operator", tree.commune(1))
+    _, there = await api.account("operator", tree2.commune(1))
     mine = await api.dossier(here)
     theirs = await api.dossier(there)
-    _, district_admin = await api.account("unit_admin", district(29))
+    _, district_admin = await api.account("unit_admin", tree.district)
     seen = await api.client.get("/api/v1/audit", params={"record": mine["id"]}, headers=auth(district_admin))
     assert len(seen.json()["items"]) == 1
     hidden = await api.client.get("/api/v1/audit", params={"record": theirs["id"]}, headers=auth(district_admin))

@@ -7,7 +7,7 @@ import time
 import jwt
 import pytest
 
-from tests.factories import ADMIN_PASSWORD, PASSWORD, Api, auth, commune
+from tests.factories import ADMIN_PASSWORD, PASSWORD, Api, Subtree, auth
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -54,8 +54,8 @@ async def test_wrong_password_and_unknown_login_are_the_same_401(api: Api) -> No
     assert wrong.json()["code"] == unknown.json()["code"] == "bad_credentials"
 
 
-async def test_tampered_expired_and_garbage_tokens_are_401(api: Api) -> None:
-    _, token = await api.account("operator", commune(30, 1))
+async def test_tampered_expired_and_garbage_tokens_are_401(api: Api, tree: Subtree) -> None:
+    _, token = await api.account("operator", tree.commune(1))
     header, payload, signature = token.split(".")
     tampered = f"{header}.{payload}.{signature[:-4]}AAAA"
     expired = jwt.encode(
@@ -75,8 +75,8 @@ async def test_tampered_expired_and_garbage_tokens_are_401(api: Api) -> None:
     assert r.status_code == 401
 
 
-async def test_disabled_account_stops_at_once(api: Api) -> None:
-    login, token = await api.account("operator", commune(30, 2))
+async def test_disabled_account_stops_at_once(api: Api, tree: Subtree) -> None:
+    login, token = await api.account("operator", tree.commune(1))
     assert (await api.client.get("/api/v1/me", headers=auth(token))).status_code == 200
     await api.db.pool.execute("UPDATE accounts SET state = 'disabled' WHERE login = $1", login)
     assert (await api.client.get("/api/v1/me", headers=auth(token))).status_code == 401
@@ -84,8 +84,8 @@ async def test_disabled_account_stops_at_once(api: Api) -> None:
     assert r.status_code == 401
 
 
-async def test_one_time_password_must_be_changed_first(api: Api) -> None:
-    login, token = await api.account("operator", commune(30, 3), change_required=True)
+async def test_one_time_password_must_be_changed_first(api: Api, tree: Subtree) -> None:
+    login, token = await api.account("operator", tree.commune(1), change_required=True)
     r = await api.client.get("/api/v1/dossiers", headers=auth(token))
     assert (r.status_code, r.json()["code"]) == (403, "password_change_required")
     r = await api.client.post(

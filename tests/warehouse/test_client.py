@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from loadtests.pdfgen import scanned_pdf
-from tests.factories import PASSWORD, Api, LiveServer, Subtree, commune, free_port
+from tests.factories import PASSWORD, Api, LiveServer, Subtree, free_port
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -101,8 +101,10 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-async def test_a_folder_is_sent_with_its_manifest_and_bad_rows_are_reported_first(api: Api, tmp_path: Path) -> None:
-    unit = commune(25, 15)
+async def test_a_folder_is_sent_with_its_manifest_and_bad_rows_are_reported_first(
+    api: Api, tmp_path: Path, tree: Subtree
+) -> None:
+    unit = tree.commune(1)
     folder = tmp_path / "scans"
     scans(folder, ["don.pdf", "giay-chung-nhan.pdf", "to-khai.pdf"], seed=300)
     (folder / "ghi-chu.txt").write_text("not a scan")
@@ -165,8 +167,8 @@ async def test_a_folder_is_sent_with_its_manifest_and_bad_rows_are_reported_firs
         assert await files_of(api, "020190000301") == sent
 
 
-async def test_an_interrupted_run_resumes_without_duplicates(api: Api, tmp_path: Path) -> None:
-    unit = commune(25, 16)
+async def test_an_interrupted_run_resumes_without_duplicates(api: Api, tmp_path: Path, tree: Subtree) -> None:
+    unit = tree.commune(1)
     folder = tmp_path / "scans"
     names = [f"ho-so-{i}.pdf" for i in range(6)]
     scans(folder, names, seed=400, pages=2)
@@ -214,8 +216,8 @@ async def test_an_interrupted_run_resumes_without_duplicates(api: Api, tmp_path:
         assert await count_files(api, subjects) == 6
 
 
-async def test_watch_takes_a_file_once_it_stops_growing(api: Api, tmp_path: Path) -> None:
-    unit = commune(25, 17)
+async def test_watch_takes_a_file_once_it_stops_growing(api: Api, tmp_path: Path, tree: Subtree) -> None:
+    unit = tree.commune(1)
     folder = tmp_path / "scans"
     folder.mkdir()
     manifest = tmp_path / "bang-ke.csv"
@@ -300,8 +302,8 @@ def flaky_proxy(target: str, failures: int) -> Iterator[tuple[str, list[int]]]:
         thread.join(10)
 
 
-async def test_429_and_503_are_waited_out(api: Api, tmp_path: Path) -> None:
-    unit = commune(25, 18)
+async def test_429_and_503_are_waited_out(api: Api, tmp_path: Path, tree: Subtree) -> None:
+    unit = tree.commune(1)
     folder = tmp_path / "scans"
     names = [f"t{i}.pdf" for i in range(4)]
     scans(folder, names, seed=600)

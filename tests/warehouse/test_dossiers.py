@@ -7,34 +7,34 @@ from datetime import date, timedelta
 
 import pytest
 
-from tests.factories import Api, auth, commune, district
+from tests.factories import Api, Subtree, auth
 from warehouse.dossier_rules import today_local
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-async def test_code_is_generated_from_unit_day_and_sequence(api: Api) -> None:
-    _, token = await api.account("operator", commune(26, 1))
+async def test_code_is_generated_from_unit_day_and_sequence(api: Api, tree: Subtree) -> None:
+    _, token = await api.account("operator", tree.commune(1))
     first = await api.dossier(token, received_on="2024-03-05")
     second = await api.dossier(token, received_on="2024-03-05")
     other_day = await api.dossier(token, received_on="2024-03-06")
-    unit = commune(26, 1)
+    unit = tree.commune(1)
     assert first["code"] == f"{unit}-240305-0001"
     assert second["code"] == f"{unit}-240305-0002"
     assert other_day["code"] == f"{unit}-240306-0001"
     assert first["unit_code"] == unit
 
 
-async def test_received_on_defaults_to_today_in_vietnam(api: Api) -> None:
-    _, token = await api.account("operator", commune(26, 2))
+async def test_received_on_defaults_to_today_in_vietnam(api: Api, tree: Subtree) -> None:
+    _, token = await api.account("operator", tree.commune(1))
     d = await api.dossier(token)
     assert d["received_on"] == today_local().isoformat()
-    assert re.fullmatch(rf"{re.escape(commune(26, 2))}-{today_local():%y%m%d}-\d{{4}}", d["code"])
+    assert re.fullmatch(rf"{re.escape(tree.commune(1))}-{today_local():%y%m%d}-\d{{4}}", d["code"])
 
 
-async def test_explicit_code_is_kept_and_a_taken_code_is_409(api: Api) -> None:
-    _, token = await api.account("operator", commune(26, 3))
-    code = f"{commune(26, 3)}-230415-0007"
+async def test_explicit_code_is_kept_and_a_taken_code_is_409(api: Api, tree: Subtree) -> None:
+    _, token = await api.account("operator", tree.commune(1))
+    code = f"{tree.commune(1)}-230415-0007"
     d = await api.dossier(token, code=code)
     assert d["code"] == code
     r = await api.client.post(
@@ -64,8 +64,8 @@ async def test_explicit_code_is_kept_and_a_taken_code_is_409(api: Api) -> None:
         ({"unit_code": "000.99.99.HXX"}, "unit_not_found"),
     ],
 )
-async def test_invalid_fields_get_a_clear_error(api: Api, change: dict[str, object], code: str) -> None:
-    _, token = await api.account("operator", commune(26, 4))
+async def test_invalid_fields_get_a_clear_error(api: Api, change: dict[str, object], code: str, tree: Subtree) -> None:
+    _, token = await api.account("operator", tree.commune(1))
     body: dict[str, object] = {
         "procedure_code": "1.002891",
         "subject": {"name": "Hoàng Văn Bình", "id_kind": "cccd", "id_number": "020190000003"},
@@ -79,8 +79,8 @@ async def test_invalid_fields_get_a_clear_error(api: Api, change: dict[str, obje
     assert r.headers["content-type"].startswith("application/problem+json")
 
 
-async def test_malformed_json_is_a_problem_not_a_crash(api: Api) -> None:
-    _, token = await api.account("operator", commune(26, 4))
+async def test_malformed_json_is_a_problem_not_a_crash(api: Api, tree: Subtree) -> None:
+    _, token = await api.account("operator", tree.commune(1))
     r = await api.client.post(
         "/api/v1/dossiers", content=b"{not json", headers={**auth(token), "Content-Type": "application/json"}
     )
@@ -88,8 +88,8 @@ async def test_malformed_json_is_a_problem_not_a_crash(api: Api) -> None:
     assert r.json()["code"] in ("bad_request", "invalid_fields")
 
 
-async def test_list_filters_and_cursor_pagination(api: Api) -> None:
-    unit = commune(27, 1)
+async def test_list_filters_and_cursor_pagination(api: Api, tree: Subtree) -> None:
+    unit = tree.commune(1)
     _, token = await api.account("operator", unit)
     made = []
     for i in range(7):
@@ -138,16 +138,16 @@ async def test_list_filters_and_cursor_pagination(api: Api) -> None:
     assert await ids(q=made[2]["code"]) == {made[2]["id"]}
 
 
-async def test_bad_cursor_and_limit_are_422(api: Api) -> None:
-    _, token = await api.account("viewer", district(27))
+async def test_bad_cursor_and_limit_are_422(api: Api, tree: Subtree) -> None:
+    _, token = await api.account("viewer", tree.district)
     r = await api.client.get("/api/v1/dossiers", params={"cursor": "!!not-ours"}, headers=auth(token))
     assert (r.status_code, r.json()["code"]) == (422, "invalid_cursor")
     r = await api.client.get("/api/v1/dossiers", params={"limit": 100000}, headers=auth(token))
     assert (r.status_code, r.json()["code"]) == (422, "limit_too_large")
 
 
-async def test_patch_changes_fields_and_search(api: Api) -> None:
-    _, token = await api.account("operator", commune(27, 2))
+async def test_patch_changes_fields_and_search(api: Api, tree: Subtree) -> None:
+    _, token = await api.account("operator", tree.commune(1))
     d = await api.dossier(token)
     r = await api.client.patch(
         f"/api/v1/dossiers/{d['id']}",
@@ -162,8 +162,8 @@ async def test_patch_changes_fields_and_search(api: Api) -> None:
     assert [x["id"] for x in found.json()["items"]] == [d["id"]]
 
 
-async def test_delete_keeps_the_dossier_but_hides_it(api: Api) -> None:
-    unit = commune(27, 3)
+async def test_delete_keeps_the_dossier_but_hides_it(api: Api, tree: Subtree) -> None:
+    unit = tree.commune(1)
     _, token = await api.account("operator", unit)
     d = await api.dossier(token)
     assert (await api.client.delete(f"/api/v1/dossiers/{d['id']}", headers=auth(token))).status_code == 204
@@ -174,11 +174,13 @@ async def test_delete_keeps_the_dossier_but_hides_it(api: Api) -> None:
     assert d["id"] in {x["id"] for x in deleted.json()["items"]}
 
 
-async def test_scope_operators_see_their_commune_viewers_their_district(api: Api) -> None:
-    _, a = await api.account("operator", commune(28, 1))
-    _, b = await api.account("operator", commune(28, 2))
-    _, viewer = await api.account("viewer", district(28))
-    _, elsewhere = await api.account("viewer", district(29))
+async def test_scope_operators_see_their_commune_viewers_their_district(
+    api: Api, tree: Subtree, tree2: Subtree
+) -> None:
+    _, a = await api.account("operator", tree.commune(1))
+    _, b = await api.account("operator", tree.commune(2))
+    _, viewer = await api.account("viewer", tree.district)
+    _, elsewhere = await api.account("viewer", tree2.district)
     d = await api.dossier(a)
     assert (await api.client.get(f"/api/v1/dossiers/{d['id']}", headers=auth(b))).status_code == 404
     assert (await api.client.get(f"/api/v1/dossiers/{d['id']}", headers=auth(viewer))).status_code == 200
@@ -191,7 +193,7 @@ async def test_scope_operators_see_their_commune_viewers_their_district(api: Api
         "/api/v1/dossiers",
         json={
             "procedure_code": "1.002891",
-            "unit_code": commune(28, 1),
+            "unit_code": tree.commune(1),
             "subject": {"name": "X", "id_kind": "other", "id_number": "x"},
         },
         headers=auth(b),

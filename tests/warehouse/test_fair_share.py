@@ -5,17 +5,17 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import make_client
-from tests.factories import Api, auth, commune
+from tests.factories import Api, Subtree, auth
 from tests.pdfs import text_pdf
 from warehouse.fair_share import upload_slot
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-async def test_requests_over_the_account_limit_get_429_and_others_go_on(api: Api) -> None:
+async def test_requests_over_the_account_limit_get_429_and_others_go_on(api: Api, tree: Subtree) -> None:
     strict = api.settings.model_copy(update={"rate_account_rps": 3, "rate_unit_rps": 1000})
-    _, greedy = await api.account("operator", commune(28, 10))
-    _, calm = await api.account("operator", commune(28, 11))
+    _, greedy = await api.account("operator", tree.commune(1))
+    _, calm = await api.account("operator", tree.commune(2))
     async with make_client(strict) as client:
         statuses = [(await client.get("/api/v1/me", headers=auth(greedy))) for _ in range(6)]
         assert [r.status_code for r in statuses[:3]] == [200, 200, 200]
@@ -30,18 +30,18 @@ async def test_requests_over_the_account_limit_get_429_and_others_go_on(api: Api
         assert ok.headers["ratelimit-limit"] == "3"
 
 
-async def test_the_unit_limit_binds_all_of_its_accounts(api: Api) -> None:
+async def test_the_unit_limit_binds_all_of_its_accounts(api: Api, tree: Subtree) -> None:
     strict = api.settings.model_copy(update={"rate_account_rps": 1000, "rate_unit_rps": 4})
-    tokens = [(await api.account("operator", commune(28, 12)))[1] for _ in range(3)]
+    tokens = [(await api.account("operator", tree.commune(1)))[1] for _ in range(3)]
     async with make_client(strict) as client:
         codes = [(await client.get("/api/v1/me", headers=auth(t))).status_code for t in tokens * 2]
     assert codes.count(429) >= 2
 
 
-async def test_an_account_override_raises_its_own_limit(api: Api) -> None:
+async def test_an_account_override_raises_its_own_limit(api: Api, tree: Subtree) -> None:
     strict = api.settings.model_copy(update={"rate_account_rps": 2, "rate_unit_rps": 1000})
     admin = await api.admin()
-    _, token = await api.account("operator", commune(28, 13))
+    _, token = await api.account("operator", tree.commune(1))
     me = (await api.client.get("/api/v1/me", headers=auth(token))).json()
     r = await api.client.patch(
         f"/api/v1/accounts/{me['id']}", json={"limits": {"requests_per_second": 50}}, headers=auth(admin)
@@ -52,9 +52,9 @@ async def test_an_account_override_raises_its_own_limit(api: Api) -> None:
     assert codes == [200] * 6
 
 
-async def test_concurrent_uploads_are_capped_per_account(api: Api) -> None:
+async def test_concurrent_uploads_are_capped_per_account(api: Api, tree: Subtree) -> None:
     strict = api.settings.model_copy(update={"rate_account_uploads": 1})
-    login, token = await api.account("operator", commune(28, 14))
+    login, token = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     account = await api.db.pool.fetchrow("SELECT id FROM accounts WHERE login = $1", login)
     from storage import Accounts

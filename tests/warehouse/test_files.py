@@ -12,7 +12,7 @@ import pytest
 
 from loadtests.pdfgen import scanned_pdf
 from storage import object_store
-from tests.factories import Api, LiveServer, auth, commune
+from tests.factories import Api, LiveServer, Subtree, auth
 from tests.pdfs import text_pdf
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -39,8 +39,8 @@ async def object_keys(api: Api) -> set[str]:
         await store.aclose()
 
 
-async def test_scan_uploads_streams_and_becomes_ready_with_its_pages(api: Api) -> None:
-    _, token = await api.account("operator", commune(22, 3))
+async def test_scan_uploads_streams_and_becomes_ready_with_its_pages(api: Api, tree: Subtree) -> None:
+    _, token = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     data = scan()
     r = await api.upload(
@@ -76,8 +76,8 @@ async def test_scan_uploads_streams_and_becomes_ready_with_its_pages(api: Api) -
     assert [x["id"] for x in dossier_view.json()["files"]] == [body["id"]]
 
 
-async def test_presigned_redirect_serves_the_same_bytes(api: Api) -> None:
-    _, token = await api.account("operator", commune(22, 4))
+async def test_presigned_redirect_serves_the_same_bytes(api: Api, tree: Subtree) -> None:
+    _, token = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     data = text_pdf()
     file_id = (await api.upload(token, dossier["id"], data)).json()["id"]
@@ -89,8 +89,8 @@ async def test_presigned_redirect_serves_the_same_bytes(api: Api) -> None:
     assert fetched.content == data
 
 
-async def test_multipart_upload_with_kind_field(api: Api) -> None:
-    _, token = await api.account("operator", commune(22, 5))
+async def test_multipart_upload_with_kind_field(api: Api, tree: Subtree) -> None:
+    _, token = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     data = text_pdf()
     r = await api.client.post(
@@ -106,8 +106,8 @@ async def test_multipart_upload_with_kind_field(api: Api) -> None:
     assert got.content == data
 
 
-async def test_multipart_without_kind_is_rejected_and_keeps_nothing(api: Api) -> None:
-    _, token = await api.account("operator", commune(22, 5))
+async def test_multipart_without_kind_is_rejected_and_keeps_nothing(api: Api, tree: Subtree) -> None:
+    _, token = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     before = await object_keys(api)
     r = await api.client.post(
@@ -120,8 +120,8 @@ async def test_multipart_without_kind_is_rejected_and_keeps_nothing(api: Api) ->
     assert await object_keys(api) == before
 
 
-async def test_checksum_mismatch_is_422_and_records_nothing(api: Api) -> None:
-    _, token = await api.account("operator", commune(22, 6))
+async def test_checksum_mismatch_is_422_and_records_nothing(api: Api, tree: Subtree) -> None:
+    _, token = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     before = await object_keys(api)
     r = await api.upload(token, dossier["id"], scan(), headers={"X-Content-SHA256": "0" * 64})
@@ -144,8 +144,10 @@ async def test_checksum_mismatch_is_422_and_records_nothing(api: Api) -> None:
         (b"", 400, "empty_body"),
     ],
 )
-async def test_bodies_that_are_not_pdfs_are_refused(api: Api, body: bytes, status: int, code: str) -> None:
-    _, token = await api.account("operator", commune(23, 1))
+async def test_bodies_that_are_not_pdfs_are_refused(
+    api: Api, body: bytes, status: int, code: str, tree: Subtree
+) -> None:
+    _, token = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     before = await object_keys(api)
     r = await api.upload(token, dossier["id"], body)
@@ -154,8 +156,8 @@ async def test_bodies_that_are_not_pdfs_are_refused(api: Api, body: bytes, statu
     assert await object_keys(api) == before
 
 
-async def test_missing_or_wrong_kind_and_bad_checksum_header_are_422(api: Api) -> None:
-    _, token = await api.account("operator", commune(23, 2))
+async def test_missing_or_wrong_kind_and_bad_checksum_header_are_422(api: Api, tree: Subtree) -> None:
+    _, token = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     r = await api.upload(token, dossier["id"], text_pdf(), kind="photo")
     assert (r.status_code, r.json()["code"]) == (422, "invalid_file_kind")
@@ -163,11 +165,11 @@ async def test_missing_or_wrong_kind_and_bad_checksum_header_are_422(api: Api) -
     assert (r.status_code, r.json()["code"]) == (422, "invalid_checksum")
 
 
-async def test_oversized_body_is_413_and_leaves_no_object(api: Api) -> None:
+async def test_oversized_body_is_413_and_leaves_no_object(api: Api, tree: Subtree) -> None:
     limit = 6 * 1024 * 1024
     data = scan() * 4  # starts like a PDF; only its size matters here
     assert len(data) > limit
-    _, token = await api.account("operator", commune(23, 3))
+    _, token = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     before = await object_keys(api)
     headers = {**auth(token), "Content-Type": "application/pdf", "X-File-Kind": "component"}
@@ -190,8 +192,8 @@ async def test_oversized_body_is_413_and_leaves_no_object(api: Api) -> None:
     assert view.json()["files"] == []
 
 
-async def test_same_idempotency_key_returns_the_same_file(api: Api) -> None:
-    _, token = await api.account("operator", commune(23, 4))
+async def test_same_idempotency_key_returns_the_same_file(api: Api, tree: Subtree) -> None:
+    _, token = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     first = await api.upload(token, dossier["id"], text_pdf(), headers={"Idempotency-Key": "scan-0001"})
     again = await api.upload(token, dossier["id"], text_pdf(), headers={"Idempotency-Key": "scan-0001"})
@@ -202,8 +204,8 @@ async def test_same_idempotency_key_returns_the_same_file(api: Api) -> None:
     assert len(view.json()["files"]) == 1
 
 
-async def test_deleted_file_is_gone_for_readers(api: Api) -> None:
-    _, token = await api.account("operator", commune(23, 5))
+async def test_deleted_file_is_gone_for_readers(api: Api, tree: Subtree) -> None:
+    _, token = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     file_id = (await api.upload(token, dossier["id"], text_pdf())).json()["id"]
     r = await api.client.delete(f"/api/v1/files/{file_id}", headers=auth(token))
@@ -213,9 +215,9 @@ async def test_deleted_file_is_gone_for_readers(api: Api) -> None:
     assert view.json()["files"] == []
 
 
-async def test_files_of_another_commune_are_not_found(api: Api) -> None:
-    _, owner = await api.account("operator", commune(24, 1))
-    _, other = await api.account("operator", commune(24, 2))
+async def test_files_of_another_commune_are_not_found(api: Api, tree: Subtree) -> None:
+    _, owner = await api.account("operator", tree.commune(1))
+    _, other = await api.account("operator", tree.commune(2))
     dossier = await api.dossier(owner)
     file_id = (await api.upload(owner, dossier["id"], text_pdf())).json()["id"]
     for path in (f"/api/v1/files/{file_id}", f"/api/v1/files/{file_id}/content"):
@@ -227,11 +229,11 @@ async def test_files_of_another_commune_are_not_found(api: Api) -> None:
     assert (await api.client.delete(f"/api/v1/files/{file_id}", headers=auth(other))).status_code == 404
 
 
-async def test_object_store_down_is_503_with_retry_after_and_records_nothing(api: Api) -> None:
+async def test_object_store_down_is_503_with_retry_after_and_records_nothing(api: Api, tree: Subtree) -> None:
     from tests.conftest import make_client
     from tests.factories import free_port
 
-    _, token = await api.account("operator", commune(23, 6))
+    _, token = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     dead = api.settings.model_copy(update={"s3_endpoint": f"127.0.0.1:{free_port()}"})
     async with make_client(dead) as client:

@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 
 from loadtests.pdfgen import scanned_pdf
 from storage import Files, Queue
-from tests.factories import Api, LiveServer, auth, commune, free_port
+from tests.factories import Api, LiveServer, Subtree, auth, free_port
 from tests.pdfs import encrypted_pdf
 from warehouse import metrics as gauges
 from warehouse.metrics import refresh
@@ -26,8 +26,8 @@ def sample(name: str, **labels: str) -> float:
 
 
 @session_loop
-async def test_metrics_show_the_pipeline_and_what_the_workers_judged(api: Api) -> None:
-    _, token = await api.account("operator", commune(25, 14))
+async def test_metrics_show_the_pipeline_and_what_the_workers_judged(api: Api, tree: Subtree) -> None:
+    _, token = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     before_ready = sample("warehouse_verdicts_total", verdict="ready")
     before_rejected = sample("warehouse_verdicts_total", verdict="rejected")
@@ -79,8 +79,8 @@ def test_probe_answers_for_container_health_checks() -> None:
 
 
 @session_loop
-async def test_request_metrics_name_the_route_and_the_real_status(api: Api) -> None:
-    _, token = await api.account("viewer", commune(25, 14))
+async def test_request_metrics_name_the_route_and_the_real_status(api: Api, tree: Subtree) -> None:
+    _, token = await api.account("viewer", tree.commune(1))
     await api.client.get("/api/v1/dossiers/00000000-0000-0000-0000-000000000000", headers=auth(token))
     refused = sample(
         "warehouse_requests_total", app_name="warehouse", method="GET", path="/api/v1/units", status_code="401"

@@ -6,12 +6,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 from tests.factories import Api, Subtree, auth
 from warehouse.messages_vi import DETAILS, wants_vietnamese
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
 ROOT = Path(__file__).resolve().parents[2]
 KINDS = "Unreadable|NotSignedIn|Forbidden|NotFound|TooSlow|Conflict|TooLarge|UnsupportedKind|Invalid|TooMany|Busy"
 RAISED = rf"(?:Problem\(\s*\d{{3}},|\b(?:{KINDS})\()\s*\"([a-z_]+)\""

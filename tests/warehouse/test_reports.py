@@ -9,7 +9,7 @@ from datetime import date, timedelta
 import pytest
 from openpyxl import load_workbook
 
-from tests.factories import Api, auth, commune, district
+from tests.factories import Api, Subtree, auth, commune, district
 from tests.pdfs import text_pdf
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -119,7 +119,7 @@ async def test_progress_counts_digitized_dossiers_against_the_target_in_every_fo
     assert png.content.startswith(b"\x89PNG")
 
 
-async def test_targets_are_for_administrators(api: Api) -> None:
-    _, op = await api.account("operator", commune(31, 5))
-    r = await api.client.put(f"/api/v1/targets/{commune(31, 5)}/2026", json={"declared_total": 5}, headers=auth(op))
+async def test_targets_are_for_administrators(api: Api, tree: Subtree) -> None:
+    _, op = await api.account("operator", tree.commune(1))
+    r = await api.client.put(f"/api/v1/targets/{tree.commune(1)}/2026", json={"declared_total": 5}, headers=auth(op))
     assert (r.status_code, r.json()["code"]) == (403, "forbidden")

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from loadtests.pdfgen import scanned_pdf
-from tests.factories import Api, LiveServer, auth, commune
+from tests.factories import Api, LiveServer, Subtree, auth
 from tests.pdfs import text_pdf
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -50,8 +50,8 @@ async def send(client: Any, token: str, session: dict[str, Any], n: int, data: b
     return r
 
 
-async def test_a_large_upload_resumes_after_the_api_is_killed(api: Api) -> None:
-    _, token = await api.account("operator", commune(29, 1))
+async def test_a_large_upload_resumes_after_the_api_is_killed(api: Api, tree: Subtree) -> None:
+    _, token = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     data = big_pdf()
     chunks = parts_of(data)
@@ -93,8 +93,8 @@ async def test_a_large_upload_resumes_after_the_api_is_killed(api: Api) -> None:
             assert content.content == data
 
 
-async def test_parts_are_checked_and_complete_names_what_is_missing(api: Api) -> None:
-    _, token = await api.account("operator", commune(29, 2))
+async def test_parts_are_checked_and_complete_names_what_is_missing(api: Api, tree: Subtree) -> None:
+    _, token = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     data = big_pdf()
     chunks = parts_of(data)
@@ -130,8 +130,8 @@ async def test_parts_are_checked_and_complete_names_what_is_missing(api: Api) ->
     assert (r.status_code, r.json()["code"]) == (409, "upload_not_open")
 
 
-async def test_a_whole_file_checksum_mismatch_records_nothing(api: Api) -> None:
-    _, token = await api.account("operator", commune(29, 3))
+async def test_a_whole_file_checksum_mismatch_records_nothing(api: Api, tree: Subtree) -> None:
+    _, token = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     data = text_pdf()
     session = await start(api.client, token, dossier["id"], data, sha256=hashlib.sha256(b"other").hexdigest())
@@ -145,9 +145,9 @@ async def test_a_whole_file_checksum_mismatch_records_nothing(api: Api) -> None:
     assert status["state"] == "failed"
 
 
-async def test_sessions_belong_to_their_account(api: Api) -> None:
-    _, token = await api.account("operator", commune(29, 4))
-    _, other = await api.account("operator", commune(29, 4))
+async def test_sessions_belong_to_their_account(api: Api, tree: Subtree) -> None:
+    _, token = await api.account("operator", tree.commune(1))
+    _, other = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     session = await start(api.client, token, dossier["id"], text_pdf())
     r = await api.client.get(f"/api/v1/uploads/{session['id']}", headers=auth(other))
@@ -158,8 +158,8 @@ async def test_sessions_belong_to_their_account(api: Api) -> None:
     assert (r.status_code, r.json()["code"]) == (409, "upload_not_open")
 
 
-async def test_a_direct_upload_to_the_store_is_checked_before_it_is_recorded(api: Api) -> None:
-    _, token = await api.account("operator", commune(29, 5))
+async def test_a_direct_upload_to_the_store_is_checked_before_it_is_recorded(api: Api, tree: Subtree) -> None:
+    _, token = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     data = scanned_pdf(pages=1, dpi=100, seed=21)
     session = await start(api.client, token, dossier["id"], data, mode="direct")
@@ -177,11 +177,13 @@ async def test_a_direct_upload_to_the_store_is_checked_before_it_is_recorded(api
     assert r.json()["sha256"] == hashlib.sha256(data).hexdigest()
 
 
-async def test_identical_bytes_are_stored_once_and_found_only_within_scope(api: Api) -> None:
+async def test_identical_bytes_are_stored_once_and_found_only_within_scope(
+    api: Api, tree: Subtree, tree2: Subtree
+) -> None:
     from tests.warehouse.test_files import object_keys
 
-    _, token = await api.account("operator", commune(29, 6))
-    _, stranger = await api.account("operator", commune(30, 6))
+    _, token = await api.account("operator", tree.commune(1))
+    _, stranger = await api.account("operator", tree2.commune(1))
     data = scanned_pdf(pages=1, dpi=100, seed=33)
     digest = hashlib.sha256(data).hexdigest()
     first_dossier, second_dossier = await api.dossier(token), await api.dossier(token)
@@ -204,8 +206,8 @@ async def test_identical_bytes_are_stored_once_and_found_only_within_scope(api: 
     assert theirs.json()["items"] == [], "never across units"
 
 
-async def test_idempotency_keys_replay_creations_and_refuse_other_bodies(api: Api) -> None:
-    _, token = await api.account("operator", commune(29, 7))
+async def test_idempotency_keys_replay_creations_and_refuse_other_bodies(api: Api, tree: Subtree) -> None:
+    _, token = await api.account("operator", tree.commune(1))
     body = {
         "procedure_code": "1.002891.000.00.00.H40",
         "subject": {"name": "Hoàng Thị Mai", "id_kind": "cccd", "id_number": "020190000777"},

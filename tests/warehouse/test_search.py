@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.factories import Api, auth, commune
+from tests.factories import Api, Subtree, auth
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -23,8 +23,8 @@ async def search(api: Api, token: str, **params: Any) -> dict[str, Any]:
     return result
 
 
-async def test_words_as_written_rank_above_words_without_diacritics(api: Api) -> None:
-    _, token = await api.account("operator", commune(24, 1))
+async def test_words_as_written_rank_above_words_without_diacritics(api: Api, tree: Subtree) -> None:
+    _, token = await api.account("operator", tree.commune(1))
     typed_plain = await api.dossier(token, **person("Le Thi Ha", "020190024001"))
     written = await api.dossier(token, **person("Lê Thị Hà", "020190024002"))
     found = (await search(api, token, q="Lê Thị Hà"))["items"]
@@ -34,8 +34,8 @@ async def test_words_as_written_rank_above_words_without_diacritics(api: Api) ->
     assert {d["id"] for d in plain} == {written["id"], typed_plain["id"]}
 
 
-async def test_phrases_fuzzy_names_and_filters(api: Api) -> None:
-    _, token = await api.account("operator", commune(24, 2))
+async def test_phrases_fuzzy_names_and_filters(api: Api, tree: Subtree) -> None:
+    _, token = await api.account("operator", tree.commune(1))
     in_order = await api.dossier(
         token, title="Cấp giấy phép xây dựng nhà ở", **person("Nguyễn Thị Hường", "020190024003")
     )
@@ -56,8 +56,8 @@ async def test_phrases_fuzzy_names_and_filters(api: Api) -> None:
     assert [d["id"] for d in none] == [other_order["id"]]
 
 
-async def test_search_pages_are_stable_and_in_order_of_relevance(api: Api) -> None:
-    _, token = await api.account("operator", commune(24, 3))
+async def test_search_pages_are_stable_and_in_order_of_relevance(api: Api, tree: Subtree) -> None:
+    _, token = await api.account("operator", tree.commune(1))
     made = [await api.dossier(token, **person(f"Hoàng Văn Khánh {i}", f"0201900240{10 + i}")) for i in range(5)]
     seen: list[str] = []
     cursor = None

@@ -14,7 +14,7 @@ import pytest
 
 from loadtests.pdfgen import scanned_pdf
 from storage import Settings
-from tests.factories import Api, auth, commune
+from tests.factories import Api, Subtree, auth
 from tests.pdfs import (
     blank_scan_pdf,
     bomb_pdf,
@@ -101,10 +101,10 @@ pytestmark_async = pytest.mark.asyncio(loop_scope="session")
 
 
 @pytestmark_async
-async def test_files_that_used_to_stick_in_inspection_end_with_a_verdict(api: Api) -> None:
+async def test_files_that_used_to_stick_in_inspection_end_with_a_verdict(api: Api, tree: Subtree) -> None:
     got = await inspect_all(
         api,
-        commune(25, 15),
+        tree.commune(1),
         {"nul": nul_text_pdf(), "odd_image": odd_image_pdf(), "one_bad_page": one_bad_page_pdf()},
     )
     for name, f in got.items():
@@ -115,12 +115,12 @@ async def test_files_that_used_to_stick_in_inspection_end_with_a_verdict(api: Ap
 
 
 @pytestmark_async
-async def test_a_file_whose_inspection_never_ends_is_parked_with_its_reason(api: Api) -> None:
+async def test_a_file_whose_inspection_never_ends_is_parked_with_its_reason(api: Api, tree: Subtree) -> None:
     """A worker killed in the middle of the same file again and again: after the tries, the file is
     'failed' in the dead-letter list with a reason, not queued again for ever."""
     from workers.inspection import requeue_stuck
 
-    _, token = await api.account("operator", commune(25, 16))
+    _, token = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     r = await api.upload(token, dossier["id"], scanned_pdf(pages=1, dpi=100, seed=161))
     file_id = r.json()["id"]

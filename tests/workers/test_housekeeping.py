@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from storage import Database, object_store
-from tests.factories import Api, auth, commune
+from tests.factories import Api, Subtree, auth
 from tests.pdfs import text_pdf
 from workers.housekeeping import check_fixity, expire_uploads, sweep_orphans
 
@@ -27,8 +27,8 @@ async def ctx(api: Api) -> AsyncIterator[dict[str, Any]]:
     await db.close()
 
 
-async def test_an_abandoned_upload_session_is_aborted(api: Api, ctx: dict[str, Any]) -> None:
-    _, token = await api.account("operator", commune(30, 1))
+async def test_an_abandoned_upload_session_is_aborted(api: Api, ctx: dict[str, Any], tree: Subtree) -> None:
+    _, token = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     data = text_pdf()
     r = await api.client.post(
@@ -52,8 +52,10 @@ async def test_an_abandoned_upload_session_is_aborted(api: Api, ctx: dict[str, A
     assert (r.status_code, r.json()["code"]) == (409, "upload_not_open")
 
 
-async def test_bytes_without_a_record_are_swept_and_recorded_ones_kept(api: Api, ctx: dict[str, Any]) -> None:
-    _, token = await api.account("operator", commune(30, 2))
+async def test_bytes_without_a_record_are_swept_and_recorded_ones_kept(
+    api: Api, ctx: dict[str, Any], tree: Subtree
+) -> None:
+    _, token = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     kept = (await api.upload(token, dossier["id"], text_pdf("giu lai"))).json()
     store = ctx["objects"]
@@ -70,8 +72,10 @@ async def test_bytes_without_a_record_are_swept_and_recorded_ones_kept(api: Api,
     assert orphan not in keys
 
 
-async def test_fixity_records_verified_blobs_and_finds_a_changed_one(api: Api, ctx: dict[str, Any]) -> None:
-    _, token = await api.account("operator", commune(30, 3))
+async def test_fixity_records_verified_blobs_and_finds_a_changed_one(
+    api: Api, ctx: dict[str, Any], tree: Subtree
+) -> None:
+    _, token = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     good = (await api.upload(token, dossier["id"], text_pdf("nguyen ven"))).json()
     bad = (await api.upload(token, dossier["id"], text_pdf("se bi hong"))).json()

@@ -7,14 +7,16 @@ import time
 import pytest
 
 from loadtests.pdfgen import scanned_pdf
-from tests.factories import Api, commune
+from tests.factories import Api, Subtree
 from tests.pdfs import bomb_pdf, cyclic_pdf, encrypted_pdf, slow_pdf, text_pdf, truncated_pdf
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-async def test_hostile_and_broken_pdfs_are_rejected_with_reasons_and_the_worker_lives_on(api: Api) -> None:
-    _, token = await api.account("operator", commune(25, 1))
+async def test_hostile_and_broken_pdfs_are_rejected_with_reasons_and_the_worker_lives_on(
+    api: Api, tree: Subtree
+) -> None:
+    _, token = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     cases = {
         "pdf_truncated": truncated_pdf(),
@@ -44,8 +46,8 @@ async def test_hostile_and_broken_pdfs_are_rejected_with_reasons_and_the_worker_
     assert ready["pages"] == 2
 
 
-async def test_text_layer_is_recorded_and_searchable(api: Api) -> None:
-    _, token = await api.account("operator", commune(25, 2))
+async def test_text_layer_is_recorded_and_searchable(api: Api, tree: Subtree) -> None:
+    _, token = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     file_id = (await api.upload(token, dossier["id"], text_pdf("Quyet dinh cap phep xay dung so 4711"))).json()["id"]
     await api.run_worker()
@@ -58,8 +60,8 @@ async def test_text_layer_is_recorded_and_searchable(api: Api) -> None:
     assert [d["id"] for d in r.json()["items"]] == [dossier["id"]]
 
 
-async def test_a_file_inspected_twice_keeps_its_first_verdict(api: Api) -> None:
-    _, token = await api.account("operator", commune(25, 3))
+async def test_a_file_inspected_twice_keeps_its_first_verdict(api: Api, tree: Subtree) -> None:
+    _, token = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     file_id = (await api.upload(token, dossier["id"], text_pdf())).json()["id"]
     await api.run_worker()
@@ -74,9 +76,9 @@ async def test_a_file_inspected_twice_keeps_its_first_verdict(api: Api) -> None:
     assert await api.file(token, file_id) == first
 
 
-async def test_a_time_limit_rejects_a_file_that_takes_too_long(api: Api) -> None:
+async def test_a_time_limit_rejects_a_file_that_takes_too_long(api: Api, tree: Subtree) -> None:
     slow = api.settings.model_copy(update={"inspect_timeout_seconds": 0.5})
-    _, token = await api.account("operator", commune(25, 4))
+    _, token = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     file_id = (await api.upload(token, dossier["id"], slow_pdf())).json()["id"]  # seconds of parsing
     started = time.monotonic()
@@ -86,13 +88,13 @@ async def test_a_time_limit_rejects_a_file_that_takes_too_long(api: Api) -> None
     assert (f["state"], f["reason_code"]) == ("rejected", "pdf_inspection_timeout")
 
 
-async def test_upload_lands_with_redis_down_and_is_inspected_when_it_returns(api: Api) -> None:
+async def test_upload_lands_with_redis_down_and_is_inspected_when_it_returns(api: Api, tree: Subtree) -> None:
     from storage import Queue, drain_safely
     from tests.conftest import make_client
     from tests.factories import auth, free_port
 
     no_redis = api.settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
-    _, token = await api.account("operator", commune(25, 5))
+    _, token = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     async with make_client(no_redis) as client:
         r = await client.post(
@@ -112,11 +114,11 @@ async def test_upload_lands_with_redis_down_and_is_inspected_when_it_returns(api
     assert (await api.file(token, file_id))["state"] == "ready"
 
 
-async def test_a_lost_job_is_queued_again_by_the_sweeper(api: Api) -> None:
+async def test_a_lost_job_is_queued_again_by_the_sweeper(api: Api, tree: Subtree) -> None:
     from storage import Queue
     from workers.inspection import requeue_stuck
 
-    _, token = await api.account("operator", commune(25, 6))
+    _, token = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     file_id = (await api.upload(token, dossier["id"], text_pdf())).json()["id"]
     # As if a worker had taken the job and died: queued long ago, never finished, gone from Redis.

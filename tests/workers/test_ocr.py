@@ -9,14 +9,14 @@ from pypdf import PdfReader
 
 from loadtests.pdfgen import VIETNAMESE_LINES as LINES
 from loadtests.pdfgen import vietnamese_scan_pdf
-from tests.factories import Api, auth, commune
+from tests.factories import Api, Subtree, auth
 from tests.pdfs import blank_scan_pdf
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-async def test_a_vietnamese_scan_is_ocred_and_found_with_and_without_diacritics(api: Api) -> None:
-    _, token = await api.account("operator", commune(25, 11))
+async def test_a_vietnamese_scan_is_ocred_and_found_with_and_without_diacritics(api: Api, tree: Subtree) -> None:
+    _, token = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     original = vietnamese_scan_pdf(LINES)
     file_id = (await api.upload(token, dossier["id"], original)).json()["id"]
@@ -50,10 +50,10 @@ async def test_a_vietnamese_scan_is_ocred_and_found_with_and_without_diacritics(
     assert "DỤNG" in (copy.pages[0].extract_text() or "").upper()
 
 
-async def test_no_ocr_copy_is_a_clear_404(api: Api) -> None:
+async def test_no_ocr_copy_is_a_clear_404(api: Api, tree: Subtree) -> None:
     from tests.pdfs import text_pdf
 
-    _, token = await api.account("operator", commune(25, 12))
+    _, token = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     file_id = (await api.upload(token, dossier["id"], text_pdf())).json()["id"]
     await api.run_worker()
@@ -75,8 +75,8 @@ def scan_with_blank_page() -> bytes:
     return out.getvalue()
 
 
-async def test_blank_pages_are_found_where_pages_are_decoded_and_never_ocred(api: Api) -> None:
-    _, token = await api.account("operator", commune(25, 13))
+async def test_blank_pages_are_found_where_pages_are_decoded_and_never_ocred(api: Api, tree: Subtree) -> None:
+    _, token = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     data = scan_with_blank_page()
 
@@ -114,9 +114,9 @@ async def test_blank_pages_are_found_where_pages_are_decoded_and_never_ocred(api
     assert (f["state"], f["reason_code"]) == ("rejected", "page_blank")
 
 
-async def test_a_file_with_too_many_pages_to_ocr_is_still_looked_at_for_blank_pages(api: Api) -> None:
+async def test_a_file_with_too_many_pages_to_ocr_is_still_looked_at_for_blank_pages(api: Api, tree: Subtree) -> None:
     few = api.settings.model_copy(update={"ocr_max_pages": 1})
-    _, token = await api.account("operator", commune(25, 14))
+    _, token = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     file_id = (await api.upload(token, dossier["id"], scan_with_blank_page())).json()["id"]
     await api.run_worker(few)

@@ -11,13 +11,15 @@ from contextlib import contextmanager
 import pytest
 
 from loadtests.pdfgen import scanned_pdf
-from tests.factories import Api, auth, commune, free_port
+from tests.factories import Api, Subtree, auth, free_port
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-async def test_a_file_that_cannot_be_fetched_is_parked_as_failed_and_an_admin_sends_it_back(api: Api) -> None:
-    _, token = await api.account("operator", commune(28, 1))
+async def test_a_file_that_cannot_be_fetched_is_parked_as_failed_and_an_admin_sends_it_back(
+    api: Api, tree: Subtree
+) -> None:
+    _, token = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     file_id = (await api.upload(token, dossier["id"], scanned_pdf(pages=1, dpi=200, seed=9))).json()["id"]
     f = await api.file(token, file_id)
@@ -82,8 +84,8 @@ def stalling_store() -> Iterator[str]:
         server.close()
 
 
-async def test_a_store_too_slow_to_fetch_from_is_a_transient_fault_not_a_rejection(api: Api) -> None:
-    _, token = await api.account("operator", commune(28, 3))
+async def test_a_store_too_slow_to_fetch_from_is_a_transient_fault_not_a_rejection(api: Api, tree: Subtree) -> None:
+    _, token = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     file_id = (await api.upload(token, dossier["id"], scanned_pdf(pages=1, dpi=200, seed=10))).json()["id"]
     with stalling_store() as endpoint:
@@ -98,10 +100,10 @@ async def test_a_store_too_slow_to_fetch_from_is_a_transient_fault_not_a_rejecti
     assert "object store unavailable" in f["pipeline"]["last_error"]
 
 
-async def test_a_file_whose_bytes_are_gone_from_the_store_is_rejected_as_missing(api: Api) -> None:
+async def test_a_file_whose_bytes_are_gone_from_the_store_is_rejected_as_missing(api: Api, tree: Subtree) -> None:
     from storage import object_store
 
-    _, token = await api.account("operator", commune(28, 4))
+    _, token = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     file_id = (await api.upload(token, dossier["id"], scanned_pdf(pages=1, dpi=200, seed=11))).json()["id"]
     key = await api.db.pool.fetchval("SELECT object_key FROM files WHERE id = $1", file_id)
@@ -114,7 +116,7 @@ async def test_a_file_whose_bytes_are_gone_from_the_store_is_rejected_as_missing
     assert f["inspection"]["reason_vi"]
 
 
-async def test_the_pipeline_status_is_for_admins(api: Api) -> None:
-    _, token = await api.account("operator", commune(28, 2))
+async def test_the_pipeline_status_is_for_admins(api: Api, tree: Subtree) -> None:
+    _, token = await api.account("operator", tree.commune(1))
     r = await api.client.get("/api/v1/pipeline", headers=auth(token))
     assert (r.status_code, r.json()["code"]) == (403, "forbidden")

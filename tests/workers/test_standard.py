@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from loadtests.pdfgen import scanned_pdf
-from tests.factories import Api, commune
+from tests.factories import Api, Subtree
 from tests.pdfs import (
     broken_xref_pdf,
     deeply_nested_pdf,
@@ -45,8 +45,8 @@ def codes(f: dict[str, Any]) -> dict[str, str]:
     return {x["code"]: x["severity"] for x in f["findings"]}
 
 
-async def test_a_scan_to_the_standard_is_ready_without_findings(api: Api) -> None:
-    got = await inspect_all(api, commune(26, 1), {"good": scanned_pdf(pages=2, dpi=200, seed=5)})
+async def test_a_scan_to_the_standard_is_ready_without_findings(api: Api, tree: Subtree) -> None:
+    got = await inspect_all(api, tree.commune(1), {"good": scanned_pdf(pages=2, dpi=200, seed=5)})
     f = got["good"]
     assert (f["state"], f["verdict"], f["findings"]) == ("ready", "ready", [])
     facts = f["inspection"]["page_facts"]
@@ -54,10 +54,10 @@ async def test_a_scan_to_the_standard_is_ready_without_findings(api: Api) -> Non
     assert sizes == [(200, "colour", 210, 297)] * 2
 
 
-async def test_falling_short_of_the_standard_gives_warnings_with_the_pages(api: Api) -> None:
+async def test_falling_short_of_the_standard_gives_warnings_with_the_pages(api: Api, tree: Subtree) -> None:
     got = await inspect_all(
         api,
-        commune(26, 2),
+        tree.commune(1),
         {
             "low_dpi": scanned_pdf(pages=2, dpi=150, seed=1),
             "grey": scanned_pdf(pages=1, dpi=200, mode="L", seed=2),
@@ -86,17 +86,17 @@ async def test_falling_short_of_the_standard_gives_warnings_with_the_pages(api: 
     assert got["old"]["inspection"]["pdf_version"] == "1.3"
 
 
-async def test_rotation_is_respected_for_page_size_and_resolution(api: Api) -> None:
-    f = (await inspect_all(api, commune(26, 3), {"rotated": rotated_scan_pdf(dpi=200)}))["rotated"]
+async def test_rotation_is_respected_for_page_size_and_resolution(api: Api, tree: Subtree) -> None:
+    f = (await inspect_all(api, tree.commune(1), {"rotated": rotated_scan_pdf(dpi=200)}))["rotated"]
     page = f["inspection"]["page_facts"][0]
     assert (page["rotate"], round(page["width_mm"]), round(page["height_mm"]), page["dpi"]) == (90, 210, 297, 200)
     assert f["findings"] == []
 
 
-async def test_unsafe_content_is_rejected_and_document_facts_are_recorded(api: Api) -> None:
+async def test_unsafe_content_is_rejected_and_document_facts_are_recorded(api: Api, tree: Subtree) -> None:
     got = await inspect_all(
         api,
-        commune(26, 4),
+        tree.commune(1),
         {"js": javascript_pdf(), "launch": launch_pdf(), "attached": embedded_file_pdf(), "pdfa": pdfa_pdf()},
     )
     for name, code in (("js", "pdf_javascript"), ("launch", "pdf_launch_action"), ("attached", "pdf_embedded_files")):
@@ -108,9 +108,9 @@ async def test_unsafe_content_is_rejected_and_document_facts_are_recorded(api: A
     assert got["pdfa"]["state"] == "ready"
 
 
-async def test_which_findings_reject_is_a_setting(api: Api) -> None:
+async def test_which_findings_reject_is_a_setting(api: Api, tree: Subtree) -> None:
     strict = api.settings.model_copy(update={"inspect_reject": ["scan_low_dpi"], "inspect_min_dpi": 300})
-    _, token = await api.account("operator", commune(26, 5))
+    _, token = await api.account("operator", tree.commune(1))
     dossier = await api.dossier(token)
     low = (await api.upload(token, dossier["id"], scanned_pdf(pages=1, dpi=200, seed=4))).json()["id"]
     js = (await api.upload(token, dossier["id"], javascript_pdf())).json()["id"]
@@ -122,9 +122,9 @@ async def test_which_findings_reject_is_a_setting(api: Api) -> None:
     assert (g["state"], codes(g)) == ("ready", {"pdf_javascript": "warning"})
 
 
-async def test_signatures_are_read_and_checked(api: Api) -> None:
+async def test_signatures_are_read_and_checked(api: Api, tree: Subtree) -> None:
     signed = await asyncio.to_thread(signed_pdf)  # pyHanko runs its own event loop
-    got = await inspect_all(api, commune(26, 6), {"signed": signed, "tampered": tampered(signed), "plain": text_pdf()})
+    got = await inspect_all(api, tree.commune(1), {"signed": signed, "tampered": tampered(signed), "plain": text_pdf()})
     sig = got["signed"]["inspection"]["signatures"]
     assert len(sig) == 1
     assert (sig[0]["field"], sig[0]["signed"], sig[0]["signer"]) == ("ChuKyCanBo", True, "Nguyễn Văn An")
@@ -139,8 +139,8 @@ async def test_signatures_are_read_and_checked(api: Api) -> None:
     assert got["plain"]["inspection"]["signatures"] == []
 
 
-async def test_mixed_pages_keep_text_per_page(api: Api) -> None:
-    f = await api_file_and_pages(api, commune(26, 7), mixed_pdf())
+async def test_mixed_pages_keep_text_per_page(api: Api, tree: Subtree) -> None:
+    f = await api_file_and_pages(api, tree.commune(1), mixed_pdf())
     file, pages = f
     facts = file["inspection"]["page_facts"]
     assert [p["text_chars"] > 0 for p in facts] == [True, False]
@@ -160,10 +160,10 @@ async def api_file_and_pages(api: Api, unit: str, data: bytes) -> tuple[dict[str
     return await api.file(token, file_id), r.json()["items"]
 
 
-async def test_hostile_structures_are_rejected_with_a_reason(api: Api) -> None:
+async def test_hostile_structures_are_rejected_with_a_reason(api: Api, tree: Subtree) -> None:
     got = await inspect_all(
         api,
-        commune(26, 8),
+        tree.commune(1),
         {"nested": deeply_nested_pdf(), "many": many_pages_pdf(), "xref": broken_xref_pdf()},
     )
     for name, f in got.items():
