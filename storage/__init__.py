@@ -8,7 +8,7 @@ from storage.api_keys import ApiKey, ApiKeys
 from storage.audit import Audit, AuditEvent, AuditFilter
 from storage.blobs import Blob, Blobs
 from storage.config import Settings, app_database_url, get_settings
-from storage.db import Database, drop_database, ensure_database, migrate
+from storage.db import Database, Transaction, drop_database, ensure_database, migrate
 from storage.dossiers import Dossier, DossierFilter, Dossiers, InvalidCursor, decode_cursor, encode_cursor
 from storage.files import File, Files, Inspection, NewFile
 from storage.keys import incoming_key, original_key
@@ -72,6 +72,7 @@ __all__ = [
     "SignIns",
     "StorageError",
     "StoredObject",
+    "Transaction",
     "Unit",
     "Units",
     "UploadSession",

@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
-from typing import Any
+from typing import Any, TypeAlias
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import asyncpg
@@ -17,6 +17,10 @@ log = logging.getLogger(__name__)
 
 # Any constant works; it only has to be the same for every process of the warehouse.
 _MIGRATION_LOCK = 0x6B686F5F736F  # "kho_so"
+
+
+# A pooled connection inside an open transaction, as storage's methods take it.
+Transaction: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 
 
 class Database:
@@ -46,7 +50,8 @@ class Database:
         await self.pool.close()
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Any]:
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """An open transaction, to hand to storage's own methods (the use cases run no SQL on it)."""
         async with self.pool.acquire() as conn, conn.transaction():
             yield conn
 

@@ -12,6 +12,7 @@ from uuid import UUID
 
 import asyncpg
 
+from storage.db import Transaction
 from storage.text import fold, nfc
 
 
@@ -167,7 +168,7 @@ class Dossiers:
             await conn.execute("SELECT progress_rebuild()")
             await conn.execute("ANALYZE dossiers")
 
-    async def next_sequence(self, conn: Any, unit_id: int, day: date) -> int:
+    async def next_sequence(self, conn: Transaction, unit_id: int, day: date) -> int:
         """The next number of the unit's dossiers received that day (1, 2, ...)."""
         n: int = await conn.fetchval(
             """
@@ -181,7 +182,7 @@ class Dossiers:
         return n
 
     async def insert(
-        self, conn: Any, *, dossier_id: UUID, unit_id: int, created_by: int, values: dict[str, Any]
+        self, conn: Transaction, *, dossier_id: UUID, unit_id: int, created_by: int, values: dict[str, Any]
     ) -> bool:
         """Insert a dossier; False when its code is already taken."""
         row = {k: values.get(k) for k in EDITABLE}
@@ -380,11 +381,12 @@ class Dossiers:
         rows = await self._pool.fetch(sql, *args)
         return [Dossier.from_record(r) for r in rows]
 
-    async def update(self, conn: Any, dossier_id: UUID, changes: dict[str, Any]) -> None:
+    async def update(self, conn: Transaction, dossier_id: UUID, changes: dict[str, Any]) -> None:
         """Apply changes to editable fields and refresh the search text."""
         current = await conn.fetchrow(
             "SELECT code, " + ", ".join(EDITABLE) + " FROM dossiers WHERE id = $1 FOR UPDATE", dossier_id
         )
+        assert current is not None, dossier_id  # dossiers are never removed, only marked deleted
         merged = dict(current)
         merged.update({k: v for k, v in changes.items() if k in EDITABLE})
         await conn.execute(

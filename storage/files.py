@@ -10,6 +10,7 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
+from storage.db import Transaction
 from storage.inspection import Finding, InspectionRecord
 from storage.text import fold, storable
 
@@ -91,7 +92,7 @@ f.stage, f.stage_times, f.attempts, f.last_error, f.ocr_object_key
 _RETURNING = _COLUMNS.replace("f.", "")
 
 
-async def _keep_pages(conn: Any, file_id: UUID, source: str, texts: dict[int, str]) -> None:
+async def _keep_pages(conn: Transaction, file_id: UUID, source: str, texts: dict[int, str]) -> None:
     """The text of these pages, from the text layer or from OCR (a page read again replaces it)."""
     await conn.execute(
         """

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import date
-from typing import Any
 
 import asyncpg
+
+from storage.db import Transaction
 
 LEVELS = ("province", "department", "district", "commune")
 
@@ -130,13 +131,13 @@ class Units:
         )
         return [Unit.from_record(r) for r in rows]
 
-    async def id_of(self, conn: Any, code: str) -> int | None:
+    async def id_of(self, conn: Transaction, code: str) -> int | None:
         """The id of the unit with this code, inside the caller's transaction (None: there is none)."""
         found: int | None = await conn.fetchval("SELECT id FROM units WHERE code = $1", code)
         return found
 
     async def create_or_update(
-        self, conn: Any, *, code: str, name: str, level: str, parent_id: int | None
+        self, conn: Transaction, *, code: str, name: str, level: str, parent_id: int | None
     ) -> tuple[int, bool]:
         """Create a unit, or give an existing one (a placeholder, say) this name, level and parent.
 
@@ -154,11 +155,12 @@ class Units:
             level,
             parent_id,
         )
+        assert r is not None  # INSERT ... RETURNING answers a row
         return r["id"], r["created"]
 
     async def record_change(
         self,
-        conn: Any,
+        conn: Transaction,
         *,
         unit_id: int,
         kind: str,
@@ -183,21 +185,21 @@ class Units:
             by,
         )
 
-    async def set_parent(self, conn: Any, unit_id: int, parent_id: int) -> None:
+    async def set_parent(self, conn: Transaction, unit_id: int, parent_id: int) -> None:
         await conn.execute("UPDATE units SET parent_id = $2 WHERE id = $1", unit_id, parent_id)
 
-    async def retire(self, conn: Any, unit_id: int, *, successor_id: int, effective_on: date) -> None:
+    async def retire(self, conn: Transaction, unit_id: int, *, successor_id: int, effective_on: date) -> None:
         await conn.execute(
             "UPDATE units SET valid_to = $3, successor_id = $2 WHERE id = $1", unit_id, successor_id, effective_on
         )
 
-    async def children(self, conn: Any, unit_id: int) -> list[int]:
+    async def children(self, conn: Transaction, unit_id: int) -> list[int]:
         rows = await conn.fetch("SELECT id FROM units WHERE parent_id = $1 AND valid_to IS NULL", unit_id)
         return [r["id"] for r in rows]
 
     async def upsert(
         self,
-        conn: Any,
+        conn: Transaction,
         *,
         code: str,
         name: str,

@@ -58,7 +58,7 @@ class Subtree:
         return self.communes[n - 1]
 
 
-async def new_subtree(db: Database, communes: int = 3) -> Subtree:
+async def new_subtree(db: Database, communes: int = 3, *, placeholder: bool = False) -> Subtree:
     from storage import Units
 
     tag = f"T{next(_subtrees):04d}"
@@ -72,7 +72,14 @@ async def new_subtree(db: Database, communes: int = 3) -> Subtree:
         codes = []
         for n in range(1, communes + 1):
             code = f"000.{n:02d}.01.{tag}"
-            await units.upsert(conn, code=code, name=f"Xã thử {n:02d} {tag}", level="commune", parent_id=district_id)
+            await units.upsert(
+                conn,
+                code=code,
+                name=f"Xã thử {n:02d} {tag}",
+                level="commune",
+                parent_id=district_id,
+                placeholder=placeholder,
+            )
             codes.append(code)
     return Subtree(district, codes)
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.factories import Api, auth, commune, district, province
+from tests.factories import Api, Subtree, auth, district, new_subtree, province
 from warehouse.dossier_rules import today_local
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-async def test_merge_keeps_records_and_the_successor_sees_them(api: Api) -> None:
+async def test_merge_keeps_records_and_the_successor_sees_them(api: Api, tree: Subtree) -> None:
     admin = await api.admin()
-    old, new = commune(31, 11), commune(31, 12)  # two communes of Đình Lập
+    old, new = tree.commune(1), tree.commune(2)  # two communes of one district
     _, old_operator = await api.account("operator", old)
     _, new_operator = await api.account("operator", new)
     kept = await api.dossier(old_operator, received_on="2023-05-04")
@@ -41,18 +41,18 @@ async def test_merge_keeps_records_and_the_successor_sees_them(api: Api) -> None
     assert (r.status_code, r.json()["code"]) == (409, "unit_retired")
     now = {
         u["code"]
-        for u in (await api.client.get("/api/v1/units", params={"parent": district(31)}, headers=auth(admin))).json()
+        for u in (await api.client.get("/api/v1/units", params={"parent": tree.district}, headers=auth(admin))).json()
     }
     then = await api.client.get(
-        "/api/v1/units", params={"parent": district(31), "on": "2023-12-31"}, headers=auth(admin)
+        "/api/v1/units", params={"parent": tree.district, "on": "2023-12-31"}, headers=auth(admin)
     )
     assert old not in now and old in {u["code"] for u in then.json()}
 
 
-async def test_districts_abolished_communes_move_under_the_province(api: Api) -> None:
+async def test_districts_abolished_communes_move_under_the_province(api: Api, tree: Subtree) -> None:
     admin = await api.admin()
-    moving = commune(31, 10)
-    _, district_viewer = await api.account("viewer", district(31))
+    moving = tree.commune(1)
+    _, district_viewer = await api.account("viewer", tree.district)
     _, operator = await api.account("operator", moving)
     d = await api.dossier(operator)
     assert (await api.client.get(f"/api/v1/dossiers/{d['id']}", headers=auth(district_viewer))).status_code == 200
@@ -65,7 +65,7 @@ async def test_districts_abolished_communes_move_under_the_province(api: Api) ->
     yesterday = await api.client.get(
         "/api/v1/units", params={"on": "2020-01-01", "level": "commune"}, headers=auth(admin)
     )
-    assert {u["code"]: u["parent_code"] for u in yesterday.json()}[moving] == district(31)
+    assert {u["code"]: u["parent_code"] for u in yesterday.json()}[moving] == tree.district
     r = await api.client.post(
         f"/api/v1/units/{moving}/move", json={"parent": province(), "effective_on": "2999-01-01"}, headers=auth(admin)
     )
@@ -74,17 +74,19 @@ async def test_districts_abolished_communes_move_under_the_province(api: Api) ->
 
 async def test_import_names_the_placeholder_communes_or_refuses_the_whole_file(api: Api) -> None:
     admin = await api.admin()
+    own = await new_subtree(api.db, placeholder=True)  # placeholders as the seed makes them, of this test alone
+    added = own.commune(1).replace(".01.", ".09.", 1)
     good = (
         "code,name,level,parent_code\n"
-        f"{commune(21, 1)},Phường Vĩnh Trại,commune,{district(21)}\n"
-        f"000.09.21.HXX,Phường Mới,commune,{district(21)}\n"
+        f"{own.commune(1)},Phường Vĩnh Trại,commune,{own.district}\n"
+        f"{added},Phường Mới,commune,{own.district}\n"
     )
     r = await api.client.post(
         "/api/v1/units/import", content=good.encode(), headers={**auth(admin), "Content-Type": "text/csv"}
     )
     assert r.status_code == 200, r.text
     assert r.json() == {"created": 1, "updated": 1}
-    unit = (await api.client.get(f"/api/v1/units/{commune(21, 1)}", headers=auth(admin))).json()
+    unit = (await api.client.get(f"/api/v1/units/{own.commune(1)}", headers=auth(admin))).json()
     assert unit["name"] == "Phường Vĩnh Trại" and unit["placeholder"] is False
     bad = "code,name,level,parent_code\nbad code,X,commune,NOWHERE\n000.10.21.HXX,,hamlet,000.00.21.HXX\n"
     r = await api.client.post(
