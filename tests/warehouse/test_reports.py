@@ -9,7 +9,7 @@ from datetime import date, timedelta
 import pytest
 from openpyxl import load_workbook
 
-from tests.factories import Api, Subtree, auth, commune, district
+from tests.factories import Api, Subtree, auth, new_subtree
 from tests.pdfs import text_pdf
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -29,10 +29,10 @@ def result(valid_until: date | None) -> dict[str, object]:
     }
 
 
-async def test_still_valid_results_of_a_person_across_the_units_one_may_read(api: Api) -> None:
-    _, op1 = await api.account("operator", commune(31, 1))
-    _, op2 = await api.account("operator", commune(31, 2))
-    _, viewer = await api.account("viewer", district(31))
+async def test_still_valid_results_of_a_person_across_the_units_one_may_read(api: Api, tree: Subtree) -> None:
+    _, op1 = await api.account("operator", tree.commune(1))
+    _, op2 = await api.account("operator", tree.commune(2))
+    _, viewer = await api.account("viewer", tree.district)
     future, past = date.today() + timedelta(days=365), date.today() - timedelta(days=1)
     valid1 = await api.dossier(op1, **result(future))
     await api.dossier(op1, **result(past))  # expired: not offered for reuse
@@ -51,7 +51,8 @@ async def test_still_valid_results_of_a_person_across_the_units_one_may_read(api
 
 async def test_progress_counts_digitized_dossiers_against_the_target_in_every_format(api: Api) -> None:
     admin = await api.admin()
-    unit = commune(31, 3)
+    own = await new_subtree(api.db, communes=2)
+    unit = own.commune(1)
     year = date.today().year
     r = await api.client.put(
         f"/api/v1/targets/{unit}/{year}", json={"declared_total": 10, "target_rate": 0.5}, headers=auth(admin)
@@ -70,7 +71,7 @@ async def test_progress_counts_digitized_dossiers_against_the_target_in_every_fo
     await api.dossier(op)  # a dossier with no file yet is not digitized
     del waiting
 
-    params = {"year": str(year), "level": "commune", "parent": district(31)}
+    params = {"year": str(year), "level": "commune", "parent": own.district}
     report = (await api.client.get("/api/v1/reports/progress", params=params, headers=auth(admin))).json()
     row = next(u for u in report["units"] if u["unit_code"] == unit)
     assert (row["declared_total"], row["digitized"], row["rate"], row["target_rate"], row["gap"]) == (
@@ -81,7 +82,7 @@ async def test_progress_counts_digitized_dossiers_against_the_target_in_every_fo
         4,
     )
     assert sum(w["digitized"] for w in row["weekly"]) == 1
-    other = next(u for u in report["units"] if u["unit_code"] == commune(31, 4))
+    other = next(u for u in report["units"] if u["unit_code"] == own.commune(2))
     assert (other["declared_total"], other["target_rate"]) == (None, 0.55), "the level's default target"
     assert {lv["level"] for lv in report["levels"]} == {"commune"}
 
@@ -98,14 +99,14 @@ async def test_progress_counts_digitized_dossiers_against_the_target_in_every_fo
     assert table[0][:2] == ["Mã đơn vị", "Tên đơn vị"]
     assert [unit, "10"] == [next(r for r in table if r[0] == unit)[i] for i in (0, 3)]
     assert sum(h.startswith("Tuần ") for h in table[0]) == 8, "the 8-week trend, one column a week"
-    no_total = next(r for r in table if r[0] == commune(31, 4))
+    no_total = next(r for r in table if r[0] == own.commune(2))
     assert no_total[5] == "" and "chưa khai báo" in no_total[8], "no declared total is said, not shown as 0%"
     assert any(r[1].startswith("Tổng cấp xã") for r in table), "the level's total line"
 
     xlsx = await api.client.get("/api/v1/reports/progress", params={**params, "format": "xlsx"}, headers=auth(admin))
     book = load_workbook(io.BytesIO(xlsx.content))
     sheet = book.worksheets[0]
-    assert "UBND huyện Đình Lập" in str(sheet["A1"].value), "the district in the title"
+    assert f"Huyện thử {own.district.rsplit('.', 1)[1]}" in str(sheet["A1"].value), "the district in the title"
     codes = [row[0] for row in sheet.iter_rows(min_row=3, values_only=True)]
     assert unit in codes
     assert sum(str(c.value).startswith("Tuần ") for c in sheet[2]) == 8
