@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from storage import Database, Settings, app_database_url, ensure_database, get_settings, migrate, object_store
-from warehouse.local_services import LocalServices
+from warehouse.local_services import Address, LocalServices, answers
 from warehouse.refusals import Refusal
 from warehouse.security import Passwords
 from warehouse.seed import seed
@@ -137,6 +137,15 @@ def _hurry(children: list[subprocess.Popen[bytes]]) -> Any:
 
 def _up(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    # The API's server shares its port with any other on it (SO_REUSEPORT): a second `make run` would
+    # silently serve beside the first instead of saying so.
+    if answers(Address("127.0.0.1" if settings.host in ("", "0.0.0.0") else settings.host, settings.port)):
+        print(
+            f"warehouse: something already answers on {settings.host}:{settings.port} (another `make run`?). "
+            "Stop it first, or choose another port with WAREHOUSE_PORT.",
+            file=sys.stderr,
+        )
+        return 1
     services = LocalServices(settings)
     started: set[str] = set()
     try:

@@ -92,3 +92,21 @@ def test_a_stop_ends_the_api_and_workers_that_up_started_without_a_traceback(
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
         up.wait()
+
+
+def test_a_second_up_on_a_taken_port_says_so_instead_of_serving_beside_the_first() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "warehouse", "up"],
+            env={**os.environ, "WAREHOUSE_PORT": str(port), "WAREHOUSE_HOST": "127.0.0.1"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert f"something already answers on 127.0.0.1:{port}" in done.stderr and "WAREHOUSE_PORT" in done.stderr
