@@ -72,22 +72,7 @@ UNIT_CODE = re.compile(rules.UNIT_CODE)
 ID_KINDS = rules.ID_KINDS
 
 # A sample manifest with the Vietnamese headers: two scans of one dossier, and a result.
-SAMPLE_HEADER = [
-    COLUMNS[k][0]
-    for k in (
-        "file",
-        "kind",
-        "dossier",
-        "procedure_code",
-        "subject_name",
-        "subject_id_kind",
-        "subject_id_number",
-        "result_number",
-        "issued_on",
-        "issuer",
-        "valid_until",
-    )
-]
+SAMPLE_HEADER = [COLUMNS[k][0] for k in ("file", "kind", "dossier", *DOSSIER_FIELDS[:8])]  # up to valid_until
 SAMPLE_ROWS = [
     ["don-de-nghi.pdf", "thành phần", "HS-001", "1.002891", "Nguyễn Văn An", "cccd", "020190000001", "", "", "", ""],
     [
