@@ -127,7 +127,16 @@ class InspectionRecord(InspectionDetails):
         value: dict[str, Any] = msgspec.to_builtins(self)
         return value
 
+    @classmethod
+    def judged(cls, facts: InspectionDetails | None, verdict: str, findings: list[Finding]) -> InspectionRecord:
+        """The facts with a verdict on them."""
+        return cls(**facts_of(facts), verdict=verdict, findings=findings)
+
     def details(self) -> InspectionDetails:
         """The facts without the verdict and findings (the API shows those beside them)."""
-        names = [f for f in InspectionDetails.__struct_fields__]
-        return InspectionDetails(**{n: getattr(self, n) for n in names})
+        return InspectionDetails(**facts_of(self))
+
+
+def facts_of(details: InspectionDetails | None) -> dict[str, Any]:
+    """The fields of the facts, by name (none for no facts)."""
+    return {n: getattr(details, n) for n in InspectionDetails.__struct_fields__} if details is not None else {}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -12,7 +11,7 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from storage import Account
 from warehouse.context import Services
 from warehouse.errors import Problem
-from warehouse.fair_share import check_request, over_limit_sentence, rate_headers
+from warehouse.fair_share import check_request, over_limit_sentence, rate_headers, reset_seconds
 from warehouse.principal import (
     ADMIN_ROLES,
     Principal,
@@ -67,12 +66,11 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
             )
         rate, over = await check_request(services, account)
         if over is not None and rate is not None:
-            reset = max(1, math.ceil(rate.resets_in_ms / 1000))
             raise Problem(
                 429,
                 "rate_limited",
                 over_limit_sentence(rate, over),
-                headers={"Retry-After": str(reset), **rate_headers(rate)},
+                headers={"Retry-After": str(reset_seconds(rate)), **rate_headers(rate)},
             )
         if rate is not None:
             connection.scope.setdefault("state", {})["ratelimit"] = rate

@@ -33,18 +33,21 @@ def account_limits(settings: Settings, account: Account) -> dict[str, int]:
     return limits
 
 
+def reset_seconds(state: WindowState) -> int:
+    """Whole seconds until the window lets requests through again (at least one)."""
+    return max(1, math.ceil(state.resets_in_ms / 1000))
+
+
 def rate_headers(state: WindowState) -> dict[str, str]:
-    reset = max(1, math.ceil(state.resets_in_ms / 1000))
     return {
         "RateLimit-Limit": str(state.window.limit),
         "RateLimit-Remaining": str(state.remaining),
-        "RateLimit-Reset": str(reset),
+        "RateLimit-Reset": str(reset_seconds(state)),
     }
 
 
 def over_limit_sentence(state: WindowState, what: str) -> str:
-    reset = max(1, math.ceil(state.resets_in_ms / 1000))
-    return f"Too many {what}. Wait {reset} seconds and try again."
+    return f"Too many {what}. Wait {reset_seconds(state)} seconds and try again."
 
 
 def _tightest(states: list[WindowState]) -> WindowState:

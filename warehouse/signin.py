@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from storage import Account, Window
 from warehouse.context import Services
 from warehouse.dossier_rules import LOCAL_TZ
+from warehouse.fair_share import reset_seconds
 from warehouse.refusals import Busy, Invalid, NotSignedIn, Refusal, TooMany
 from warehouse.security import PasswordChecksBusy, issue_token
 
@@ -53,7 +54,7 @@ async def _check_address(services: Services, address: str) -> None:
         [Window(f"signin:addr:{address}", services.settings.login_address_per_minute, 60)]
     )
     if states and states[0].exceeded:
-        wait = max(1, math.ceil(states[0].resets_in_ms / 1000))
+        wait = reset_seconds(states[0])
         raise TooMany(
             "too_many_sign_ins",
             f"Too many sign-in attempts from your address. Wait {wait} seconds and try again.",

@@ -170,13 +170,9 @@ def rejection(code: str, facts: InspectionDetails | None = None, pages: int | No
     """A file that cannot be read: one rejecting finding and nothing else to say."""
     found = finding(code)
     found.severity = "reject"
-    record = InspectionRecord(**_fields(facts), verdict="rejected", findings=[found])
+    record = InspectionRecord.judged(facts, "rejected", [found])
     record.reason_vi, record.reason_en = found.vi, found.en
     return Inspection(state="rejected", pages=pages, details=record, text="", reason_code=code, reason=found.en)
-
-
-def _fields(facts: InspectionDetails | None) -> dict[str, Any]:
-    return {n: getattr(facts, n) for n in InspectionDetails.__struct_fields__} if facts is not None else {}
 
 
 T = TypeVar("T")
@@ -260,7 +256,7 @@ def judge(report: Report, standard: Standard) -> Inspection:
         f.severity = "reject" if f.code in standard.reject else "warning"
     rejecting = [f for f in findings if f.severity == "reject"]
     verdict = "rejected" if rejecting else ("ready_with_warnings" if findings else "ready")
-    record = InspectionRecord(**_fields(facts), verdict=verdict, findings=findings)
+    record = InspectionRecord.judged(facts, verdict, findings)
     text = "\n\f".join(page_texts)
     if rejecting:
         first = rejecting[0]

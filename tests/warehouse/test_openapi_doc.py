@@ -8,9 +8,10 @@ from pathlib import Path
 
 from tests.factories import Api, Subtree, auth
 from warehouse.messages_vi import DETAILS, wants_vietnamese
+from warehouse.refusals import Refusal
 
 ROOT = Path(__file__).resolve().parents[2]
-KINDS = "Unreadable|NotSignedIn|Forbidden|NotFound|TooSlow|Conflict|TooLarge|UnsupportedKind|Invalid|TooMany|Busy"
+KINDS = "|".join(kind.__name__ for kind in Refusal.__subclasses__() if kind.__module__ == "warehouse.refusals")
 RAISED = rf"(?:Problem\(\s*\d{{3}},|\b(?:{KINDS})\()\s*\"([a-z_]+)\""
 
 
