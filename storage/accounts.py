@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-ROLES = ("province_admin", "unit_admin", "operator", "viewer")
+ROLES = ("province_admin", "unit_admin", "operator", "viewer", "one_stop")
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,39 +29,49 @@ class ApiKey:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    unit_ids: list[int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyHolder:
+    """Whom a live key acts for, and the units it is bound to (None: the account's whole reach)."""
+
+    account_id: int
+    unit_ids: list[int] | None
 
 
 class ApiKeys:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def create(self, account_id: int, label: str) -> tuple[ApiKey, str]:
+    async def create(self, account_id: int, label: str, unit_ids: list[int] | None = None) -> tuple[ApiKey, str]:
         key = new_key()
         r = await self._pool.fetchrow(
             """
-            INSERT INTO api_keys (account_id, label, key_hash) VALUES ($1, $2, $3)
-            RETURNING id, account_id, label, created_at, last_used_at, revoked_at
+            INSERT INTO api_keys (account_id, label, key_hash, unit_ids) VALUES ($1, $2, $3, $4)
+            RETURNING id, account_id, label, created_at, last_used_at, revoked_at, unit_ids
             """,
             account_id,
             label,
             key_hash(key),
+            unit_ids,
         )
         assert r is not None
         return ApiKey(**dict(r)), key
 
-    async def account_for(self, key: str) -> int | None:
-        """The account a live key acts for; marks the key used (at most once a minute)."""
-        account_id: int | None = await self._pool.fetchval(
+    async def account_for(self, key: str) -> KeyHolder | None:
+        """The account a live key acts for, and its units; marks the key used (at most once a minute)."""
+        r = await self._pool.fetchrow(
             """
             UPDATE api_keys SET last_used_at = CASE
                 WHEN last_used_at IS NULL OR last_used_at < now() - interval '1 minute' THEN now()
                 ELSE last_used_at END
             WHERE key_hash = $1 AND revoked_at IS NULL
-            RETURNING account_id
+            RETURNING account_id, unit_ids
             """,
             key_hash(key),
         )
-        return account_id
+        return KeyHolder(r["account_id"], list(r["unit_ids"]) if r["unit_ids"] is not None else None) if r else None
 
     async def revoke_all(self, account_id: int) -> int:
         """Revoke every live key of the account (after a password reset); how many there were."""
@@ -74,7 +84,7 @@ class ApiKeys:
     async def list(self, account_id: int) -> list[ApiKey]:
         rows = await self._pool.fetch(
             """
-            SELECT id, account_id, label, created_at, last_used_at, revoked_at FROM api_keys
+            SELECT id, account_id, label, created_at, last_used_at, revoked_at, unit_ids FROM api_keys
             WHERE account_id = $1 ORDER BY id
             """,
             account_id,
@@ -83,7 +93,7 @@ class ApiKeys:
 
     async def get(self, key_id: int) -> ApiKey | None:
         r = await self._pool.fetchrow(
-            "SELECT id, account_id, label, created_at, last_used_at, revoked_at FROM api_keys WHERE id = $1",
+            "SELECT id, account_id, label, created_at, last_used_at, revoked_at, unit_ids FROM api_keys WHERE id = $1",
             key_id,
         )
         return ApiKey(**dict(r)) if r else None

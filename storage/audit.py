@@ -8,6 +8,8 @@ from typing import Any
 
 import asyncpg
 
+from storage.db import Transaction
+
 
 @dataclass(frozen=True, slots=True)
 class AuditEvent:
@@ -71,6 +73,33 @@ class Audit:
             client_addr,
             request_id,
             details or {},
+        )
+
+    async def record_many(self, conn: Transaction, events: list[dict[str, Any]]) -> None:
+        """Several events at once, in the caller's transaction (each: action, account_id, unit_id,
+        record_type, record_id, details; optional status, client_addr, request_id)."""
+        if not events:
+            return
+        await conn.executemany(
+            """
+            INSERT INTO audit_events (account_id, unit_id, action, record_type, record_id, status,
+                                      client_addr, request_id, details)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            """,
+            [
+                (
+                    e["account_id"],
+                    e["unit_id"],
+                    e["action"],
+                    e.get("record_type"),
+                    e.get("record_id"),
+                    e.get("status"),
+                    e.get("client_addr"),
+                    e.get("request_id"),
+                    e.get("details") or {},
+                )
+                for e in events
+            ],
         )
 
     async def list(

@@ -173,6 +173,18 @@ class UploadSettings(_Group):
     page_size_max: int = 200
 
 
+class IntakeSettings(_Group):
+    """Returns pushed by the one-stop system, and the procedure catalogue's spreadsheets."""
+
+    intake_max_items: int = Field(default=500, ge=1, description="returns in one pushed batch (more: 413)")
+    intake_max_body_bytes: int = Field(default=2 * MiB, ge=1024, description="size of one pushed batch (more: 413)")
+    catalogue_max_bytes: int = Field(default=5 * MiB, ge=1024, description="size of an imported catalogue file")
+    catalogue_max_rows: int = Field(default=20_000, ge=1, description="rows of an imported catalogue")
+    catalogue_max_unpacked_bytes: int = Field(
+        default=50 * MiB, ge=1024, description="what an imported XLSX may unpack to (a zip bomb is refused)"
+    )
+
+
 class WorkerSettings(_Group):
     """The workers: inspection's limits, job handling and metrics."""
 
@@ -256,6 +268,7 @@ class Settings(
     FairShareSettings,
     UnitSettings,
     UploadSettings,
+    IntakeSettings,
     WorkerSettings,
     StandardSettings,
     OcrSettings,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 import re
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -37,14 +38,35 @@ class Dossier:
     created_by: int
     created_at: datetime
     updated_at: datetime
+    catalogued: bool = False
+    parts_required: list[str] = field(default_factory=list)
+    parts_present: list[str] = field(default_factory=list)
+    result_ready: bool = False
+    complete_at: datetime | None = None
+    returned_on: date | None = None
+    owed_since: datetime | None = None
+    source_account_id: int | None = None
     rank: float | None = None  # relevance to the search (``q``), with its highlighted snippet
     snippet: str | None = None
     fuzzy: bool | None = None  # found only by a fuzzy match (nothing matched the words themselves)
 
     @classmethod
     def from_record(cls, r: asyncpg.Record) -> Dossier:
-        values: dict[str, Any] = {f.name: r.get(f.name) for f in fields(cls)}
+        values: dict[str, Any] = {f.name: r.get(f.name) for f in fields(cls) if f.name in r}
         return cls(**values)
+
+    @property
+    def parts_done(self) -> list[str]:
+        """The parts present: part codes of accepted files, and the result type once a result file is."""
+        done = set(self.parts_present)
+        if self.result_ready and self.result_kind_code:
+            done.add(self.result_kind_code)
+        return sorted(done)
+
+    @property
+    def parts_missing(self) -> list[str]:
+        done = set(self.parts_done)
+        return [p for p in dict.fromkeys(self.parts_required) if p not in done]
 
 
 # Fields a client may set; the rest are the warehouse's own.
@@ -66,7 +88,8 @@ _SELECT = """
 SELECT d.id, d.code, d.unit_id, u.code AS unit_code, d.procedure_code, d.title, d.subject_name,
        d.subject_id_kind, d.subject_id_number, d.received_on, d.result_number, d.result_issued_on,
        d.result_issuer, d.result_valid_until, d.result_kind_code, d.state, d.created_by,
-       d.created_at, d.updated_at
+       d.created_at, d.updated_at, d.catalogued, d.parts_required, d.parts_present, d.result_ready,
+       d.complete_at, d.returned_on, d.owed_since, d.source_account_id
 FROM dossiers d JOIN units u ON u.id = d.unit_id
 """
 
@@ -98,9 +121,41 @@ class DossierFilter:
     received_to: date | None = None
     state: str = "active"
     code: str | None = None
+    complete: bool | None = None
 
 
-BULK_COLUMNS = ["id", "code", "unit_id", *EDITABLE, "created_by", "created_at", "digitized_at", "search_text"]
+INTAKE_COLUMNS = [
+    "id",
+    "code",
+    "unit_id",
+    "procedure_code",
+    "title",
+    "subject_name",
+    "subject_id_kind",
+    "subject_id_number",
+    "received_on",
+    "result_number",
+    "result_issued_on",
+    "result_issuer",
+    "result_valid_until",
+    "result_kind_code",
+    "returned_on",
+    "search_text",
+]
+BULK_COLUMNS = [
+    "id",
+    "code",
+    "unit_id",
+    *EDITABLE,
+    "created_by",
+    "created_at",
+    "digitized_at",
+    "search_text",
+    "parts_present",
+    "result_ready",
+    "complete_at",
+    "returned_on",
+]
 
 
 class InvalidCursor(ValueError):
@@ -273,6 +328,7 @@ class Dossiers:
             after[1] if after else None,
             limit,
             flt.code,
+            flt.complete,
         ]
         filters = """
             WHERE ($1::bigint[] IS NULL OR d.unit_id = ANY($1))
@@ -287,6 +343,7 @@ class Dossiers:
                        AND (d.result_valid_until IS NULL OR d.result_valid_until >= current_date))
                    OR (NOT $8 AND (d.result_number IS NULL OR d.result_valid_until < current_date)))
               AND ($12::text IS NULL OR d.code = $12)
+              AND ($13::boolean IS NULL OR (d.complete_at IS NOT NULL) = $13)
         """
         units = _within(scope, flt.unit_ids)
         few_units = units is not None and len(units) <= PER_UNIT_SCAN_MAX
@@ -329,30 +386,30 @@ class Dossiers:
         sql = (
             """
             WITH q AS (
-                SELECT websearch_to_tsquery('simple', lower($13)) AS exact,
-                       websearch_to_tsquery('vn_unaccent', $13) AS loose
+                SELECT websearch_to_tsquery('simple', lower($14)) AS exact,
+                       websearch_to_tsquery('vn_unaccent', $14) AS loose
             ), candidates AS (
                 -- each branch is served by its own index; filters and ranking apply to the few found
                 SELECT d.id FROM dossiers d, q WHERE d.search_vector @@ q.loose {in_units}
-                UNION SELECT d.id FROM dossiers d WHERE {substrings} AND d.search_text LIKE $15 {in_units}
+                UNION SELECT d.id FROM dossiers d WHERE {substrings} AND d.search_text LIKE $16 {in_units}
                 UNION SELECT f.dossier_id FROM files f, q
                       WHERE f.state <> 'deleted'
-                        AND (f.text_vector @@ q.loose OR ({substrings} AND f.search_text LIKE $15))
-                UNION (SELECT d.id FROM dossiers d WHERE $17 AND $14 <% d.search_text {in_units} LIMIT 500)
+                        AND (f.text_vector @@ q.loose OR ({substrings} AND f.search_text LIKE $16))
+                UNION (SELECT d.id FROM dossiers d WHERE $18 AND $15 <% d.search_text {in_units} LIMIT 500)
             ), found AS (
                 SELECT d.id, d.created_at, m.file_id,
                        round((
                            2 * ts_rank(d.search_vector, q.exact)
                            + ts_rank(d.search_vector, q.loose)
-                           + 0.5 * word_similarity($14, d.search_text)
-                           + CASE WHEN d.search_text LIKE $15 THEN 0.2 ELSE 0 END
+                           + 0.5 * word_similarity($15, d.search_text)
+                           + CASE WHEN d.search_text LIKE $16 THEN 0.2 ELSE 0 END
                            + CASE WHEN m.file_id IS NOT NULL THEN 0.1 ELSE 0 END
                        )::numeric, 6)::float8 AS rank
                 FROM candidates c JOIN dossiers d ON d.id = c.id CROSS JOIN q
                 LEFT JOIN LATERAL (
                     SELECT f.id AS file_id FROM files f
                     WHERE f.dossier_id = d.id AND f.state <> 'deleted'
-                      AND (f.text_vector @@ q.loose OR f.search_text LIKE $15)
+                      AND (f.text_vector @@ q.loose OR f.search_text LIKE $16)
                     ORDER BY f.created_at LIMIT 1
                 ) m ON true
             """
@@ -360,11 +417,11 @@ class Dossiers:
             + """
             ), page AS (
                 SELECT * FROM found
-                WHERE $16::float8 IS NULL OR (rank, created_at, id) < ($16, $9::timestamptz, $10::uuid)
+                WHERE $17::float8 IS NULL OR (rank, created_at, id) < ($17, $9::timestamptz, $10::uuid)
                 ORDER BY rank DESC, created_at DESC, id DESC
                 LIMIT $11
             )
-            SELECT s.*, p.rank, $17 AS fuzzy,
+            SELECT s.*, p.rank, $18 AS fuzzy,
                    ts_headline('vn_unaccent',
                                coalesce(fi.text_content, concat_ws(' — ', s.title, s.subject_name, s.code)),
                                q.loose,
@@ -401,6 +458,81 @@ class Dossiers:
             *(merged[k] for k in EDITABLE),
             search_text(merged),
         )
+
+    async def by_codes(self, conn: Transaction, codes: builtins.list[str]) -> dict[str, Dossier]:
+        """The dossiers with these codes (deleted ones too), locked until the transaction ends."""
+        rows = await conn.fetch(_SELECT + " WHERE d.code = ANY($1) FOR UPDATE OF d", codes)
+        return {r["code"]: Dossier.from_record(r) for r in rows}
+
+    async def insert_returns(
+        self, conn: Transaction, rows: builtins.list[dict[str, Any]], source_account_id: int
+    ) -> set[str]:
+        """Insert returned dossiers in one statement (``INTAKE_COLUMNS`` each); the codes inserted (a code
+        another transaction took meanwhile is left out)."""
+        if not rows:
+            return set()
+        columns = {k: [r[k] for r in rows] for k in INTAKE_COLUMNS}
+        inserted = await conn.fetch(
+            """
+            INSERT INTO dossiers (id, code, unit_id, procedure_code, title, subject_name, subject_id_kind,
+                subject_id_number, received_on, result_number, result_issued_on, result_issuer,
+                result_valid_until, result_kind_code, returned_on, created_by, source_account_id, search_text)
+            SELECT id, code, unit_id, procedure_code, title, subject_name, subject_id_kind, subject_id_number,
+                   received_on, result_number, result_issued_on, result_issuer, result_valid_until,
+                   result_kind_code, returned_on, $17, $17, search_text
+            FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
+                        $8::text[], $9::date[], $10::text[], $11::date[], $12::text[], $13::date[], $14::text[],
+                        $15::date[], $16::text[])
+                 AS r(id, code, unit_id, procedure_code, title, subject_name, subject_id_kind, subject_id_number,
+                      received_on, result_number, result_issued_on, result_issuer, result_valid_until,
+                      result_kind_code, returned_on, search_text)
+            ON CONFLICT (code) DO NOTHING
+            RETURNING code
+            """,
+            *[columns[k] for k in INTAKE_COLUMNS],
+            source_account_id,
+        )
+        await conn.execute(
+            """
+            INSERT INTO dossier_code_counters (unit_id, day, last)
+            SELECT unit_id, received_on, max(right(code, 4)::int) FROM dossiers
+            WHERE code = ANY($1) AND code ~ '-[0-9]{6}-[0-9]{4}$' GROUP BY unit_id, received_on
+            ON CONFLICT (unit_id, day) DO UPDATE SET last = greatest(dossier_code_counters.last, excluded.last)
+            """,
+            [r["code"] for r in inserted],
+        )
+        return {r["code"] for r in inserted}
+
+    async def update_return(
+        self, conn: Transaction, dossier_id: UUID, values: dict[str, Any], source_account_id: int
+    ) -> None:
+        """Apply a return pushed again with changed fields (or to a dossier entered by hand)."""
+        await self.update(conn, dossier_id, values)
+        await conn.execute(
+            "UPDATE dossiers SET returned_on = $2, source_account_id = $3 WHERE id = $1",
+            dossier_id,
+            values["returned_on"],
+            source_account_id,
+        )
+
+    async def owed(
+        self, unit_ids: builtins.list[int], *, limit: int, after: tuple[date, UUID] | None
+    ) -> builtins.list[Dossier]:
+        """Dossiers of these units whose returned result is still owed, the longest waiting first."""
+        rows = await self._pool.fetch(
+            _SELECT
+            + """
+            WHERE d.unit_id = ANY($1) AND d.owed_since IS NOT NULL AND d.state = 'active'
+              AND ($2::date IS NULL OR (d.returned_on, d.id) > ($2, $3::uuid))
+            ORDER BY d.returned_on, d.id
+            LIMIT $4
+            """,
+            unit_ids,
+            after[0] if after else None,
+            after[1] if after else None,
+            limit,
+        )
+        return [Dossier.from_record(r) for r in rows]
 
     async def mark_deleted(self, dossier_id: UUID) -> None:
         await self._pool.execute(

@@ -48,6 +48,7 @@ class File:
     attempts: int
     last_error: str | None
     ocr_object_key: str | None
+    part_code: str | None = None  # the component or result type it digitizes
 
     @classmethod
     def from_record(cls, r: asyncpg.Record) -> File:
@@ -67,6 +68,7 @@ class NewFile:
     created_by: int
     created_at: datetime
     idempotency_key: str | None
+    part_code: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +87,7 @@ class Inspection:
 _COLUMNS = """
 f.id, f.dossier_id, f.kind, f.name, f.size, f.sha256, f.media_type, f.object_key, f.state,
 f.reason_code, f.reason, f.pages, f.inspection, f.created_by, f.created_at, f.updated_at, f.inspected_at,
-f.stage, f.stage_times, f.attempts, f.last_error, f.ocr_object_key
+f.stage, f.stage_times, f.attempts, f.last_error, f.ocr_object_key, f.part_code
 """
 
 
@@ -131,8 +133,10 @@ class Files:
                         LIMIT 1
                     )
                     INSERT INTO files (id, dossier_id, kind, name, size, sha256, media_type, object_key,
-                                       created_by, created_at, updated_at, idempotency_key, search_text)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, (SELECT object_key FROM chosen), $9, $10, $10, $11, $12)
+                                       created_by, created_at, updated_at, idempotency_key, search_text,
+                                       part_code)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, (SELECT object_key FROM chosen), $9, $10, $10, $11, $12,
+                            $13)
                     ON CONFLICT (created_by, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
                     RETURNING {_RETURNING}
                     """,
@@ -148,6 +152,7 @@ class Files:
                     new.created_at,
                     new.idempotency_key,
                     fold(new.name),
+                    new.part_code,
                 )
             except asyncpg.NotNullViolationError:
                 # Another upload of the same bytes committed the blob while this statement ran: its

@@ -11,7 +11,8 @@ import asyncpg
 
 @dataclass(frozen=True, slots=True)
 class UnitProgress:
-    """One unit's year: its declared total and target rate (when set), and dossiers digitized."""
+    """One unit's year: its declared total and target rate (when set); dossiers digitized (complete),
+    started (a file accepted) and owed (returned with a result not yet digitized)."""
 
     unit_id: int
     code: str
@@ -20,6 +21,8 @@ class UnitProgress:
     declared_total: int | None
     target_rate: float | None
     digitized: int
+    started: int = 0
+    owed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +55,13 @@ class Progress:
         records = await self._pool.fetch(
             """
             SELECT u.id, u.code, u.name, u.level, t.declared_total, t.target_rate,
-                   coalesce(p.digitized, 0)::bigint AS digitized
+                   coalesce(p.complete, 0)::bigint AS digitized, coalesce(p.started, 0)::bigint AS started,
+                   coalesce(o.owed, 0)::bigint AS owed
             FROM units u
             LEFT JOIN unit_targets t ON t.unit_id = u.id AND t.year = $1
-            LEFT JOIN (SELECT unit_id, sum(digitized) AS digitized FROM unit_progress
+            LEFT JOIN (SELECT unit_id, sum(complete) AS complete, sum(digitized) AS started FROM unit_progress
                        WHERE year = $1 AND unit_id = ANY($2) GROUP BY unit_id) p ON p.unit_id = u.id
+            LEFT JOIN unit_owed o ON o.unit_id = u.id AND o.year = $1
             WHERE u.id = ANY($2)
             ORDER BY u.code
             """,
@@ -72,6 +77,8 @@ class Progress:
                 declared_total=r["declared_total"],
                 target_rate=float(r["target_rate"]) if r["target_rate"] is not None else None,
                 digitized=int(r["digitized"]),
+                started=int(r["started"]),
+                owed=int(r["owed"]),
             )
             for r in records
         ]
@@ -79,7 +86,7 @@ class Progress:
     async def weekly(self, year: int, unit_ids: list[int], since: date) -> list[WeekProgress]:
         records = await self._pool.fetch(
             """
-            SELECT unit_id, week, sum(digitized)::bigint AS digitized FROM unit_progress
+            SELECT unit_id, week, sum(complete)::bigint AS digitized FROM unit_progress
             WHERE year = $1 AND unit_id = ANY($2) AND week >= $3
             GROUP BY unit_id, week ORDER BY week
             """,

@@ -30,6 +30,7 @@ class UploadSession:
     created_at: datetime
     updated_at: datetime
     expires_at: datetime
+    part_code: str | None = None
 
     @classmethod
     def from_record(cls, r: asyncpg.Record) -> UploadSession:
@@ -65,6 +66,21 @@ class UploadSessions:
         """A session is its account's alone."""
         r = await self._pool.fetchrow(
             "SELECT * FROM upload_sessions WHERE id = $1 AND account_id = $2", session_id, account_id
+        )
+        return UploadSession.from_record(r) if r else None
+
+    async def open_for(self, account_id: int, dossier_id: UUID, sha256: str) -> UploadSession | None:
+        """The account's open session for these bytes in this dossier, if there is one (a repeated push)."""
+        r = await self._pool.fetchrow(
+            """
+            SELECT * FROM upload_sessions
+            WHERE account_id = $1 AND dossier_id = $2 AND sha256 = $3 AND state = 'open'
+              AND expires_at > clock_timestamp()
+            ORDER BY created_at DESC LIMIT 1
+            """,
+            account_id,
+            dossier_id,
+            sha256,
         )
         return UploadSession.from_record(r) if r else None
 

@@ -16,7 +16,13 @@ from warehouse.refusals import Conflict, Forbidden, Invalid, NotFound
 from warehouse.security import generate_password, hash_one_time_password
 
 LOGIN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
-ROLE_ABBREVIATIONS = {"operator": "op", "viewer": "vw", "unit_admin": "qt", "province_admin": "qtt"}
+ROLE_ABBREVIATIONS = {
+    "operator": "op",
+    "viewer": "vw",
+    "unit_admin": "qt",
+    "province_admin": "qtt",
+    "one_stop": "mc",
+}
 MAX_PER_UNIT = 50
 
 

@@ -22,10 +22,12 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from storage import Database, Queue, Settings, app_database_url, get_settings, object_store
 from warehouse.api.accounts import AccountsController, ApiKeysController, AuditController
+from warehouse.api.catalogue import ProceduresController
 from warehouse.api.docs import assets_router, front, swagger_plugin
 from warehouse.api.dossiers import DossiersController, ResultsController
 from warehouse.api.files import FilesController
 from warehouse.api.health import HealthController
+from warehouse.api.intake import IntakeController
 from warehouse.api.pipeline import PipelineController
 from warehouse.api.problems import declare_problems
 from warehouse.api.reports import ReportsController
@@ -153,6 +155,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             DossiersController,
             ResultsController,
             FilesController,
+            ProceduresController,
+            IntakeController,
             AccountsController,
             ApiKeysController,
             AuditController,

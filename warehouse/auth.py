@@ -55,7 +55,7 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
 
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
         services: Services = connection.app.state.services
-        account = await _account_of(services, connection)
+        account, key_units = await _account_of(services, connection)
         if account.state != "active":
             raise _unauthenticated("This account is disabled. Ask your unit's administrator.")
         if account.password_change_required and connection.url.path != PASSWORD_CHANGE_PATH:
@@ -74,15 +74,20 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
             )
         if rate is not None:
             connection.scope.setdefault("state", {})["ratelimit"] = rate
-        return AuthenticationResult(user=await principal_for(services, account), auth=None)
+        return AuthenticationResult(user=await principal_for(services, account, key_units), auth=None)
 
 
-async def _account_of(services: Services, connection: ASGIConnection[Any, Any, Any, Any]) -> Account:
+async def _account_of(
+    services: Services, connection: ASGIConnection[Any, Any, Any, Any]
+) -> tuple[Account, list[int] | None]:
+    """The calling account, and the units its API key is bound to (None: no binding)."""
     key = connection.headers.get("x-api-key")
+    key_units: list[int] | None = None
     if key:
-        account_id = await services.api_key_account(key.strip())
-        if account_id is None:
+        holder = await services.api_key_account(key.strip())
+        if holder is None:
             raise _unauthenticated("This API key is not valid or was revoked. Ask for a new one.")
+        account_id, key_units = holder.account_id, holder.unit_ids
     else:
         header = connection.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
@@ -100,7 +105,7 @@ async def _account_of(services: Services, connection: ASGIConnection[Any, Any, A
         raise _unauthenticated("This account's password was changed or reset since you signed in. Sign in again.")
     if account is None:
         raise _unauthenticated("This account no longer exists.")
-    return account
+    return account, key_units
 
 
 def admins_only(connection: ASGIConnection[Any, Principal, Any, Any], _: BaseRouteHandler) -> None:

@@ -79,6 +79,13 @@ async def _seed(settings: Settings) -> None:
         await db.close()
     units = ", ".join(f"{n} {level}" for level, n in sorted(report.units.items()))
     print(f"units: {units}")
+    if report.starter_loaded:
+        print(
+            f"catalogue: loaded the SAMPLE starter catalogue ({report.catalogue_versions} procedures); "
+            "import the province's own (README: Procedure catalogue)"
+        )
+    else:
+        print(f"catalogue: {report.catalogue_versions} procedure versions, left as they are")
     if report.admin_password:
         print(
             "admin: created login 'admin' with the generated password below (shown once; set "

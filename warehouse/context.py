@@ -25,7 +25,8 @@ from storage import (
     UploadSessions,
     app_database_url,
 )
-from storage.api_keys import key_hash
+from storage.api_keys import KeyHolder, key_hash
+from storage.catalogue import Catalogue
 from storage.idempotency import IdempotencyKeys
 from storage.progress import Progress
 from storage.watch import ChangeWatch
@@ -46,6 +47,7 @@ class Services:
     sessions: UploadSessions = field(init=False)
     idempotency: IdempotencyKeys = field(init=False)
     progress: Progress = field(init=False)
+    catalogue: Catalogue = field(init=False)
     api_keys: ApiKeys = field(init=False)
     audit: Audit = field(init=False)
     counters: Counters = field(init=False)
@@ -54,7 +56,7 @@ class Services:
     _subtrees: dict[int, tuple[float, list[int]]] = field(default_factory=dict, init=False)
     _own: dict[int, tuple[float, list[int]]] = field(default_factory=dict, init=False)
     _accounts: dict[int, Account] = field(default_factory=dict, init=False)
-    _keys: dict[str, int] = field(default_factory=dict, init=False)
+    _keys: dict[str, KeyHolder] = field(default_factory=dict, init=False)
     _key_used: dict[str, float] = field(default_factory=dict, init=False)
     _background: set[asyncio.Task[Any]] = field(default_factory=set, init=False)
     watch: ChangeWatch | None = field(default=None, init=False)
@@ -69,6 +71,7 @@ class Services:
         self.sessions = UploadSessions(pool)
         self.idempotency = IdempotencyKeys(pool)
         self.progress = Progress(pool)
+        self.catalogue = Catalogue(pool)
         self.api_keys = ApiKeys(pool)
         self.audit = Audit(pool)
         self.counters = Counters(self.queue.redis)
@@ -104,7 +107,7 @@ class Services:
             self._accounts[account_id] = account
         return account
 
-    async def api_key_account(self, key: str) -> int | None:
+    async def api_key_account(self, key: str) -> KeyHolder | None:
         digest = key_hash(key)
         if self.watch is not None and self.watch.live and digest in self._keys:
             now = time.monotonic()
@@ -114,10 +117,10 @@ class Services:
                 self._background.add(task)
                 task.add_done_callback(self._background.discard)
             return self._keys[digest]
-        account_id = await self.api_keys.account_for(key)
-        if account_id is not None and self.watch is not None and self.watch.live:
-            self._keys[digest] = account_id
-        return account_id
+        holder = await self.api_keys.account_for(key)
+        if holder is not None and self.watch is not None and self.watch.live:
+            self._keys[digest] = holder
+        return holder
 
     def forget_account(self, account_id: int) -> None:
         """Drop a cached account now (its notification reaches the other processes)."""

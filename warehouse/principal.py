@@ -34,12 +34,27 @@ class Principal:
         return self.write_scope is None or bool(self.write_scope)
 
 
-async def principal_for(services: Services, account: Account) -> Principal:
-    """Scope by role: operators their own unit; admins and viewers their unit and below."""
+async def principal_for(services: Services, account: Account, key_units: list[int] | None = None) -> Principal:
+    """Scope by role: operators their own unit; admins, viewers and a one-stop system's account their
+    unit and below. An API key bound to units narrows that to those units and the units below them."""
+    principal = await _by_role(services, account)
+    if key_units is None:
+        return principal
+    bound: set[int] = set()
+    for unit_id in key_units:
+        bound.update(await services.subtree(unit_id))
+
+    def narrow(scope: list[int] | None) -> list[int]:
+        return sorted(bound) if scope is None else [u for u in scope if u in bound]
+
+    return Principal(account, narrow(principal.read_scope), narrow(principal.write_scope))
+
+
+async def _by_role(services: Services, account: Account) -> Principal:
     if account.role == "province_admin":
         return Principal(account, None, None)
     subtree = await services.subtree(account.unit_id)
-    if account.role == "unit_admin":
+    if account.role in ("unit_admin", "one_stop"):
         return Principal(account, subtree, subtree)
     if account.role == "viewer":
         return Principal(account, subtree, [])

@@ -1,7 +1,9 @@
 """The progress report: Appendix I of the province's 2023 report, per unit and level.
 
-Per unit: declared total of dossiers for the year, dossiers digitized (their first file passed
-inspection), the rate, the target rate (set per unit and year, else 70% for provincial departments,
+Per unit: declared total of dossiers for the year, dossiers digitized (complete: every part the
+procedure's catalogue version requires passed inspection), dossiers started (a first file passed
+inspection, what "digitized" meant before the catalogue), results owed (returned by the one-stop desks
+without their electronic file), the rate, the target rate (set per unit and year, else 70% for provincial departments,
 60% for districts, 55% for communes), the gap (dossiers still to digitize to reach the target) and the
 weekly trend. As JSON, CSV, XLSX (openpyxl) or a PNG chart (matplotlib).
 """
@@ -37,6 +39,8 @@ class Row:
     target_rate: float
     gap: int | None
     weekly: list[dict[str, Any]] = field(default_factory=list)
+    started: int = 0
+    owed: int = 0
 
 
 @dataclass
@@ -65,7 +69,7 @@ def _row(r: UnitProgress, weekly: list[dict[str, Any]]) -> Row:
     target = r.target_rate if r.target_rate is not None else DEFAULT_TARGETS[r.level]
     rate = r.digitized / declared if declared else None
     gap = max(0, round(target * declared) - r.digitized) if declared is not None else None
-    return Row(r.code, r.name, r.level, declared, r.digitized, rate, target, gap, weekly)
+    return Row(r.code, r.name, r.level, declared, r.digitized, rate, target, gap, weekly, r.started, r.owed)
 
 
 async def progress_report(
@@ -103,6 +107,8 @@ async def progress_report(
                 "units": len(of_level),
                 "declared_total": declared,
                 "digitized": digitized,
+                "started": sum(r.started for r in of_level),
+                "owed": sum(r.owed for r in of_level),
                 "rate": digitized / declared if declared else None,
                 "target_rate": DEFAULT_TARGETS[name],
             }
@@ -119,7 +125,18 @@ async def progress_report(
     )
 
 
-COLUMNS = ["Mã đơn vị", "Tên đơn vị", "Cấp", "Tổng số hồ sơ", "Đã số hóa", "Tỷ lệ", "Chỉ tiêu", "Còn thiếu"]
+COLUMNS = [
+    "Mã đơn vị",
+    "Tên đơn vị",
+    "Cấp",
+    "Tổng số hồ sơ",
+    "Đã số hóa",
+    "Tỷ lệ",
+    "Chỉ tiêu",
+    "Còn thiếu",
+    "Đã bắt đầu số hóa",
+    "Kết quả còn nợ",
+]
 NO_TOTAL = "chưa khai báo tổng số hồ sơ"
 
 
@@ -146,6 +163,8 @@ def _cells(r: Row) -> list[Any]:
         round(r.rate, 4) if r.rate is not None else None,
         r.target_rate,
         r.gap,
+        r.started,
+        r.owed,
         "" if r.declared_total else NO_TOTAL,
         *(w["digitized"] for w in r.weekly),
     ]
@@ -166,6 +185,8 @@ def _level_cells(report: Report) -> list[list[Any]]:
                 round(t["rate"], 4) if t["rate"] is not None else None,
                 t["target_rate"],
                 None,
+                t["started"],
+                t["owed"],
                 "" if t["declared_total"] else NO_TOTAL,
             ]
         )
@@ -203,12 +224,12 @@ def as_xlsx(report: Report) -> bytes:
     for row in sheet.iter_rows(min_row=3, min_col=6, max_col=7):
         for cell in row:
             cell.number_format = "0.0%"
-    for column, width in zip("ABCDEFGHI", (16, 40, 20, 14, 12, 10, 10, 12, 28), strict=True):
+    for column, width in zip("ABCDEFGHIJK", (16, 40, 20, 14, 12, 10, 10, 12, 16, 14, 28), strict=True):
         sheet.column_dimensions[column].width = width
     levels = book.create_sheet("Tổng theo cấp")
     levels.append([title(report)])
     levels["A1"].font = Font(bold=True, size=13)
-    levels.append(["Cấp", "Số đơn vị", "Tổng số hồ sơ", "Đã số hóa", "Tỷ lệ", "Chỉ tiêu"])
+    levels.append(["Cấp", "Số đơn vị", "Tổng số hồ sơ", "Đã số hóa", "Tỷ lệ", "Chỉ tiêu", "Đã bắt đầu", "Còn nợ"])
     for cell in levels[2]:
         cell.font = Font(bold=True)
     for t in report.levels:
@@ -220,12 +241,14 @@ def as_xlsx(report: Report) -> bytes:
                 t["digitized"],
                 round(t["rate"], 4) if t["rate"] is not None else None,
                 t["target_rate"],
+                t["started"],
+                t["owed"],
             ]
         )
     for row in levels.iter_rows(min_row=3, min_col=5, max_col=6):
         for cell in row:
             cell.number_format = "0.0%"
-    for column, width in zip("ABCDEF", (24, 10, 14, 12, 10, 10), strict=True):
+    for column, width in zip("ABCDEFGH", (24, 10, 14, 12, 10, 10, 12, 10), strict=True):
         levels.column_dimensions[column].width = width
     out = io.BytesIO()
     book.save(out)

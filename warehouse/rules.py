@@ -15,6 +15,8 @@ from dataclasses import dataclass
 PROCEDURE_CODE = r"^[0-9]\.[0-9]{6}(\.[0-9A-Z]+)*$"
 DOSSIER_CODE = r"^[0-9A-Za-z][0-9A-Za-z./_-]{2,63}$"
 UNIT_CODE = r"^[0-9A-Z.]{1,35}$"
+# A component or result type within its procedure (e.g. ``TP1``, ``KQ1``).
+PART_CODE = r"^[0-9A-Za-z][0-9A-Za-z._-]{0,31}$"
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from storage import Accounts, Database, Units
+from storage.catalogue import Catalogue
+from warehouse.catalogue import STARTER
 from warehouse.security import Passwords, generate_password
 
 PROVINCE_NAME = "UBND tỉnh Lạng Sơn"
@@ -63,6 +65,8 @@ class SeedReport:
     units: dict[str, int]
     admin_created: bool
     admin_password: str | None  # shown once, when generated
+    catalogue_versions: int = 0  # procedure versions in the catalogue
+    starter_loaded: bool = False  # the sample starter catalogue was loaded (the catalogue was empty)
 
 
 def org_code(suffix: str, third: int = 0, second: int = 0) -> str:
@@ -112,4 +116,17 @@ async def seed(db: Database, *, suffix: str, admin_password: str, passwords: Pas
         )
         generated = None if admin_password else password
     counts = await units.count_by_level()
-    return SeedReport(units=counts, admin_created=created, admin_password=generated if created else None)
+    catalogue = Catalogue(db.pool)
+    starter = False
+    if await catalogue.count() == 0:
+        # Sample data, so that a new warehouse judges its first dossiers; the province's own list replaces it.
+        async with db.transaction() as conn:
+            await catalogue.put(conn, STARTER, None)
+        starter = True
+    return SeedReport(
+        units=counts,
+        admin_created=created,
+        admin_password=generated if created else None,
+        catalogue_versions=await catalogue.count(),
+        starter_loaded=starter,
+    )

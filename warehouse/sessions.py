@@ -28,6 +28,7 @@ from uuid import UUID, uuid4
 
 from storage import BodyLengthMismatch, ObjectNotFound, ObjectStoreError, StoredObject, incoming_key, original_key
 from storage.sessions import Part, UploadSession
+from warehouse.catalogue import check_part
 from warehouse.context import Services
 from warehouse.dossiers import dossier_for_write
 from warehouse.fair_share import charge_volume, check_volume, release_slot, take_slot
@@ -73,6 +74,7 @@ async def create_session(services: Services, principal: Principal, body: dict[st
     if sha256 is None:
         raise Invalid("invalid_sha256", "Give the file's SHA-256 (64 hexadecimal characters).")
     kind = check_kind(body.get("kind"))
+    part_code = await check_part(services, dossier, kind, body.get("part_code"))
     mode = body.get("mode", "parts")
     if mode not in ("parts", "direct"):
         raise Invalid("invalid_mode", "The mode is 'parts' (send parts through the API) or 'direct'.")
@@ -96,6 +98,7 @@ async def create_session(services: Services, principal: Principal, body: dict[st
             "dossier_id": dossier.id,
             "filename": clean_filename(body.get("filename"), f"{session_id}.pdf"),
             "kind": kind,
+            "part_code": part_code,
             "size": size,
             "sha256": sha256,
             "part_size": part_size if mode == "parts" else size,
@@ -234,6 +237,7 @@ async def complete(services: Services, principal: Principal, session: UploadSess
         received_at=datetime.now(UTC),
         idempotency_key=None,
         wrote=True,
+        part_code=session.part_code,
     )
     assert recorded is not None
     await services.sessions.finish(session.id, "completed", file_id=recorded.id)

@@ -3,7 +3,9 @@
 Realistic metadata, fast: Vietnamese names as Lạng Sơn's people carry them (Kinh, Tày and Nùng
 family names), citizen ID numbers, procedure codes, results with and without an end date, received
 between 2020 and today, spread over the units the way the province's work is (departments and
-districts hold most of it, each commune a little), about 40% digitized. Loaded with COPY in batches.
+districts hold most of it, each commune a little), about 40% started and four in five of those complete
+(every part the starter catalogue requires present), a tenth of the results returned by the one-stop
+desks still owed. Loaded with COPY in batches; the triggers judge completeness as for any dossier.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from uuid import UUID
 
 from storage import Database, Dossiers, Units
 from storage.dossiers import search_text
+from warehouse.catalogue import STARTER
+
+_REQUIRED = {v.procedure_code: v.required_parts for v in STARTER}
 
 FAMILY = [
     "Nguyễn",
@@ -95,6 +100,8 @@ async def load_synthetic(db: Database, n: int, *, created_by: int, seed: int = 2
         }
         created = datetime.combine(received, time(8), UTC) + timedelta(minutes=rng.randrange(540))
         digitized = created + timedelta(days=rng.randrange(0, 30)) if rng.random() < 0.4 else None
+        complete = digitized is not None and rng.random() < 0.8
+        owed = has_result and not complete and rng.random() < 0.1
         batch.append(
             (
                 UUID(int=rng.getrandbits(128), version=4),
@@ -110,11 +117,15 @@ async def load_synthetic(db: Database, n: int, *, created_by: int, seed: int = 2
                 issued,
                 "UBND " + unit.name if has_result else None,
                 valid_until,
-                None,
+                "KQ1" if has_result else None,
                 created_by,
                 created,
                 digitized,
                 search_text(values),
+                _REQUIRED.get(procedure, []) if complete else [],
+                complete and has_result,
+                digitized if complete else None,
+                issued if owed else None,
             )
         )
         if len(batch) >= BATCH:

@@ -19,6 +19,7 @@ from uuid import UUID, uuid4
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from storage import BodyLengthMismatch, File, NewFile, ObjectTooLarge, StoredObject, nfc, original_key
+from warehouse.catalogue import check_part
 from warehouse.context import Services
 from warehouse.dossiers import dossier_for_write
 from warehouse.principal import Principal
@@ -297,12 +298,14 @@ async def receive_file(
     kind_after_body: MultipartUpload | None = None,
     declared_sha256: str | None,
     idempotency_key: str | None,
+    part_code: str | None = None,
 ) -> Received:
     """Store one uploaded file into a dossier. See the module docstring for what failure leaves."""
     settings = services.settings
     dossier = await dossier_for_write(services, principal, dossier_id)
     if kind_after_body is None:
         kind = check_kind(kind)
+        part_code = await check_part(services, dossier, kind, part_code)
     declared_sha256 = check_sha256(declared_sha256)
     idempotency_key = check_idempotency_key(idempotency_key)
 
@@ -360,6 +363,7 @@ async def receive_file(
             if not kind_after_body.saw_file:
                 raise Invalid("file_part_missing", "The form has no part named 'file'.")
             kind = check_kind(kind_after_body.fields.get("kind"))
+            part_code = await check_part(services, dossier, kind, kind_after_body.fields.get("part_code") or part_code)
             filename = filename or kind_after_body.filename
         if declared_sha256 and declared_sha256 != stored.sha256:
             raise checksum_mismatch(stored.sha256, "X-Content-SHA256", "send it again")
@@ -375,6 +379,7 @@ async def receive_file(
             received_at=received_at,
             idempotency_key=idempotency_key,
             wrote=wrote,
+            part_code=part_code,
         )
     except BaseException:
         if wrote:
@@ -402,6 +407,7 @@ async def record_file(
     received_at: datetime,
     idempotency_key: str | None,
     wrote: bool,
+    part_code: str | None = None,
 ) -> File | None:
     """Record bytes already checked and in the store as a file of the dossier, whichever way they came
     (a streamed upload, a resumable or a direct one). The bytes are content-addressed: when the same bytes
@@ -421,6 +427,7 @@ async def record_file(
             created_by=principal.account.id,
             created_at=received_at,
             idempotency_key=idempotency_key,
+            part_code=part_code,
         )
     )
     if wrote and (recorded is None or recorded.object_key != stored.key):

@@ -21,12 +21,13 @@ from warehouse.accounts import (
     write_credentials,
 )
 from warehouse.api.deps import Caller, Deps
-from warehouse.auth import admins_only, visible_subtree
+from warehouse.auth import admins_only, visible_subtree, visible_unit
 from warehouse.context import Services
 from warehouse.errors import Problem
 from warehouse.fair_share import account_limits
+from warehouse.rules import UNIT_CODE
 
-Role = Literal["province_admin", "unit_admin", "operator", "viewer"]
+Role = Literal["province_admin", "unit_admin", "operator", "viewer", "one_stop"]
 Level = Literal["department", "district", "commune"]
 
 
@@ -75,8 +76,14 @@ class ProvisionOut(msgspec.Struct):
     accounts: list[CredentialsOut]
 
 
+UnitCode = Annotated[str, msgspec.Meta(pattern=UNIT_CODE)]
+
+
 class KeyIn(msgspec.Struct, forbid_unknown_fields=True):
     label: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    # Bind the key to these units (each with the units below it), within the account's own reach:
+    # a one-stop system's key for the units it serves, a scanner's for one commune.
+    units: Annotated[list[UnitCode], msgspec.Meta(max_length=300)] | None = None
 
 
 class KeyOut(msgspec.Struct):
@@ -86,6 +93,7 @@ class KeyOut(msgspec.Struct):
     last_used_at: datetime | None
     revoked_at: datetime | None
     key: str | None = None
+    units: list[str] | None = None
 
 
 class AuditOut(msgspec.Struct):
@@ -133,9 +141,18 @@ def _credentials(c: NewCredentials) -> CredentialsOut:
     )
 
 
-def _key_out(k: ApiKey, key: str | None = None) -> KeyOut:
+async def _key_out(services: Services, k: ApiKey, key: str | None = None) -> KeyOut:
+    units = None
+    if k.unit_ids is not None:
+        units = [u.code for u in [await services.units.get(i) for i in k.unit_ids] if u is not None]
     return KeyOut(
-        id=k.id, label=k.label, created_at=k.created_at, last_used_at=k.last_used_at, revoked_at=k.revoked_at, key=key
+        id=k.id,
+        label=k.label,
+        created_at=k.created_at,
+        last_used_at=k.last_used_at,
+        revoked_at=k.revoked_at,
+        key=key,
+        units=units,
     )
 
 
@@ -240,16 +257,24 @@ class ApiKeysController(Controller):
 
     @post("/", operation_id="create_api_key", status_code=HTTP_201_CREATED)
     async def create(self, data: JSONBody[KeyIn], request: Caller, services: Deps) -> Response[KeyOut]:
-        """A key for scanner software, acting with this account's rights. The key is shown once."""
-        key, secret = await services.api_keys.create(request.user.account.id, data.label.strip())
+        """A key for scanner software or a one-stop system, acting with this account's rights, or only
+        within `units` (each with the units below it) when given. The key is shown once."""
+        unit_ids = None
+        if data.units is not None:
+            if not data.units:
+                raise Problem(422, "invalid_units", "Name at least one unit the key is for, or leave 'units' out.")
+            unit_ids = sorted({(await visible_unit(services, request.user, code)).id for code in data.units})
+        key, secret = await services.api_keys.create(request.user.account.id, data.label.strip(), unit_ids)
         return Response(
-            _key_out(key, secret), status_code=HTTP_201_CREATED, headers={"Location": f"/api/v1/api-keys/{key.id}"}
+            await _key_out(services, key, secret),
+            status_code=HTTP_201_CREATED,
+            headers={"Location": f"/api/v1/api-keys/{key.id}"},
         )
 
     @get("/", operation_id="list_api_keys")
     async def list_keys(self, request: Caller, services: Deps) -> list[KeyOut]:
         """This account's keys, with when each was last used."""
-        return [_key_out(k) for k in await services.api_keys.list(request.user.account.id)]
+        return [await _key_out(services, k) for k in await services.api_keys.list(request.user.account.id)]
 
     @delete("/{key_id:int}", operation_id="revoke_api_key", status_code=HTTP_204_NO_CONTENT)
     async def revoke(self, key_id: FromPath[int], request: Caller, services: Deps) -> None:

@@ -125,6 +125,9 @@ class DossiersController(Controller):
         valid: FromQuery[bool | None] = None,
         received_from: FromQuery[date | None] = None,
         received_to: FromQuery[date | None] = None,
+        complete: Annotated[
+            bool | None, QueryParameter(description="true: complete dossiers only; false: those still missing parts")
+        ] = None,
         record_state: Annotated[Literal["active", "deleted"], QueryParameter(name="state")] = "active",
         limit: Annotated[int | None, QueryParameter(ge=1)] = None,
         cursor: FromQuery[str | None] = None,
@@ -157,6 +160,7 @@ class DossiersController(Controller):
             received_from=received_from,
             received_to=received_to,
             state=record_state,
+            complete=complete,
         )
         try:
             rows = await services.dossiers.list(flt, scope=request.user.read_scope, limit=page_size + 1, after=after)

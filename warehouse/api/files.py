@@ -68,8 +68,10 @@ class FilesController(Controller):
     )
     async def upload(self, dossier_id: FromPath[UUID], request: Caller, services: Deps) -> Response[FileOut]:
         """Upload a PDF into a dossier: the raw bytes as the body (Content-Type: application/pdf,
-        X-Filename, X-File-Kind, optional X-Content-SHA256 and Idempotency-Key), or multipart/form-data
-        with a `file` part and a `kind` field. The body streams to storage; it is never held whole."""
+        X-Filename, X-File-Kind, optional X-Part-Code, X-Content-SHA256 and Idempotency-Key), or
+        multipart/form-data with a `file` part, a `kind` field and an optional `part_code` field. The part
+        code names the procedure's component or result type the file digitizes (e.g. TP1, KQ1).
+        The body streams to storage; it is never held whole."""
         content_type = request.headers.get("content-type", "")
         media = content_type.split(";", 1)[0].strip().lower()
         declared_length = content_length(request.headers.get("content-length"))
@@ -132,6 +134,7 @@ class FilesController(Controller):
                 declared_length=declared_length,
                 declared_sha256=declared_sha256,
                 idempotency_key=idempotency_key,
+                part_code=request.headers.get("x-part-code"),
             )
         elif media in (PDF_MEDIA_TYPE, "application/octet-stream", ""):
             received = await receive_file(
@@ -144,6 +147,7 @@ class FilesController(Controller):
                 declared_length=declared_length,
                 declared_sha256=declared_sha256,
                 idempotency_key=idempotency_key,
+                part_code=request.headers.get("x-part-code"),
             )
         else:
             raise Problem(

@@ -6,7 +6,15 @@ they are added to every operation here, by what the operation does, once the doc
 
 from __future__ import annotations
 
-from litestar.openapi.spec import OpenAPI, OpenAPIMediaType, OpenAPIResponse, Operation, Reference, Schema
+from litestar.openapi.spec import (
+    OpenAPI,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    Operation,
+    Reference,
+    RequestBody,
+    Schema,
+)
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 
 from warehouse.errors import PROBLEM_JSON
@@ -46,7 +54,8 @@ PROBLEM = Schema(
         "detail_en": Schema(type=OpenAPIType.STRING, description="the English sentence, when detail is in Vietnamese"),
         "errors": Schema(
             type=OpenAPIType.ARRAY,
-            description="invalid_fields: each field and what is wrong with it; invalid_rows: each bad line",
+            description="invalid_fields: each field and what is wrong with it; invalid_rows: each bad line; "
+            "catalogue_invalid: each bad cell by row and column",
             items=Schema(
                 one_of=[
                     Schema(
@@ -58,8 +67,25 @@ PROBLEM = Schema(
                         },
                     ),
                     Schema(type=OpenAPIType.STRING),
+                    Schema(
+                        type=OpenAPIType.OBJECT,
+                        required=["row", "column", "detail"],
+                        properties={
+                            "row": Schema(type=OpenAPIType.INTEGER),
+                            "column": Schema(type=OpenAPIType.STRING),
+                            "detail": Schema(type=OpenAPIType.STRING),
+                        },
+                    ),
                 ]
             ),
+        ),
+        "problems": Schema(
+            type=OpenAPIType.ARRAY, items=Schema(type=OpenAPIType.STRING), description="catalogue_invalid: each one"
+        ),
+        "known": Schema(
+            type=OpenAPIType.ARRAY,
+            items=Schema(type=OpenAPIType.STRING),
+            description="unknown_part_code: the procedure's codes of that kind",
         ),
         "missing": Schema(
             type=OpenAPIType.ARRAY,
@@ -85,6 +111,63 @@ _BINARY = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
 ALTERNATIVES: dict[str, tuple[str, dict[str, Schema]]] = {
     "provision_accounts": ("201", {"text/csv": _TEXT}),
     "progress_report": ("200", {"text/csv": _TEXT, XLSX: _BINARY, "image/png": _BINARY}),
+    "list_procedures": ("200", {"text/csv": _TEXT, XLSX: _BINARY}),
+}
+# The JSON answer of those whose handler returns a Response of any shape.
+_JSON_ANSWERS = {
+    "list_procedures": Schema(
+        type=OpenAPIType.OBJECT,
+        description="items (each procedure's newest version, as GET /api/v1/procedures/{code} gives them) "
+        "and next_cursor",
+    ),
+}
+_DATE = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.DATE)
+_RETURN = Schema(
+    type=OpenAPIType.OBJECT,
+    required=["dossier_code", "procedure_code", "unit_code", "received_on", "returned_on", "subject"],
+    properties={
+        "dossier_code": Schema(type=OpenAPIType.STRING, description="<receiving unit code>-YYMMDD-XXXX"),
+        "procedure_code": Schema(type=OpenAPIType.STRING, description="mã TTHC, e.g. 1.001612"),
+        "unit_code": Schema(type=OpenAPIType.STRING, description="the receiving unit"),
+        "received_on": _DATE,
+        "returned_on": _DATE,
+        "title": Schema(type=OpenAPIType.STRING),
+        "subject": Schema(
+            type=OpenAPIType.OBJECT,
+            required=["name", "id_kind", "id_number"],
+            properties={"name": _TEXT, "id_kind": _TEXT, "id_number": _TEXT},
+        ),
+        "result": Schema(
+            type=OpenAPIType.OBJECT,
+            required=["number", "type_code"],
+            properties={
+                "number": _TEXT,
+                "type_code": Schema(type=OpenAPIType.STRING, description="a result type of the procedure, e.g. KQ1"),
+                "issuer": _TEXT,
+                "issued_on": _DATE,
+                "valid_until": _DATE,
+                "file": Schema(
+                    type=OpenAPIType.OBJECT,
+                    required=["filename", "size", "sha256"],
+                    properties={
+                        "filename": _TEXT,
+                        "size": Schema(type=OpenAPIType.INTEGER),
+                        "sha256": _TEXT,
+                        "mode": Schema(type=OpenAPIType.STRING, enum=["parts", "direct"]),
+                    },
+                    description="the electronic result the desk attached: an upload session is opened for it",
+                ),
+            },
+        ),
+    },
+)
+# Operations that read their body themselves (a batch, a spreadsheet): what the body may be.
+REQUEST_BODIES: dict[str, dict[str, Schema]] = {
+    "push_returns": {
+        "application/json": Schema(type=OpenAPIType.ARRAY, items=_RETURN, description="a batch of returns"),
+        "application/x-ndjson": Schema(type=OpenAPIType.STRING, description="one return (JSON object) per line"),
+    },
+    "import_procedures": {"text/csv": _TEXT, XLSX: _BINARY},
 }
 _REPORT_JSON = Schema(
     type=OpenAPIType.OBJECT,
@@ -106,7 +189,9 @@ def declare_alternatives(openapi: OpenAPI) -> None:
             content = dict(answer.content or {})
             json = content.get("application/json")
             if json is None or json.schema in (None, Schema()):
-                content["application/json"] = OpenAPIMediaType(schema=_REPORT_JSON)
+                content["application/json"] = OpenAPIMediaType(
+                    schema=_JSON_ANSWERS.get(operation.operation_id, _REPORT_JSON)
+                )
             for media_type, schema in media.items():
                 content[media_type] = OpenAPIMediaType(schema=schema)
             answer.content = content
@@ -114,9 +199,20 @@ def declare_alternatives(openapi: OpenAPI) -> None:
             operation.responses = responses
 
 
+def declare_bodies(openapi: OpenAPI) -> None:
+    for item in (openapi.paths or {}).values():
+        operation: Operation | None = getattr(item, "post", None)
+        if operation is not None and operation.operation_id in REQUEST_BODIES:
+            operation.request_body = RequestBody(
+                required=True,
+                content={m: OpenAPIMediaType(schema=s) for m, s in REQUEST_BODIES[operation.operation_id].items()},
+            )
+
+
 def declare_problems(openapi: OpenAPI) -> OpenAPI:
     """Declare the problem answers each operation can give, and the other formats some answer in."""
     declare_alternatives(openapi)
+    declare_bodies(openapi)
     assert openapi.components is not None
     schemas = openapi.components.schemas if isinstance(openapi.components.schemas, dict) else {}
     schemas["Problem"] = PROBLEM

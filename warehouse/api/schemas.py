@@ -32,6 +32,7 @@ class FileOut(msgspec.Struct):
     state: str
     created_at: datetime
     pipeline: PipelineOut
+    part_code: str | None = None  # the procedure's component or result type it digitizes
     reason_code: str | None = None
     reason: str | None = None
     pages: int | None = None
@@ -53,6 +54,7 @@ class FileOut(msgspec.Struct):
             dossier_id=f.dossier_id,
             name=f.name,
             kind=f.kind,
+            part_code=f.part_code,
             size=f.size,
             sha256=f.sha256,
             media_type=f.media_type,
@@ -91,6 +93,30 @@ class ResultOut(msgspec.Struct):
     still_valid: bool
 
 
+class CompletenessOut(msgspec.Struct):
+    """What the procedure's catalogue version requires of the dossier and what is there: the required
+    components and, for a dossier with a typed result, the result. Complete when nothing is missing and a
+    file passed inspection (a procedure not in the catalogue requires only that)."""
+
+    catalogued: bool
+    required: list[str]
+    present: list[str]
+    missing: list[str]
+    complete: bool
+    complete_at: datetime | None = None
+
+    @classmethod
+    def of(cls, d: Dossier) -> CompletenessOut:
+        return cls(
+            catalogued=d.catalogued,
+            required=list(dict.fromkeys(d.parts_required)),
+            present=d.parts_done,
+            missing=d.parts_missing,
+            complete=d.complete_at is not None,
+            complete_at=d.complete_at,
+        )
+
+
 class DossierOut(msgspec.Struct):
     id: UUID
     code: str
@@ -103,6 +129,9 @@ class DossierOut(msgspec.Struct):
     state: str
     created_at: datetime
     updated_at: datetime
+    completeness: CompletenessOut
+    returned_on: date | None = None  # when the one-stop desk returned the result (pushed by intake)
+    owed: bool = False  # returned with a result whose electronic file has not passed inspection yet
     files: list[FileOut] | msgspec.UnsetType = msgspec.UNSET
     snippet: str | msgspec.UnsetType = msgspec.UNSET  # in a search: what matched, matched words in <b>
 
@@ -130,6 +159,9 @@ class DossierOut(msgspec.Struct):
             state=d.state,
             created_at=d.created_at,
             updated_at=d.updated_at,
+            completeness=CompletenessOut.of(d),
+            returned_on=d.returned_on,
+            owed=d.owed_since is not None,
             files=[FileOut.of(f) for f in files] if files is not None else msgspec.UNSET,
             snippet=d.snippet if d.snippet is not None else msgspec.UNSET,
         )

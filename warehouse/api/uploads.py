@@ -32,6 +32,7 @@ class SessionOut(msgspec.Struct):
     dossier_id: UUID
     filename: str
     kind: str
+    part_code: str | None
     size: int
     sha256: str
     mode: str
@@ -54,6 +55,7 @@ class SessionOut(msgspec.Struct):
             dossier_id=s.dossier_id,
             filename=s.filename,
             kind=s.kind,
+            part_code=s.part_code,
             size=s.size,
             sha256=s.sha256,
             mode=s.mode,
@@ -84,7 +86,7 @@ class UploadsController(Controller):
         request: Caller,
         services: Deps,
     ) -> SessionOut:
-        """Start a resumable upload: `{dossier_id, filename, size, sha256, kind}`; the answer says the part
+        """Start a resumable upload: `{dossier_id, filename, size, sha256, kind, part_code?}`; the answer says the part
         size and how many parts to send. With `"mode": "direct"` the answer carries a presigned POST
         (`direct.url`, `direct.fields`) to send the file straight to the object store, then complete."""
         require_writer(request.user)
