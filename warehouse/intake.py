@@ -290,7 +290,7 @@ async def _record(services: Services, principal: Principal, judged: dict[str, _J
     pending = dict(judged)
     for _attempt in range(3):
         if not pending:
-            return
+            break
         events: list[dict[str, Any]] = []
         async with services.db.transaction() as conn:
             existing = await services.dossiers.by_codes(conn, list(pending))
