@@ -185,12 +185,20 @@ async def test_a_dossier_is_complete_when_every_required_part_passed_inspection(
 
     s = await api.client.post(
         "/api/v1/uploads",
-        json={"dossier_id": dossier["id"], "filename": "tp2.pdf", "size": len(data),
-              "sha256": hashlib.sha256(data).hexdigest(), "kind": "component", "part_code": "TP2"},  # fmt: skip
+        json={
+            "dossier_id": dossier["id"],
+            "filename": "tp2.pdf",
+            "size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "kind": "component",
+            "part_code": "TP2",
+        },  # fmt: skip
         headers=auth(op),
     )
     assert s.status_code == 201 and s.json()["part_code"] == "TP2", s.text
-    assert (await api.client.put(f"/api/v1/uploads/{s.json()['id']}/parts/1", content=data, headers=auth(op))).is_success
+    assert (
+        await api.client.put(f"/api/v1/uploads/{s.json()['id']}/parts/1", content=data, headers=auth(op))
+    ).is_success
     assert (await api.client.post(f"/api/v1/uploads/{s.json()['id']}/complete", headers=auth(op))).status_code == 201
     r = await api.client.post(
         f"/api/v1/dossiers/{dossier['id']}/files",

@@ -369,3 +369,53 @@ async def test_a_corrected_scan_after_a_rejection_goes_with_replace_and_status_w
         with (folder / "ket-qua.csv").open(encoding="utf-8-sig") as f:
             rows = {r["file"]: r for r in csv.DictReader(f)}
         assert rows["don.pdf"]["state"] == "ready"
+
+
+async def test_owed_results_are_listed_and_filled_from_scans_named_by_dossier_code(
+    api: Api, tmp_path: Path, tree: Subtree
+) -> None:
+    from datetime import date, timedelta
+
+    from tests.factories import auth
+
+    unit = tree.commune(1)
+    _, system = await api.account("one_stop", tree.district)
+    key = (await api.client.post("/api/v1/api-keys", json={"label": "mc"}, headers=auth(system))).json()["key"]
+    received = date.today() - timedelta(days=5)
+    codes = [f"{unit}-{received:%y%m%d}-{n:04d}" for n in (1, 2)]
+    returns = [
+        {
+            "dossier_code": code,
+            "procedure_code": "1.001612",
+            "unit_code": unit,
+            "received_on": received.isoformat(),
+            "returned_on": (received + timedelta(days=n)).isoformat(),
+            "subject": {"name": f"Lộc Thị {n}", "id_kind": "cccd", "id_number": f"02019000090{n}"},
+            "result": {"number": f"{n}/KS", "type_code": "KQ1"},
+        }
+        for n, code in enumerate(codes, start=1)
+    ]
+    r = await api.client.post("/api/v1/intake/returns", json=returns, headers={"X-API-Key": key})
+    assert r.json()["created"] == 2, r.text
+    with LiveServer() as server:
+        config, _ = await signed_in(api, server, tmp_path, unit)
+        listing = tmp_path / "no.csv"
+        done = client(config, "owed", "--csv", str(listing))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "Results owed: 2" in done.stdout and all(c in done.stdout for c in codes)
+        with listing.open(encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+        assert [r["Tệp cần quét"] for r in rows] == [f"{c}.pdf" for c in codes], "the oldest first"
+
+        folder = tmp_path / "owed"
+        scans(folder, [f"{codes[0]}.pdf"], seed=900)
+        done = client(config, "owed", "--fill", str(folder))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "Sent 1 results; 1 have no scan" in done.stdout
+    await api.run_worker()
+    _, operator = await api.account("operator", unit)
+    owed = (await api.client.get("/api/v1/owed", params={"unit": unit}, headers=auth(operator))).json()
+    assert [i["code"] for i in owed["items"]] == [codes[1]]
+    found = (await api.client.get("/api/v1/dossiers", params={"q": codes[0]}, headers=auth(operator))).json()
+    dossier = (await api.client.get(f"/api/v1/dossiers/{found['items'][0]['id']}", headers=auth(operator))).json()
+    assert [(f["kind"], f["part_code"], f["state"]) for f in dossier["files"]] == [("result", "KQ1", "ready")]

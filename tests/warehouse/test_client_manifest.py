@@ -58,13 +58,14 @@ def test_the_bandwidth_limit_holds_a_station_to_its_share() -> None:
 def test_a_missing_identifier_is_called_missing_and_a_sample_manifest_passes(tmp_path: Path) -> None:
     from warehouse.client.manifest import SAMPLE_ROWS, write_sample
 
-    for name in ("don-de-nghi.pdf", "giay-to-kem-theo.pdf", "ket-qua.pdf"):
+    for name in ("to-khai.pdf", "giay-chung-sinh.pdf", "ket-qua.pdf"):
         (tmp_path / name).write_bytes(scanned_pdf(pages=1, seed=710))
     for sample in ("bang-ke.csv", "bang-ke.xlsx"):
         write_sample(tmp_path / sample)
         entries, problems = validate(tmp_path, tmp_path / sample, today=date(2026, 11, 27))
         assert problems == [] and len(entries) == len(SAMPLE_ROWS), (sample, problems)
         assert {e.dossier_ref for e in entries} == {"HS-001", "HS-002"}
+        assert [e.part_code for e in entries] == ["TP1", "TP2", "KQ1"], "each file says which part it is"
     assert (tmp_path / "bang-ke.csv").read_bytes().startswith(b"\xef\xbb\xbf")
 
     (tmp_path / "thieu.csv").write_text(
@@ -74,3 +75,13 @@ def test_a_missing_identifier_is_called_missing_and_a_sample_manifest_passes(tmp
     assert [p.line() for p in problems] == [
         "dòng/row 2, số giấy tờ: thiếu số giấy tờ / the identifier number is missing"
     ]
+
+
+def test_a_part_code_that_cannot_be_one_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "a.pdf").write_bytes(scanned_pdf(pages=1, seed=720))
+    (tmp_path / "m.csv").write_text(
+        "tệp,mã thành phần,mã thủ tục,họ tên,số giấy tờ\na.pdf,TP 1!,1.001612,Hà Văn Mã,020190000720\n",
+        encoding="utf-8",
+    )
+    _, problems = validate(tmp_path, tmp_path / "m.csv", today=date(2026, 11, 27))
+    assert [(p.row, p.column) for p in problems] == [(2, "mã thành phần")]

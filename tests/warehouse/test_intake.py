@@ -17,7 +17,9 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 PROCEDURE = "1.001612"  # in the starter catalogue: TP1, TP2 required; result type KQ1
 
 
-def a_return(unit: str, n: int, *, days_ago: int = 3, file: dict[str, Any] | None = None, **over: Any) -> dict[str, Any]:
+def a_return(
+    unit: str, n: int, *, days_ago: int = 3, file: dict[str, Any] | None = None, **over: Any
+) -> dict[str, Any]:
     received = date.today() - timedelta(days=days_ago)
     item: dict[str, Any] = {
         "dossier_code": f"{unit}-{received:%y%m%d}-{n:04d}",
@@ -53,9 +55,7 @@ async def push(api: Api, key: str, items: list[Any], *, ndjson: bool = False) ->
     return await api.client.post("/api/v1/intake/returns", json=items, headers={"X-API-Key": key})
 
 
-async def test_a_batch_gives_one_outcome_per_item_and_bad_items_never_refuse_good_ones(
-    api: Api, tree: Subtree
-) -> None:
+async def test_a_batch_gives_one_outcome_per_item_and_bad_items_never_refuse_good_ones(api: Api, tree: Subtree) -> None:
     c1, c2 = tree.commune(1), tree.commune(2)
     key = await one_stop(api, tree, [c1])
     good = a_return(c1, 1)

@@ -8,6 +8,8 @@
     warehouse client upload FOLDER --manifest bang-ke.xlsx [--results ket-qua.csv]
     warehouse client watch FOLDER --manifest bang-ke.csv       # sends new scans as the scanner drops them
     warehouse client status FOLDER [--results ket-qua.csv]     # queued, sent, ready or rejected, and why
+    warehouse client owed [--unit CODE] [--csv no.csv]         # results returned by the desks, still owed
+    warehouse client owed --fill FOLDER     # sends each owed result scanned as <dossier code>.pdf
 
 Exit codes: 0 all sent (or nothing to do), 1 some files failed, 2 the manifest has bad rows (nothing
 was sent), 3 not signed in or the warehouse cannot be reached, 130 stopped with Ctrl-C (run the same
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import csv
 import getpass
 import os
 import signal
@@ -90,6 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
     sending(watch)
     watch.add_argument("--interval", type=float, default=2.0, help="seconds between looks at the folder")
     watch.add_argument("--settle", type=float, default=5.0, help="a file is taken once unchanged this long")
+    owed = sub.add_parser(
+        "owed", help="results the one-stop desks returned that are still owed; --fill sends the scans of them"
+    )
+    owed.add_argument("--unit", help="a unit code (default: every unit this account sees)")
+    owed.add_argument("--csv", type=Path, help="write the work list to this CSV as well")
+    owed.add_argument(
+        "--fill", type=Path, help="a folder of scans named <dossier code>.pdf: each owed result found is sent"
+    )
+    owed.add_argument("--concurrency", type=int, default=2, help="files sent at once (default 2)")
+    owed.add_argument("--limit-mbps", type=float, default=0, help="bandwidth limit in megabits per second")
+    owed.add_argument("--patience-minutes", type=float, default=60, help="how long to wait out a busy warehouse")
     status = sub.add_parser("status", help="what is queued, sent, ready or rejected, with the reasons")
     status.add_argument("folder", type=Path)
     status.add_argument("--results", type=Path, help="write the results CSV here (default FOLDER/ket-qua.csv)")
@@ -119,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _key(path, config, args)
         if args.command == "status":
             return asyncio.run(_status(config, args))
+        if args.command == "owed":
+            return asyncio.run(_owed(config, args))
         if not args.folder.is_dir():
             print(f"Không có thư mục {args.folder} / No folder {args.folder}")
             return 2
@@ -288,6 +304,85 @@ async def _send(config: cfg.ClientConfig, args: argparse.Namespace, *, watch: bo
         await transport.aclose()
         journal.close()
     return 1 if failed else 0
+
+
+OWED_PAGES = 40  # 20,000 owed results at most in one listing
+
+
+async def owed_items(transport: Transport, unit: str | None) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    cursor = None
+    for _ in range(OWED_PAGES):
+        params = {"limit": "500", **({"unit": unit} if unit else {}), **({"cursor": cursor} if cursor else {})}
+        page = (await transport.request("GET", "/api/v1/owed", params=params)).json()
+        items += page["items"]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            break
+    return items
+
+
+def _missing_text(item: dict[str, Any]) -> str:
+    return "; ".join(f"{m['code']} {m.get('name') or ''}".strip() for m in item["missing"])
+
+
+async def _owed(config: cfg.ClientConfig, args: argparse.Namespace) -> int:
+    """The unit's work list of owed results; with --fill, the scans named by dossier code are sent as
+    those results (kind result, the result type's part code), resumably, like any upload."""
+    transport = _transport(config, args)
+    try:
+        items = await owed_items(transport, args.unit)
+        print(f"Kết quả còn nợ / Results owed: {len(items)}")
+        for item in items[:50]:
+            print(f"  {item['code']}  trả/returned {item.get('returned_on')}  {item['subject']['name']}  "
+                  f"thiếu/missing: {_missing_text(item)}")  # fmt: skip
+        if len(items) > 50:
+            print(f"  ... {len(items) - 50} nữa / more" + (f" (xem / see {args.csv})" if args.csv else ""))
+        if args.csv:
+            with args.csv.open("w", newline="", encoding="utf-8-sig") as f:
+                out = csv.writer(f)
+                out.writerow(["Mã hồ sơ", "Ngày trả", "Chủ hồ sơ", "Mã thủ tục", "Còn thiếu", "Tệp cần quét"])
+                for item in items:
+                    out.writerow([item["code"], item.get("returned_on") or "", item["subject"]["name"],
+                                  item["procedure_code"], _missing_text(item), f"{item['code']}.pdf"])  # fmt: skip
+        if args.fill is None:
+            return 0
+        if not args.fill.is_dir():
+            print(f"Không có thư mục {args.fill} / No folder {args.fill}")
+            return 2
+        entries = []
+        for item in items:
+            path = args.fill / f"{item['code']}.pdf"
+            if not path.is_file():
+                continue
+            result = next((m for m in item["missing"] if m["kind"] == "result"), None)
+            entries.append(
+                Entry(
+                    row=0,
+                    path=path,
+                    name=path.name,
+                    kind="result",
+                    dossier_ref=f"owed:{item['code']}",
+                    part_code=(result or {}).get("code") or None,
+                    existing_id=str(item["dossier_id"]),
+                )
+            )
+        journal = Journal(args.fill)
+        try:
+            uploader = Uploader(transport, journal, Options(concurrency=max(1, args.concurrency)))
+            outcome = await uploader.send_all(entries)
+            await uploader.refresh()
+            write_results(journal, args.fill / "ket-qua.csv")
+        finally:
+            journal.close()
+        sent = sum(1 for s in outcome.values() if s != "failed")
+        print(
+            f"Đã gửi {sent} kết quả, còn {len(items) - sent} chưa có bản quét / Sent {sent} results; "
+            f"{len(items) - sent} have no scan in {args.fill} yet (name them <dossier code>.pdf)."
+        )
+        return 1 if any(s == "failed" for s in outcome.values()) else 0
+    finally:
+        await transport.aclose()
 
 
 async def _watch(uploader: Uploader, folder: Path, args: argparse.Namespace, progress: Progress) -> list[str]:

@@ -6,6 +6,7 @@ One row per file. Columns (English or Vietnamese headers, any order):
 |---|---|---|---|
 | `file` | `tệp` | yes | the PDF's path inside the folder |
 | `kind` | `loại tệp` | no (`component`) | `component` (thành phần) or `result` (kết quả) |
+| `part_code` | `mã thành phần` | no | which of the procedure's components or result types the file is (`TP1`, `KQ1`) |
 | `dossier` | `hồ sơ` | no | the station's own reference: rows with the same one go into one dossier |
 | `procedure_code` | `mã thủ tục` | yes | e.g. `1.002891` |
 | `subject_name` | `họ tên` | yes | the person or organisation |
@@ -40,6 +41,7 @@ from warehouse import rules
 COLUMNS = {
     "file": ("tệp", "tep", "tên tệp"),
     "kind": ("loại tệp", "loai tep"),
+    "part_code": ("mã thành phần", "ma thanh phan", "mã giấy tờ"),
     "dossier": ("hồ sơ", "ho so", "mã hồ sơ trạm"),
     "procedure_code": ("mã thủ tục", "ma thu tuc"),
     "subject_name": ("họ tên", "ho ten", "tên chủ hồ sơ"),
@@ -69,17 +71,32 @@ DOSSIER_FIELDS = (
 KINDS = {"component": "component", "thành phần": "component", "result": "result", "kết quả": "result"}
 PROCEDURE_CODE = re.compile(rules.PROCEDURE_CODE)
 UNIT_CODE = re.compile(rules.UNIT_CODE)
+PART_CODE = re.compile(rules.PART_CODE)
 ID_KINDS = rules.ID_KINDS
 
 # A sample manifest with the Vietnamese headers: two scans of one dossier, and a result.
-SAMPLE_HEADER = [COLUMNS[k][0] for k in ("file", "kind", "dossier", *DOSSIER_FIELDS[:8])]  # up to valid_until
+SAMPLE_HEADER = [COLUMNS[k][0] for k in ("file", "kind", "part_code", "dossier", *DOSSIER_FIELDS[:8])]
 SAMPLE_ROWS = [
-    ["don-de-nghi.pdf", "thành phần", "HS-001", "1.002891", "Nguyễn Văn An", "cccd", "020190000001", "", "", "", ""],
     [
-        "giay-to-kem-theo.pdf",
+        "to-khai.pdf",
         "thành phần",
+        "TP1",
         "HS-001",
-        "1.002891",
+        "1.001612",
+        "Nguyễn Văn An",
+        "cccd",
+        "020190000001",
+        "",
+        "",
+        "",
+        "",
+    ],
+    [
+        "giay-chung-sinh.pdf",
+        "thành phần",
+        "TP2",
+        "HS-001",
+        "1.001612",
         "Nguyễn Văn An",
         "cccd",
         "020190000001",
@@ -91,6 +108,7 @@ SAMPLE_ROWS = [
     [
         "ket-qua.pdf",
         "kết quả",
+        "KQ1",
         "HS-002",
         "1.001612",
         "Hoàng Thị Bình",
@@ -146,6 +164,8 @@ class Entry:
     kind: str
     dossier_ref: str
     dossier: dict[str, Any] = field(default_factory=dict)
+    part_code: str | None = None  # the procedure's component or result type the file is
+    existing_id: str | None = None  # a dossier already in the warehouse (an owed result being filled)
 
 
 def _key(header: str) -> str | None:
@@ -247,6 +267,13 @@ def validate(folder: Path, manifest: Path, today: date | None = None) -> tuple[l
         kind = KINDS.get(_text(row.get("kind")).lower() or "component")
         if kind is None:
             bad("kind", "loại tệp phải là «thành phần» hoặc «kết quả»", "kind must be 'component' or 'result'")
+        part_code = _text(row.get("part_code")) or None
+        if part_code is not None and not PART_CODE.match(part_code):
+            bad(
+                "part_code",
+                "mã thành phần có 1 đến 32 chữ, số, '.', '_' hoặc '-' (ví dụ TP1, KQ1)",
+                "a part code has 1 to 32 letters, digits, '.', '_' or '-' (e.g. TP1, KQ1)",
+            )
         d: dict[str, Any] = {k: _text(row.get(k)) for k in ("procedure_code", "subject_name", "title", "issuer")}
         d["subject_id_kind"] = _text(row.get("subject_id_kind")).lower() or "cccd"
         d["subject_id_number"] = rules.normalize_identifier(d["subject_id_kind"], _text(row.get("subject_id_number")))
@@ -316,7 +343,15 @@ def validate(folder: Path, manifest: Path, today: date | None = None) -> tuple[l
         else:
             dossiers[ref] = (n, d)
         entries.append(
-            Entry(row=n, path=path, name=name, kind=kind or "component", dossier_ref=ref, dossier=dossiers[ref][1])
+            Entry(
+                row=n,
+                path=path,
+                name=name,
+                kind=kind or "component",
+                dossier_ref=ref,
+                dossier=dossiers[ref][1],
+                part_code=part_code,
+            )
         )
     if not rows and not problems:
         problems.append(Problem(1, "", "bảng kê không có dòng nào", "the manifest has no rows"))

@@ -168,7 +168,8 @@ class Uploader:
 
     def dossier_key(self, entry: Entry) -> str:
         """The same dossier of the same folder always gets the same key (see journal)."""
-        what = json.dumps([str(entry.path.parent.resolve()), entry.dossier_ref, dossier_body(entry.dossier)])
+        body = {"existing": entry.existing_id} if entry.existing_id else dossier_body(entry.dossier)
+        what = json.dumps([str(entry.path.parent.resolve()), entry.dossier_ref, body])
         return "station-dossier-" + hashlib.sha256(what.encode()).hexdigest()[:40]
 
     def prepare(self, entry: Entry) -> FileRecord:
@@ -192,6 +193,8 @@ class Uploader:
 
     async def dossier_id(self, entry: Entry) -> str:
         lock = self._dossier_locks.setdefault(entry.dossier_ref, asyncio.Lock())
+        if entry.existing_id:
+            return entry.existing_id
         async with lock:  # files of one dossier wait for it to exist, then share it
             key, dossier_id, _ = self.journal.dossier(entry.dossier_ref, self.dossier_key(entry))
             if dossier_id:
@@ -213,9 +216,9 @@ class Uploader:
                 self.journal.update(record.name, file_id=held, state="sent", error=None)
                 return "sent"
             if record.size > self.options.session_above:
-                file_id = await self.send_in_parts(record, dossier_id, entry.path, progress)
+                file_id = await self.send_in_parts(record, dossier_id, entry.path, progress, entry.part_code)
             else:
-                file_id = await self.send_whole(record, dossier_id, entry.path, progress)
+                file_id = await self.send_whole(record, dossier_id, entry.path, progress, entry.part_code)
         except Refused as exc:
             self.journal.update(record.name, state="failed", error=f"{exc.code}: {exc.detail}")
             progress.note(f"{record.name}: {exc.code}: {exc.detail}")
@@ -235,7 +238,9 @@ class Uploader:
                 return str(f["id"])
         return None
 
-    async def send_whole(self, record: FileRecord, dossier_id: str, path: Path, progress: Progress) -> str:
+    async def send_whole(
+        self, record: FileRecord, dossier_id: str, path: Path, progress: Progress, part_code: str | None = None
+    ) -> str:
         r = await self.t.request(
             "POST",
             f"/api/v1/dossiers/{dossier_id}/files",
@@ -247,11 +252,14 @@ class Uploader:
                 "X-Filename": urllib.parse.quote(path.name),
                 "X-Content-SHA256": record.sha256,
                 "Idempotency-Key": record.idem_key,
+                **({"X-Part-Code": part_code} if part_code else {}),
             },
         )
         return str(r.json()["id"])
 
-    async def send_in_parts(self, record: FileRecord, dossier_id: str, path: Path, progress: Progress) -> str:
+    async def send_in_parts(
+        self, record: FileRecord, dossier_id: str, path: Path, progress: Progress, part_code: str | None = None
+    ) -> str:
         session = None
         if record.upload_id:
             r = await self.t.request("GET", f"/api/v1/uploads/{record.upload_id}", ok=(404,))
@@ -267,6 +275,7 @@ class Uploader:
                     "kind": record.kind,
                     "size": record.size,
                     "sha256": record.sha256,
+                    **({"part_code": part_code} if part_code else {}),
                 },
                 headers={"Idempotency-Key": f"{record.idem_key}-session-{record.upload_id or 0}"},
             )
