@@ -42,6 +42,42 @@ class Credential:
     login: str
     password: str
     unit_code: str
+    key: str = ""  # an API key, for the machine clients (the one-stop system)
+
+
+ONE_STOP_LOGIN = "load-mot-cua"
+
+
+async def _one_stop(
+    http: httpx.AsyncClient, admin: dict[str, str], province: str, ids: dict[str, int], cache: dict[str, dict[str, str]]
+) -> Credential:
+    """The one-stop system's account (role one_stop, the whole province) and its API key."""
+    known = cache.get(ONE_STOP_LOGIN, {})
+    if known.get("key"):
+        me = await http.get("/api/v1/me", headers={"X-API-Key": known["key"]})
+        if me.status_code == 200:
+            return Credential(ONE_STOP_LOGIN, known["password"], province, known["key"])
+    if ONE_STOP_LOGIN in ids:
+        made = await _polite(http, "POST", f"/api/v1/accounts/{ids[ONE_STOP_LOGIN]}/reset-password", headers=admin)
+    else:
+        made = await _polite(
+            http,
+            "POST",
+            "/api/v1/accounts",
+            json={"login": ONE_STOP_LOGIN, "unit_code": province, "role": "one_stop"},
+            headers=admin,
+        )
+    password = await _settle(http, ONE_STOP_LOGIN, made.json()["password"])
+    token = await _polite(http, "POST", "/api/v1/auth/login", json={"login": ONE_STOP_LOGIN, "password": password})
+    key = await _polite(
+        http,
+        "POST",
+        "/api/v1/api-keys",
+        json={"label": "load suite: one-stop system"},
+        headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+    )
+    cache[ONE_STOP_LOGIN] = {"password": password, "unit": province, "key": key.json()["key"]}
+    return Credential(ONE_STOP_LOGIN, password, province, key.json()["key"])
 
 
 def _cache_path(host: str) -> Path:
@@ -159,18 +195,21 @@ async def prepare_accounts(
 
         try:
             await asyncio.gather(*(settle(*p) for p in pending))
+            system = await _one_stop(http, admin, province, ids, cache)
         finally:
             _save_cache(cache_key, cache)
 
-    return {
+    out = {
         role: [Credential(login, cache[login]["password"], unit) for login, unit in sorted(members[role])]
         for role in members
     }
+    out["one_stop"] = [system]
+    return out
 
 
 def write_accounts(path: Path, accounts: dict[str, list[Credential]], admin: tuple[str, str]) -> None:
     data: dict[str, Any] = {
-        role: [{"login": c.login, "password": c.password, "unit_code": c.unit_code} for c in creds]
+        role: [{"login": c.login, "password": c.password, "unit_code": c.unit_code, "key": c.key} for c in creds]
         for role, creds in accounts.items()
     }
     data["admin"] = [{"login": admin[0], "password": admin[1], "unit_code": ""}]

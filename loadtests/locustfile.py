@@ -337,7 +337,104 @@ class Admin(WarehouseUser):
         self.call("GET", "/api/v1/audit?limit=50", "GET /audit")
 
 
-USER_CLASSES = {c.__name__: c for c in (CommuneOperator, DistrictOperator, DepartmentOperator, Official, Admin)}
+# The starter catalogue's procedures (sample data), each with its result type KQ1.
+RETURNED = ["1.001612", "1.001193", "1.000656", "1.003583", "2.000488", "2.001159"]
+RESULT_SCAN = (1, 150)  # a result is one page
+
+
+class OneStopSystem(WarehouseUser):
+    """The province's one-stop system pushing what its desks returned: about 1,100 results a day, most in
+    the bursts before noon and before closing, so at the busy hour a batch of 5 to 30 returns every half
+    minute or so; a third without the electronic result (owed), the rest with it, whose bytes follow
+    through the upload session the push opened. Signs in with its API key, as an integration does."""
+
+    role = "one_stop"
+    weight = 1
+    fixed_count = 1
+    think = (20.0, 40.0)
+
+    def on_start(self) -> None:
+        self.credential = _credential(self.role, self.environment)
+        self.auth = {"X-API-Key": self.credential["key"]}
+        self.mine, self.subjects = [], []
+        self.units = [c["unit_code"] for c in _accounts.get("commune_operator", [])] or [self.credential["unit_code"]]
+        self.sequence = random.randint(5000, 8999)
+        self.result = _scan(*RESULT_SCAN)
+        self.result_sha = hashlib.sha256(self.result).hexdigest()
+        self.result_label = f"{len(self.result) / 1_000_000:.1f} MB"
+
+    def sign_in(self) -> None:  # a key does not expire
+        return
+
+    def _return(self) -> dict[str, Any]:
+        self.sequence = self.sequence + 1 if self.sequence < 9999 else 5000
+        received = time.localtime(time.time() - 86400 * random.randint(3, 40))
+        day = time.strftime("%Y-%m-%d", received)
+        returned = time.strftime("%Y-%m-%d", time.localtime(time.time() - 86400 * random.randint(0, 2)))
+        unit = random.choice(self.units)
+        item: dict[str, Any] = {
+            "dossier_code": f"{unit}-{time.strftime('%y%m%d', received)}-{self.sequence:04d}",
+            "procedure_code": random.choice(RETURNED),
+            "unit_code": unit,
+            "received_on": day,
+            "returned_on": returned,
+            "subject": _subject(),
+            "result": {"number": f"{random.randint(1, 9999)}/KQ", "type_code": "KQ1", "issuer": "UBND"},
+        }
+        if random.random() >= 1 / 3:
+            item["result"]["file"] = {"filename": "ket-qua.pdf", "size": len(self.result), "sha256": self.result_sha}
+        return item
+
+    @task
+    def push_returns(self) -> None:
+        batch = [self._return() for _ in range(random.randint(5, 30))]
+        started = time.monotonic()
+        with self.client.post(
+            "/api/v1/intake/returns", json=batch, headers=self.auth, name="POST /intake/returns", catch_response=True
+        ) as r:
+            if r.status_code != 200:
+                r.failure(f"{r.status_code}: {r.text[:200]}")
+                return
+            items = r.json()["items"]
+            refused = [i for i in items if i["outcome"] == "refused" or i.get("upload_problem")]
+            if refused:
+                r.failure(f"{len(refused)} of {len(items)} refused: {refused[0].get('problem') or refused[0]}")
+        self.environment.events.request.fire(
+            request_type="INTAKE",
+            name="intake per item",
+            response_time=(time.monotonic() - started) * 1000 / len(batch),
+            response_length=0,
+            exception=None,
+            context={},
+        )
+        for item in items:
+            upload = item.get("upload")
+            if not upload or not upload.get("missing"):
+                continue
+            label = f"PUT /uploads/{{id}}/parts (intake, {self.result_label})"
+            self.paced("PUT", f"/api/v1/uploads/{upload['id']}/parts/1", label, data=self.result,
+                       headers={"Content-Type": "application/octet-stream"})  # fmt: skip
+            self.paced("POST", f"/api/v1/uploads/{upload['id']}/complete", "POST /uploads/{id}/complete (intake)")
+
+    def paced(self, method: str, path: str, name: str, **kwargs: Any) -> None:
+        """As an integration sends a batch's files: one after another, a tenth of a second apart, and a
+        429 waited out for as long as Retry-After says (the account's fair share is 20 requests/s)."""
+        headers = {**self.auth, **kwargs.pop("headers", {})}
+        for _ in range(5):
+            with self.client.request(method, path, name=name, headers=headers, catch_response=True, **kwargs) as r:
+                if r.status_code == 429:
+                    r.success()
+                    gevent.sleep(float(r.headers.get("Retry-After", "1")))
+                    continue
+                if r.status_code >= 400:
+                    r.failure(f"{r.status_code}: {r.text[:200]}")
+            break
+        gevent.sleep(0.1)
+
+
+USER_CLASSES = {
+    c.__name__: c for c in (CommuneOperator, DistrictOperator, DepartmentOperator, Official, Admin, OneStopSystem)
+}
 
 
 class WarehouseShape(LoadTestShape):

@@ -19,10 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ALL = ["CommuneOperator", "DistrictOperator", "DepartmentOperator", "Official", "Admin"]
+ALL = ["CommuneOperator", "DistrictOperator", "DepartmentOperator", "Official", "Admin", "OneStopSystem"]
 BEFORE = ["DistrictOperator", "DepartmentOperator", "Official", "Admin"]
 # People per class in the province: 200 communes x 3, 11 districts x 2, 20 departments x 2, officials.
-POPULATION = {"CommuneOperator": 600, "DistrictOperator": 22, "DepartmentOperator": 40, "Official": 11, "Admin": 1}
+POPULATION = {
+    "CommuneOperator": 600,
+    "DistrictOperator": 22,
+    "DepartmentOperator": 40,
+    "Official": 11,
+    "Admin": 1,
+    "OneStopSystem": 1,
+}
 
 # Think-time multipliers per shape.
 PACE = {"campaign": 0.5, "smoke": 0.05}
