@@ -15,7 +15,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-PHASES = ("upload", "fairness", "inspect", "search")
+PHASES = ("upload", "fairness", "inspect", "search", "intake")
 
 
 @dataclass
@@ -58,7 +58,7 @@ def main() -> int:
     args = parser.parse_args()
     outcomes = []
     for phase in args.only or PHASES:
-        extra = ["--scale", str(args.scale)] if phase == "search" and args.scale else []
+        extra = ["--scale", str(args.scale)] if phase in ("search", "intake") and args.scale else []
         outcomes.append(run_phase(phase, extra))
     print("\n== figures ==")
     for outcome in outcomes:

@@ -49,6 +49,11 @@ class Units:
         r = await self._pool.fetchrow(_SELECT + " WHERE u.code = $1", code)
         return Unit.from_record(r) if r else None
 
+    async def by_codes(self, codes: list[str]) -> dict[str, Unit]:
+        """The units with these codes, in one query (absent codes are left out)."""
+        rows = await self._pool.fetch(_SELECT + " WHERE u.code = ANY($1)", codes)
+        return {r["code"]: Unit.from_record(r) for r in rows}
+
     async def get(self, unit_id: int) -> Unit | None:
         r = await self._pool.fetchrow(_SELECT + " WHERE u.id = $1", unit_id)
         return Unit.from_record(r) if r else None

@@ -254,8 +254,7 @@ async def push_returns(services: Services, principal: Principal, raws: list[RawI
             items[raw.index] = _decode(raw)
         except Refusal as refusal:
             outcomes[raw.index].problem = refusal
-    codes_units = {i.unit_code for i in items.values()}
-    units = {code: await services.units.get_by_code(code) for code in codes_units}
+    units: dict[str, Unit | None] = dict(await services.units.by_codes(sorted({i.unit_code for i in items.values()})))
     versions = await services.catalogue.versions(sorted({i.procedure_code for i in items.values()}))
     judged: dict[str, _Judged] = {}
     for index, item in items.items():
