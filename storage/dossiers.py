@@ -534,6 +534,13 @@ class Dossiers:
         )
         return [Dossier.from_record(r) for r in rows]
 
+    async def owed_among(self, ids: builtins.list[UUID]) -> set[UUID]:
+        """Which of these dossiers have their returned result owed."""
+        rows = await self._pool.fetch(
+            "SELECT id FROM dossiers WHERE id = ANY($1::uuid[]) AND owed_since IS NOT NULL", ids
+        )
+        return {r["id"] for r in rows}
+
     async def mark_deleted(self, dossier_id: UUID) -> None:
         await self._pool.execute(
             """

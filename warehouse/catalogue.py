@@ -53,6 +53,7 @@ LEVEL_LABELS = {"department": "Cấp tỉnh", "district": "Cấp huyện", "comm
 YES, NO = ("có", "x", "yes", "1", "true", "bắt buộc"), ("không", "", "no", "0", "false")
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 MAX_ERRORS = 50
+MAX_CELL = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +63,12 @@ class CellError:
     detail: str
 
 
-def add_months(day: date, months: int) -> date:
-    """The same day ``months`` later (the month's last day when it is shorter)."""
+def add_months(day: date, months: int) -> date | None:
+    """The same day ``months`` later (the month's last day when it is shorter); None past year 9999."""
     total = day.month - 1 + months
     year, month = day.year + total // 12, total % 12 + 1
+    if year > 9999:
+        return None
     return date(year, month, min(day.day, monthrange(year, month)[1]))
 
 
@@ -185,6 +188,10 @@ def versions_from_rows(rows: list[list[Any]]) -> list[ProcedureVersion]:
         name = cells["Tên thủ tục"]
         if not name:
             bad("Tên thủ tục", "the procedure needs its name")
+        long = [c for c in COLUMNS if len(cells[c]) > MAX_CELL]
+        if long:
+            bad(long[0], f"a cell holds at most {MAX_CELL} characters")
+            continue
         try:
             levels = parse_levels(cells["Cấp thực hiện"])
         except ValueError as exc:
@@ -305,7 +312,9 @@ def read_sheet(data: bytes, media_type: str, *, max_rows: int, max_unpacked: int
                 if len(rows) > max_rows + 1:
                     break
             book.close()
-        except (zipfile.BadZipFile, KeyError, ValueError, OSError, IndexError) as exc:
+        except TooLarge:
+            raise
+        except Exception as exc:  # an untrusted file: whatever the reader trips on, the answer is the same
             raise UnsupportedKind(
                 "catalogue_unreadable", f"The spreadsheet could not be read ({exc}). Save it again as .xlsx or .csv."
             ) from None
@@ -316,10 +325,15 @@ def read_sheet(data: bytes, media_type: str, *, max_rows: int, max_unpacked: int
             raise UnsupportedKind(
                 "catalogue_not_utf8", "The CSV is not UTF-8. Save it as 'CSV UTF-8' and import it again."
             ) from None
-        for cells in csv.reader(io.StringIO(text)):
-            rows.append(list(cells))
-            if len(rows) > max_rows + 1:
-                break
+        try:
+            for cells in csv.reader(io.StringIO(text)):
+                rows.append(list(cells))
+                if len(rows) > max_rows + 1:
+                    break
+        except csv.Error as exc:
+            raise UnsupportedKind(
+                "catalogue_unreadable", f"The CSV could not be read ({exc}). Save it again as CSV UTF-8."
+            ) from None
     else:
         raise UnsupportedKind(
             "catalogue_unsupported_type",

@@ -200,6 +200,8 @@ def _judge(
         )
     result = item.result
     until = None
+    if result is not None and result.issued_on is not None and result.issued_on > today:
+        raise Invalid("issued_in_future", "result.issued_on cannot be later than today.")
     if result is not None:
         kind = version.result_type(result.type_code)
         if kind is None:
@@ -357,17 +359,10 @@ async def _record(services: Services, principal: Principal, judged: dict[str, _J
         pending = {row["code"]: pending[row["code"]] for row in new_rows if row["code"] not in inserted}
     for j in pending.values():
         j.out.problem = Conflict("busy", "Another push recorded this dossier at the same moment; push it again.")
-    owed = await _owed_of(services, [j.out.dossier_id for j in judged.values() if j.out.dossier_id])
+    owed = await services.dossiers.owed_among([j.out.dossier_id for j in judged.values() if j.out.dossier_id])
     for j in judged.values():
         if j.out.problem is None:
             j.out.owed = j.out.dossier_id in owed
-
-
-async def _owed_of(services: Services, ids: list[UUID]) -> set[UUID]:
-    rows = await services.db.pool.fetch(
-        "SELECT id FROM dossiers WHERE id = ANY($1::uuid[]) AND owed_since IS NOT NULL", ids
-    )
-    return {r["id"] for r in rows}
 
 
 async def _attach_file(services: Services, principal: Principal, j: _Judged) -> None:

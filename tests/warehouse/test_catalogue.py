@@ -141,6 +141,11 @@ async def test_spreadsheets_too_large_to_be_a_catalogue_are_refused_before_they_
         "/api/v1/procedures/import", content=b"PK\x03\x04junk", headers={**auth(admin), "Content-Type": XLSX_TYPE}
     )
     assert (junk.status_code, junk.json()["code"]) == (415, "catalogue_unreadable")
+    for hostile in (b"a,b\x00c\n", b'"' + b"x" * 200_000 + b'"\n'):  # a NUL byte; a cell past the CSV limit
+        r = await api.client.post(
+            "/api/v1/procedures/import", content=hostile, headers={**auth(admin), "Content-Type": "text/csv"}
+        )
+        assert (r.status_code, r.json()["code"]) in ((415, "catalogue_unreadable"), (422, "catalogue_columns_missing"))
 
 
 async def test_a_dossier_is_complete_when_every_required_part_passed_inspection(api: Api, tree: Subtree) -> None:
@@ -192,7 +197,7 @@ async def test_a_dossier_is_complete_when_every_required_part_passed_inspection(
             "sha256": hashlib.sha256(data).hexdigest(),
             "kind": "component",
             "part_code": "TP2",
-        },  # fmt: skip
+        },
         headers=auth(op),
     )
     assert s.status_code == 201 and s.json()["part_code"] == "TP2", s.text
