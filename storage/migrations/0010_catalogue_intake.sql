@@ -88,15 +88,23 @@ CREATE TRIGGER dossiers_completeness BEFORE INSERT OR UPDATE OF procedure_code, 
 DROP TRIGGER files_ready_digitizes ON files;
 DROP FUNCTION files_mark_digitized();
 
+-- Two files of one dossier accepted at once (a worker judges several at a time): each transaction locks
+-- the dossier first, and only then reads its accepted files, in a statement of its own whose snapshot
+-- already sees what the other committed; reading them in the UPDATE itself would miss it.
 CREATE FUNCTION files_dossier_parts() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    parts text[];
+    n integer;
+    result boolean;
 BEGIN
+    PERFORM 1 FROM dossiers WHERE id = NEW.dossier_id FOR UPDATE;
+    SELECT coalesce(array_agg(DISTINCT f.part_code ORDER BY f.part_code) FILTER (WHERE f.part_code IS NOT NULL), '{}'),
+           count(*)::int, coalesce(bool_or(f.kind = 'result'), false)
+    INTO parts, n, result
+    FROM files f WHERE f.dossier_id = NEW.dossier_id AND f.state = 'ready';
     UPDATE dossiers d
-    SET parts_present = s.parts, result_ready = s.result,
-        digitized_at = CASE WHEN s.n > 0 THEN coalesce(d.digitized_at, clock_timestamp()) ELSE d.digitized_at END
-    FROM (SELECT coalesce(array_agg(DISTINCT f.part_code ORDER BY f.part_code)
-                          FILTER (WHERE f.part_code IS NOT NULL), '{}') AS parts,
-                 count(*)::int AS n, coalesce(bool_or(f.kind = 'result'), false) AS result
-          FROM files f WHERE f.dossier_id = NEW.dossier_id AND f.state = 'ready') s
+    SET parts_present = parts, result_ready = result,
+        digitized_at = CASE WHEN n > 0 THEN coalesce(d.digitized_at, clock_timestamp()) ELSE d.digitized_at END
     WHERE d.id = NEW.dossier_id;
     RETURN NULL;
 END;
