@@ -125,6 +125,13 @@ async def test_ndjson_names_the_line_of_a_malformed_item(api: Api, tree: Subtree
     items = r.json()["items"]
     assert [(i["outcome"], i["line"]) for i in items] == [("created", 1), ("refused", 2), ("created", 3)]
     assert items[1]["problem"]["code"] == "invalid_json" and "Line 2" in items[1]["problem"]["detail"]
+    vi = await api.client.post(
+        "/api/v1/intake/returns",
+        content=b'{"dossier_code": \n',
+        headers={"X-API-Key": key, "Content-Type": "application/x-ndjson", "Accept-Language": "vi"},
+    )
+    problem = vi.json()["items"][0]["problem"]
+    assert "mỗi dòng" in problem["detail"] and "Line 1" in problem["detail_en"], "in Vietnamese when asked"
 
 
 async def test_whole_batch_refusals(api: Api, tree: Subtree) -> None:

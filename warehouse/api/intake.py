@@ -12,6 +12,7 @@ import msgspec
 from litestar import Controller, get, post
 from litestar.params import QueryParameter
 
+from warehouse import messages_vi
 from warehouse.api.body import read_body
 from warehouse.api.deps import Caller, Deps
 from warehouse.api.schemas import ResultOut, SubjectOut
@@ -29,12 +30,15 @@ class ItemProblem(msgspec.Struct):
     status: int
     code: str
     detail: str
+    detail_en: str | None = None  # the English sentence, when detail is in Vietnamese
 
     @classmethod
-    def of(cls, refusal: Refusal | None) -> ItemProblem | None:
+    def of(cls, refusal: Refusal | None, vietnamese: bool = False) -> ItemProblem | None:
         if refusal is None:
             return None
         p = Problem.of(refusal)
+        if vietnamese and p.code in messages_vi.DETAILS:
+            return cls(status=p.status, code=p.code, detail=messages_vi.DETAILS[p.code], detail_en=p.detail)
         return cls(status=p.status, code=p.code, detail=p.detail)
 
 
@@ -157,6 +161,7 @@ class IntakeController(Controller):
         if not raws:
             raise Problem(422, "empty_batch", "The batch has no returns. Send at least one.")
         outcomes = await push_returns(services, request.user, raws)
+        vi = messages_vi.wants_vietnamese(request.headers.get("accept-language"))
         items = []
         for o in outcomes:
             upload = None
@@ -173,8 +178,8 @@ class IntakeController(Controller):
                     changed=o.changed,
                     upload=upload,
                     file_id=o.file_id,
-                    problem=ItemProblem.of(o.problem),
-                    upload_problem=ItemProblem.of(o.upload_problem),
+                    problem=ItemProblem.of(o.problem, vi),
+                    upload_problem=ItemProblem.of(o.upload_problem, vi),
                 )
             )
         counts = {k: sum(1 for i in items if i.outcome == k) for k in ("created", "updated", "unchanged", "refused")}
