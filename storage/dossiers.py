@@ -195,6 +195,10 @@ class Dossiers:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
+    async def any(self) -> bool:
+        """Whether the warehouse holds any dossier at all."""
+        return bool(await self._pool.fetchval("SELECT EXISTS (SELECT 1 FROM dossiers)"))
+
     async def code_counters(self) -> dict[tuple[int, date], int]:
         """The last daily sequence number used, per (unit, day): where new codes of that day start."""
         rows = await self._pool.fetch("SELECT unit_id, day, last FROM dossier_code_counters")

@@ -84,8 +84,13 @@ async def _seed(settings: Settings) -> None:
             f"catalogue: loaded the SAMPLE starter catalogue ({report.catalogue_versions} procedures); "
             "import the province's own (README: Procedure catalogue)"
         )
-    else:
+    elif report.catalogue_versions:
         print(f"catalogue: {report.catalogue_versions} procedure versions, left as they are")
+    else:
+        print(
+            "catalogue: empty (this warehouse already holds dossiers, so the sample is not loaded); import the "
+            "province's own (README: Procedure catalogue)"
+        )
     if report.admin_password:
         print(
             "admin: created login 'admin' with the generated password below (shown once; set "

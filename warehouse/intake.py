@@ -127,8 +127,9 @@ def split_batch(body: bytes, media_type: str) -> list[RawItem]:
 class _Judged:
     out: Outcome
     item: ReturnIn
-    unit: Unit
+    unit: Unit  # where the dossier is kept: the receiving unit, or the unit it was merged into
     values: dict[str, Any]
+    received_by: int = 0  # the receiving unit's id (a dossier entered by hand there before a merge)
 
 
 def _decode(raw: RawItem) -> ReturnIn:
@@ -163,21 +164,36 @@ def _check_code(item: ReturnIn, unit: Unit) -> None:
         )
 
 
+def _keeper(unit: Unit, units: dict[str, Unit | None]) -> Unit | None:
+    """The unit that keeps a dossier received by ``unit``: itself, or the unit it was merged into (a
+    dossier received before a merge keeps the code the old unit gave it)."""
+    for _ in range(10):
+        if not unit.retired:
+            return unit
+        successor = units.get(unit.successor_code or "")
+        if successor is None:
+            return None
+        unit = successor
+    return None
+
+
 def _judge(
-    item: ReturnIn, unit: Unit | None, principal: Principal, versions: dict[str, list[ProcedureVersion]]
+    item: ReturnIn,
+    unit: Unit | None,
+    keeper: Unit | None,
+    principal: Principal,
+    versions: dict[str, list[ProcedureVersion]],
 ) -> dict[str, Any]:
     """The dossier's fields from a return, or the refusal that says what is wrong with it."""
     if unit is None:
         raise Invalid("unknown_unit", f"There is no unit {item.unit_code} in the warehouse. Check the unit code.")
-    if not principal.can_write(unit.id):
+    if keeper is None:
+        raise Conflict("unit_retired", f"Unit {unit.code} was merged away and its successor is not known.")
+    if not principal.can_write(keeper.id):
         raise Forbidden(
             "unit_not_served",
-            f"This key may not push returns for unit {unit.code}. Ask the province administrator for a key "
+            f"This key may not push returns for unit {keeper.code}. Ask the province administrator for a key "
             "bound to that unit.",
-        )
-    if unit.retired:
-        raise Conflict(
-            "unit_retired", f"Unit {unit.code} was merged into {unit.successor_code}; push the return there."
         )
     _check_code(item, unit)
     if item.procedure_code not in versions:
@@ -257,13 +273,20 @@ async def push_returns(services: Services, principal: Principal, raws: list[RawI
         except Refusal as refusal:
             outcomes[raw.index].problem = refusal
     units: dict[str, Unit | None] = dict(await services.units.by_codes(sorted({i.unit_code for i in items.values()})))
+    for _ in range(10):  # the units merged ones went into, and theirs
+        wanted = {u.successor_code for u in units.values() if u and u.retired and u.successor_code} - set(units)
+        if not wanted:
+            break
+        units.update(await services.units.by_codes(sorted(c for c in wanted if c)))
     versions = await services.catalogue.versions(sorted({i.procedure_code for i in items.values()}))
     judged: dict[str, _Judged] = {}
     for index, item in items.items():
         out = outcomes[index]
         out.dossier_code = item.dossier_code
+        unit = units.get(item.unit_code)
+        keeper = _keeper(unit, units) if unit is not None else None
         try:
-            values = _judge(item, units.get(item.unit_code), principal, versions)
+            values = _judge(item, unit, keeper, principal, versions)
             earlier = judged.get(item.dossier_code)
             if earlier is not None:
                 raise Conflict(
@@ -274,9 +297,8 @@ async def push_returns(services: Services, principal: Principal, raws: list[RawI
         except Refusal as refusal:
             out.problem = refusal
             continue
-        unit = units[item.unit_code]
-        assert unit is not None
-        judged[item.dossier_code] = _Judged(out, item, unit, values)
+        assert keeper is not None and unit is not None
+        judged[item.dossier_code] = _Judged(out, item, keeper, values, received_by=unit.id)
 
     if judged:
         await _record(services, principal, judged)
@@ -304,7 +326,7 @@ async def _record(services: Services, principal: Principal, judged: dict[str, _J
                     new_rows.append({"id": dossier_id, "code": code, "unit_id": j.unit.id, **j.values})
                     continue
                 j.out.dossier_id = d.id
-                if d.source_account_id not in (None, source) or d.unit_id != j.unit.id:
+                if d.source_account_id not in (None, source) or d.unit_id not in (j.unit.id, j.received_by):
                     j.out.problem = Conflict(
                         "dossier_code_taken",
                         f"Dossier code {code} is already another unit's or another system's in the warehouse.",

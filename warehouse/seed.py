@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from storage import Accounts, Database, Units
+from storage import Accounts, Database, Dossiers, Units
 from storage.catalogue import Catalogue
 from warehouse.catalogue import STARTER
 from warehouse.security import Passwords, generate_password
@@ -118,8 +118,9 @@ async def seed(db: Database, *, suffix: str, admin_password: str, passwords: Pas
     counts = await units.count_by_level()
     catalogue = Catalogue(db.pool)
     starter = False
-    if await catalogue.count() == 0:
+    if await catalogue.count() == 0 and not await Dossiers(db.pool).any():
         # Sample data, so that a new warehouse judges its first dossiers; the province's own list replaces it.
+        # Never into a warehouse that already holds records: they would be judged against sample data.
         async with db.transaction() as conn:
             await catalogue.put(conn, STARTER, None)
         starter = True

@@ -261,3 +261,29 @@ async def test_a_key_bound_to_units_reaches_no_further(api: Api, tree: Subtree) 
         "/api/v1/api-keys", json={"label": "x", "units": ["000.00.02.HXX"]}, headers=auth(op2)
     )
     assert outside.status_code == 404
+
+
+async def test_a_return_received_before_a_merge_is_kept_by_the_unit_it_went_into(api: Api, tree: Subtree) -> None:
+    old, new = tree.commune(1), tree.commune(2)
+    admin = await api.admin()
+    _, old_operator = await api.account("operator", old)
+    by_hand = a_return(old, 51, days_ago=40)
+    manual = await api.dossier(
+        old_operator, code=by_hand["dossier_code"], procedure_code=PROCEDURE, received_on=by_hand["received_on"],
+        subject=by_hand["subject"],
+    )  # fmt: skip
+    merged_on = (date.today() - timedelta(days=10)).isoformat()
+    r = await api.client.post(
+        f"/api/v1/units/{old}/merge", json={"into": new, "effective_on": merged_on}, headers=auth(admin)
+    )
+    assert r.status_code == 200, r.text
+    key = await one_stop(api, tree, [tree.district])
+    fresh = a_return(old, 52, days_ago=20)  # received by the old commune, returned after the merge
+    out = (await push(api, key, [by_hand, fresh])).json()["items"]
+    assert [i["outcome"] for i in out] == ["updated", "created"], out
+    assert out[0]["dossier_id"] == manual["id"]
+    _, new_operator = await api.account("operator", new)
+    owed = (await api.client.get("/api/v1/owed", params={"unit": new}, headers=auth(new_operator))).json()
+    assert {i["code"] for i in owed["items"]} == {by_hand["dossier_code"], fresh["dossier_code"]}
+    d = (await api.client.get(f"/api/v1/dossiers/{out[1]['dossier_id']}", headers=auth(new_operator))).json()
+    assert d["unit_code"] == new and d["code"] == fresh["dossier_code"], "kept by the successor, with its own code"

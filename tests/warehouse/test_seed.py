@@ -59,3 +59,41 @@ async def test_seed_twice_changes_nothing(api: Api, db: Database) -> None:
     assert report.admin_created is False
     assert await db.pool.fetchval("SELECT count(*) FROM units") == before
     assert await api.login("admin", ADMIN_PASSWORD)
+
+
+async def test_the_sample_catalogue_goes_only_into_a_warehouse_without_records(api: Api) -> None:
+    """A new warehouse gets the sample catalogue; an upgraded one that holds dossiers does not (they would
+    be judged against sample data)."""
+    from storage import drop_database, migrate
+
+    url = api.settings.database_url.rsplit("/", 1)[0] + "/warehouse_test_seed_upgrade"
+    passwords = Passwords.from_settings(api.settings)
+    await drop_database(url)
+    await migrate(url)
+    db = await Database.connect(url, min_size=1, max_size=2)
+    try:
+        from warehouse.seed import seed_units
+
+        await seed_units(db, "HXX")
+        account = await db.pool.fetchval(
+            "INSERT INTO accounts (login, unit_id, role, password_hash) "
+            "SELECT 'cu', id, 'province_admin', 'x' FROM units WHERE level = 'province' RETURNING id"
+        )
+        await db.pool.execute(
+            "INSERT INTO dossiers (id, code, unit_id, procedure_code, subject_name, subject_id_kind, "
+            "subject_id_number, received_on, created_by, digitized_at) "
+            "SELECT gen_random_uuid(), 'CU-1', id, '1.001612', 'Người cũ', 'other', 'x', '2022-01-01', $1, now() "
+            "FROM units WHERE level = 'province'",
+            account,
+        )
+        report = await seed(db, suffix="HXX", admin_password=ADMIN_PASSWORD, passwords=passwords)
+        assert (report.starter_loaded, report.catalogue_versions) == (False, 0)
+        assert await db.pool.fetchval("SELECT complete_at IS NOT NULL FROM dossiers WHERE code = 'CU-1'")
+    finally:
+        await db.close()
+        await drop_database(url)
+    fresh = await Database.connect(api.settings.database_url, min_size=1, max_size=1)
+    try:
+        assert await fresh.pool.fetchval("SELECT count(*) FROM procedure_versions WHERE procedure_code = '1.001612'")
+    finally:
+        await fresh.close()
