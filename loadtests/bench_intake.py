@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import os
 import random
-import subprocess
 import sys
 import time
 import unicodedata
@@ -25,8 +24,8 @@ from typing import Any
 import asyncpg
 from argon2 import PasswordHasher
 
-from loadtests.bench_search import count_dossiers, reuse
-from loadtests.harness import NO_LIMITS, bench_env, login, percentile, prepare, serving
+from loadtests.bench_search import province_sized
+from loadtests.harness import login, percentile, serving
 from warehouse.client.transport import warehouse_http
 
 ACCOUNT = "bench-mot-cua"
@@ -134,15 +133,7 @@ def main() -> int:
     parser.add_argument("--scale", type=int, default=int(os.environ.get("SCALE", "1100000")))
     parser.add_argument("--batches", type=int, default=30, help="measured batches of 100 returns, each way")
     args = parser.parse_args()
-    name = "bench_search" if args.scale == 1_100_000 else f"bench_search_{args.scale}"
-    loaded = asyncio.run(count_dossiers(bench_env(name, 0, "")["WAREHOUSE_DATABASE_URL"]))
-    if loaded >= args.scale:
-        env, password = reuse(name, **NO_LIMITS)
-        print(f"pushing into {loaded:,} dossiers", flush=True)
-    else:
-        env, password = prepare(name, **NO_LIMITS)
-        print(f"loading {args.scale:,} synthetic dossiers ...", flush=True)
-        subprocess.run([sys.executable, "-m", "warehouse", "seed", "--synthetic", str(args.scale)], env=env, check=True)
+    env, password = province_sized(args.scale, keep=True)
     url = env["WAREHOUSE_DATABASE_URL"]
     account = asyncio.run(one_stop_account(url))
     rng = random.Random(61)

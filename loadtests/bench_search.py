@@ -119,6 +119,22 @@ async def samples(url: str, n: int) -> dict[str, list[str]]:
     }
 
 
+def province_sized(scale: int, *, keep: bool) -> tuple[dict[str, str], str]:
+    """The benchmark warehouse of ``scale`` synthetic dossiers: an earlier run's when ``keep`` and it is
+    there, else a fresh one loaded now. Returns (environment, admin password)."""
+    name = "bench_search" if scale == 1_100_000 else f"bench_search_{scale}"
+    loaded = asyncio.run(count_dossiers(bench_env(name, 0, "")["WAREHOUSE_DATABASE_URL"])) if keep else 0
+    if loaded >= scale:
+        print(f"reusing {loaded:,} dossiers loaded by an earlier run", flush=True)
+        return reuse(name, **NO_LIMITS)
+    env, password = prepare(name, **NO_LIMITS)
+    print(f"loading {scale:,} synthetic dossiers ...", flush=True)
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-m", "warehouse", "seed", "--synthetic", str(scale)], env=env, check=True)
+    print(f"  loaded in {time.monotonic() - started:.0f}s", flush=True)
+    return env, password
+
+
 NAMES = ["nguyen thi lan", "hoang van son", "nong thi mai", "luong duc hung", "vi thi hoa", "loc van nam"]
 
 
@@ -133,17 +149,7 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    name = "bench_search" if args.scale == 1_100_000 else f"bench_search_{args.scale}"
-    loaded = asyncio.run(count_dossiers(bench_env(name, 0, "")["WAREHOUSE_DATABASE_URL"])) if args.reuse else 0
-    if loaded >= args.scale:
-        env, password = reuse(name, **NO_LIMITS)
-        print(f"reusing {loaded:,} dossiers loaded by an earlier run", flush=True)
-    else:
-        env, password = prepare(name, **NO_LIMITS)
-        print(f"loading {args.scale:,} synthetic dossiers ...", flush=True)
-        started = time.monotonic()
-        subprocess.run([sys.executable, "-m", "warehouse", "seed", "--synthetic", str(args.scale)], env=env, check=True)
-        print(f"  loaded in {time.monotonic() - started:.0f}s", flush=True)
+    env, password = province_sized(args.scale, keep=args.reuse)
     url = env["WAREHOUSE_DATABASE_URL"]
     s = asyncio.run(samples(url, args.runs))
     runs = len(s["codes"])

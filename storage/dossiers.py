@@ -124,24 +124,8 @@ class DossierFilter:
     complete: bool | None = None
 
 
-INTAKE_COLUMNS = [
-    "id",
-    "code",
-    "unit_id",
-    "procedure_code",
-    "title",
-    "subject_name",
-    "subject_id_kind",
-    "subject_id_number",
-    "received_on",
-    "result_number",
-    "result_issued_on",
-    "result_issuer",
-    "result_valid_until",
-    "result_kind_code",
-    "returned_on",
-    "search_text",
-]
+# A returned dossier's columns, in the order of insert_returns' statement.
+INTAKE_COLUMNS = ["id", "code", "unit_id", *EDITABLE, "returned_on", "search_text"]
 BULK_COLUMNS = [
     "id",
     "code",

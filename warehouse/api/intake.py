@@ -88,16 +88,6 @@ class OwedOut(msgspec.Struct):
     @classmethod
     def of(cls, item: OwedItem, today: date) -> OwedOut:
         d = item.dossier
-        result = None
-        if d.result_number:
-            result = ResultOut(
-                number=d.result_number,
-                issued_on=d.result_issued_on,
-                issuer=d.result_issuer,
-                valid_until=d.result_valid_until,
-                kind_code=d.result_kind_code,
-                still_valid=d.result_valid_until is None or d.result_valid_until >= today,
-            )
         return cls(
             dossier_id=d.id,
             code=d.code,
@@ -108,7 +98,7 @@ class OwedOut(msgspec.Struct):
             received_on=d.received_on,
             returned_on=d.returned_on,
             owed_since=d.owed_since,
-            result=result,
+            result=ResultOut.of(d, today),
             missing=[OwedPartOut(code, name, kind) for code, name, kind in item.missing],
         )
 

@@ -92,6 +92,20 @@ class ResultOut(msgspec.Struct):
     kind_code: str | None
     still_valid: bool
 
+    @classmethod
+    def of(cls, d: Dossier, today: date) -> ResultOut | None:
+        """The dossier's result, if it has one (a number), and whether it is still valid today."""
+        if not d.result_number:
+            return None
+        return cls(
+            number=d.result_number,
+            issued_on=d.result_issued_on,
+            issuer=d.result_issuer,
+            valid_until=d.result_valid_until,
+            kind_code=d.result_kind_code,
+            still_valid=d.result_valid_until is None or d.result_valid_until >= today,
+        )
+
 
 class CompletenessOut(msgspec.Struct):
     """What the procedure's catalogue version requires of the dossier and what is there: the required
@@ -137,16 +151,6 @@ class DossierOut(msgspec.Struct):
 
     @classmethod
     def of(cls, d: Dossier, *, today: date, files: list[File] | None = None) -> DossierOut:
-        result = None
-        if d.result_number:
-            result = ResultOut(
-                number=d.result_number,
-                issued_on=d.result_issued_on,
-                issuer=d.result_issuer,
-                valid_until=d.result_valid_until,
-                kind_code=d.result_kind_code,
-                still_valid=d.result_valid_until is None or d.result_valid_until >= today,
-            )
         return cls(
             id=d.id,
             code=d.code,
@@ -155,7 +159,7 @@ class DossierOut(msgspec.Struct):
             title=d.title,
             subject=SubjectOut(d.subject_name, d.subject_id_kind, d.subject_id_number),
             received_on=d.received_on,
-            result=result,
+            result=ResultOut.of(d, today),
             state=d.state,
             created_at=d.created_at,
             updated_at=d.updated_at,
