@@ -343,10 +343,12 @@ RESULT_SCAN = (1, 150)  # a result is one page
 
 
 class OneStopSystem(WarehouseUser):
-    """The province's one-stop system pushing what its desks returned: about 1,100 results a day, most in
-    the bursts before noon and before closing, so at the busy hour a batch of 5 to 30 returns every half
-    minute or so; a third without the electronic result (owed), the rest with it, whose bytes follow
-    through the upload session the push opened. Signs in with its API key, as an integration does."""
+    """The province's one-stop system pushing what its desks returned. The province returns about 1,100
+    results a day, most in the bursts before noon and before closing (some 450 an hour then); this user
+    pushes a batch of 5 to 30 returns every half minute or so, about 2,000 an hour, a day's returns in
+    half an hour, so that the busy hour is covered with room. A third come without the electronic result
+    (owed); the others carry it, and its bytes follow through the upload session the push opened. Signs
+    in with its API key, as an integration does."""
 
     role = "one_stop"
     weight = 1

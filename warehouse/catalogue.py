@@ -149,7 +149,7 @@ def _cell(row: list[Any], i: int) -> str:
         return ""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    return str(value).strip()
+    return str(value).replace("\x00", "").strip()
 
 
 def versions_from_rows(rows: list[list[Any]]) -> list[ProcedureVersion]:

@@ -135,6 +135,8 @@ class _Judged:
 def _decode(raw: RawItem) -> ReturnIn:
     if raw.data is None:
         raise Unreadable("invalid_item", raw.error or "This item could not be read.")
+    if b"\\u0000" in raw.data:
+        raise Invalid("invalid_value", "A text of this return contains a NUL character (\\u0000); remove it.")
     try:
         return msgspec.json.decode(raw.data, type=ReturnIn)
     except msgspec.ValidationError as exc:

@@ -148,6 +148,17 @@ async def test_spreadsheets_too_large_to_be_a_catalogue_are_refused_before_they_
         assert (r.status_code, r.json()["code"]) in ((415, "catalogue_unreadable"), (422, "catalogue_columns_missing"))
 
 
+async def counted(api: Api, admin: str, tree: Subtree) -> tuple[int, int]:
+    """The first commune's (digitized, started) in this year's progress report."""
+    report = await api.client.get(
+        "/api/v1/reports/progress",
+        params={"year": date.today().year, "level": "commune", "parent": tree.district},
+        headers=auth(admin),
+    )
+    row = next(u for u in report.json()["units"] if u["unit_code"] == tree.commune(1))
+    return row["digitized"], row["started"]
+
+
 async def test_a_dossier_is_complete_when_every_required_part_passed_inspection(api: Api, tree: Subtree) -> None:
     admin = await api.admin()
     code = new_code()
@@ -219,15 +230,7 @@ async def test_a_dossier_is_complete_when_every_required_part_passed_inspection(
         "/api/v1/dossiers", params={"unit": tree.commune(1), "complete": "true"}, headers=auth(op)
     )
     assert [x["id"] for x in listed.json()["items"]] == [dossier["id"]]
-    report = (
-        await api.client.get(
-            "/api/v1/reports/progress",
-            params={"year": today.year, "level": "commune", "parent": tree.district},
-            headers=auth(admin),
-        )
-    ).json()
-    row = next(u for u in report["units"] if u["unit_code"] == tree.commune(1))
-    assert (row["digitized"], row["started"]) == (1, 1)
+    assert await counted(api, admin, tree) == (1, 1)
 
     # A later version requiring more judges the dossiers received from its date, not this one.
     later = (today + timedelta(days=1)).strftime("%d/%m/%Y")
@@ -244,15 +247,7 @@ async def test_a_dossier_is_complete_when_every_required_part_passed_inspection(
     assert r.status_code == 200 and r.json()["dossiers_judged"] >= 1
     d = (await api.client.get(f"/api/v1/dossiers/{dossier['id']}", headers=auth(op))).json()
     assert d["completeness"]["missing"] == ["TP5"] and not d["completeness"]["complete"]
-    report = (
-        await api.client.get(
-            "/api/v1/reports/progress",
-            params={"year": today.year, "level": "commune", "parent": tree.district},
-            headers=auth(admin),
-        )
-    ).json()
-    row = next(u for u in report["units"] if u["unit_code"] == tree.commune(1))
-    assert (row["digitized"], row["started"]) == (0, 1), "digitized means complete; started keeps the old count"
+    assert await counted(api, admin, tree) == (0, 1), "digitized means complete; started keeps the old count"
 
 
 async def test_a_version_is_put_through_the_api_by_the_province_administrator(api: Api, tree: Subtree) -> None:

@@ -71,6 +71,7 @@ async def test_a_batch_gives_one_outcome_per_item_and_bad_items_never_refuse_goo
         a_return(c1, 8, returned_on="2001-01-01"),  # returned before received
         {"dossier_code": "x"},  # not a return at all
         {**a_return(c1, 9), "result": {**a_return(c1, 9)["result"], "issued_on": "9999-12-31"}},
+        a_return(c1, 10, title="Tờ khai\u0000"),  # a NUL Postgres cannot keep
     ]
     r = await push(api, key, batch)
     assert r.status_code == 200, r.text
@@ -88,8 +89,9 @@ async def test_a_batch_gives_one_outcome_per_item_and_bad_items_never_refuse_goo
         ("refused", 422, "invalid_returned_on"),
         ("refused", 422, "invalid_item"),
         ("refused", 422, "issued_in_future"),
+        ("refused", 422, "invalid_value"),
     ]
-    assert (out["created"], out["refused"]) == (1, 10)
+    assert (out["created"], out["refused"]) == (1, 11)
     created = out["items"][0]
     assert created["owed"] is True and created["dossier_code"] == good["dossier_code"]
 
