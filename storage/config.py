@@ -181,7 +181,7 @@ class IntakeSettings(_Group):
     catalogue_max_bytes: int = Field(default=5 * MiB, ge=1024, description="size of an imported catalogue file")
     catalogue_max_rows: int = Field(default=20_000, ge=1, description="rows of an imported catalogue")
     catalogue_max_unpacked_bytes: int = Field(
-        default=50 * MiB, ge=1024, description="what an imported XLSX may unpack to (a zip bomb is refused)"
+        default=25 * MiB, ge=1024, description="what an imported XLSX may unpack to (a zip bomb is refused)"
     )
 
 

@@ -82,14 +82,14 @@ async def _seed(settings: Settings) -> None:
     if report.starter_loaded:
         print(
             f"catalogue: loaded the SAMPLE starter catalogue ({report.catalogue_versions} procedures); "
-            "import the province's own (README: Procedure catalogue)"
+            "import the province's own (README: The procedure catalogue)"
         )
     elif report.catalogue_versions:
         print(f"catalogue: {report.catalogue_versions} procedure versions, left as they are")
     else:
         print(
             "catalogue: empty (this warehouse already holds dossiers, so the sample is not loaded); import the "
-            "province's own (README: Procedure catalogue)"
+            "province's own (README: The procedure catalogue)"
         )
     if report.admin_password:
         print(

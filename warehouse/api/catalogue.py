@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal, cast
@@ -137,13 +138,13 @@ class ProceduresController(Controller):
         wanted = format or ("xlsx" if XLSX_TYPE in accept else "csv" if "text/csv" in accept else "json")
         if wanted == "csv":
             return Response(
-                as_csv(await services.catalogue.all()),
+                await asyncio.to_thread(as_csv, await services.catalogue.all()),
                 media_type="text/csv",
                 headers={"Content-Disposition": 'attachment; filename="danh-muc-tthc.csv"'},
             )
         if wanted == "xlsx":
             return Response(
-                as_xlsx(await services.catalogue.all()),
+                await asyncio.to_thread(as_xlsx, await services.catalogue.all()),
                 media_type=XLSX_TYPE,
                 headers={"Content-Disposition": 'attachment; filename="danh-muc-tthc.xlsx"'},
             )
@@ -191,9 +192,17 @@ class ProceduresController(Controller):
         settings = services.settings
         body = await read_body(request, settings.catalogue_max_bytes, what="catalogue file")
         media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        rows = read_sheet(
-            body, media, max_rows=settings.catalogue_max_rows, max_unpacked=settings.catalogue_max_unpacked_bytes
+        # Reading a spreadsheet is CPU work of a second or more: in a thread, so the process keeps answering.
+        versions = await asyncio.to_thread(
+            lambda: versions_from_rows(
+                read_sheet(
+                    body,
+                    media,
+                    max_rows=settings.catalogue_max_rows,
+                    max_unpacked=settings.catalogue_max_unpacked_bytes,
+                )
+            )
         )
-        recorded = await record_versions(services, request.user, versions_from_rows(rows))
+        recorded = await record_versions(services, request.user, versions)
         request.state.audit_details = {"procedures": recorded.procedures, "versions": recorded.versions}
         return RecordedOut(recorded.procedures, recorded.versions, recorded.dossiers_judged)
