@@ -504,13 +504,15 @@ class Dossiers:
         )
 
     async def owed(
-        self, unit_ids: builtins.list[int], *, limit: int, after: tuple[date, UUID] | None
+        self, unit_ids: builtins.list[int] | None, *, limit: int, after: tuple[date, UUID] | None
     ) -> builtins.list[Dossier]:
-        """Dossiers of these units whose returned result is still owed, the longest waiting first."""
+        """Dossiers of these units (None: every unit) whose returned result is still owed, the longest
+        waiting first."""
         rows = await self._pool.fetch(
             _SELECT
             + """
-            WHERE d.unit_id = ANY($1) AND d.owed_since IS NOT NULL AND d.state = 'active'
+            WHERE ($1::bigint[] IS NULL OR d.unit_id = ANY($1)) AND d.owed_since IS NOT NULL
+              AND d.state = 'active'
               AND ($2::date IS NULL OR (d.returned_on, d.id) > ($2, $3::uuid))
             ORDER BY d.returned_on, d.id
             LIMIT $4

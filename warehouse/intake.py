@@ -426,7 +426,7 @@ class OwedItem:
 
 
 async def owed_list(
-    services: Services, principal: Principal, unit_ids: list[int], *, limit: int, after: tuple[date, UUID] | None
+    services: Services, principal: Principal, unit_ids: list[int] | None, *, limit: int, after: tuple[date, UUID] | None
 ) -> list[OwedItem]:
     """A unit's work list: returned dossiers whose result is still owed, the longest waiting first, each
     with the parts still to digitize named as the catalogue names them."""

@@ -47,6 +47,7 @@ ALTER TABLE dossiers
     ADD COLUMN owed_since timestamptz;
 
 CREATE INDEX dossiers_owed_idx ON dossiers (unit_id, returned_on, id) WHERE owed_since IS NOT NULL AND state = 'active';
+CREATE INDEX dossiers_owed_all_idx ON dossiers (returned_on, id) WHERE owed_since IS NOT NULL AND state = 'active';
 
 -- What a dossier requires, whether it is complete, whether its result is owed.
 CREATE FUNCTION dossiers_completeness() RETURNS trigger LANGUAGE plpgsql AS $$

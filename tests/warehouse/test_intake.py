@@ -289,3 +289,13 @@ async def test_a_return_received_before_a_merge_is_kept_by_the_unit_it_went_into
     assert {i["code"] for i in owed["items"]} == {by_hand["dossier_code"], fresh["dossier_code"]}
     d = (await api.client.get(f"/api/v1/dossiers/{out[1]['dossier_id']}", headers=auth(new_operator))).json()
     assert d["unit_code"] == new and d["code"] == fresh["dossier_code"], "kept by the successor, with its own code"
+    everywhere: set[str] = set()
+    cursor = None
+    while True:  # the province administrator's list: every unit, merged ones included
+        params: dict[str, Any] = {"limit": 500, **({"cursor": cursor} if cursor else {})}
+        page = (await api.client.get("/api/v1/owed", params=params, headers=auth(admin))).json()
+        everywhere |= {i["code"] for i in page["items"]}
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert {by_hand["dossier_code"], fresh["dossier_code"]} <= everywhere

@@ -189,9 +189,7 @@ class IntakeController(Controller):
         digitized yet, the longest waiting first, each with the parts still missing. Uploading the
         result (kind result) clears it once the file passes inspection."""
         after = _after(cursor)
-        scope = readable(request.user, await visible_subtree(services, request.user, unit))
-        if scope is None:
-            scope = [u.id for u in await services.units.find(level=None, parent_id=None, scope=None)]
+        scope = readable(request.user, await visible_subtree(services, request.user, unit))  # None: every unit
         rows = await owed_list(services, request.user, scope, limit=limit + 1, after=after)
         today = today_local()
         items = [OwedOut.of(r, today) for r in rows[:limit]]
