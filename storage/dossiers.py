@@ -448,8 +448,9 @@ class Dossiers:
         )
 
     async def by_codes(self, conn: Transaction, codes: builtins.list[str]) -> dict[str, Dossier]:
-        """The dossiers with these codes (deleted ones too), locked until the transaction ends."""
-        rows = await conn.fetch(_SELECT + " WHERE d.code = ANY($1) FOR UPDATE OF d", codes)
+        """The dossiers with these codes (deleted ones too), locked until the transaction ends, in the
+        order of their codes (two transactions locking overlapping sets never wait on each other in a ring)."""
+        rows = await conn.fetch(_SELECT + " WHERE d.code = ANY($1) ORDER BY d.code FOR UPDATE OF d", codes)
         return {r["code"]: Dossier.from_record(r) for r in rows}
 
     async def insert_returns(
@@ -459,6 +460,7 @@ class Dossiers:
         another transaction took meanwhile is left out)."""
         if not rows:
             return set()
+        rows = sorted(rows, key=lambda r: str(r["code"]))  # the unique index is waited on in code order too
         columns = {k: [r[k] for r in rows] for k in INTAKE_COLUMNS}
         inserted = await conn.fetch(
             """

@@ -320,7 +320,7 @@ async def _record(services: Services, principal: Principal, judged: dict[str, _J
         async with services.db.transaction() as conn:
             existing = await services.dossiers.by_codes(conn, list(pending))
             new_rows = []
-            for code, j in pending.items():
+            for code, j in sorted(pending.items()):
                 d = existing.get(code)
                 if d is None:
                     dossier_id = uuid4()

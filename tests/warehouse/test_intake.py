@@ -299,3 +299,17 @@ async def test_a_return_received_before_a_merge_is_kept_by_the_unit_it_went_into
         if not cursor:
             break
     assert {by_hand["dossier_code"], fresh["dossier_code"]} <= everywhere
+
+
+async def test_two_pushes_of_the_same_returns_at_once_record_each_once(api: Api, tree: Subtree) -> None:
+    import asyncio
+
+    c1 = tree.commune(1)
+    key = await one_stop(api, tree, [c1])
+    batch = [a_return(c1, n) for n in range(61, 91)]
+    first, second = await asyncio.gather(push(api, key, batch), push(api, key, list(reversed(batch))))
+    assert first.status_code == second.status_code == 200, (first.text, second.text)
+    outcomes = [i["outcome"] for r in (first, second) for i in r.json()["items"]]
+    assert outcomes.count("created") == len(batch) and outcomes.count("unchanged") == len(batch), outcomes
+    codes = [r["dossier_code"] for r in batch]
+    assert await api.db.pool.fetchval("SELECT count(*) FROM dossiers WHERE code = ANY($1)", codes) == len(batch)
