@@ -14,6 +14,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from storage.catalogue import Component, ProcedureVersion, ResultType
 from warehouse.api.body import read_body
 from warehouse.api.deps import Caller, Deps
+from warehouse.api.formats import wanted_format
 from warehouse.catalogue import (
     XLSX_TYPE,
     as_csv,
@@ -134,15 +135,14 @@ class ProceduresController(Controller):
     ) -> Response[Any]:
         """The catalogue: each procedure's newest version, by code. With `Accept: text/csv` or XLSX (or
         `?format=csv|xlsx`): every version, as the spreadsheet an import takes (Vietnamese headers)."""
-        accept = request.headers.get("accept", "")
-        wanted = format or ("xlsx" if XLSX_TYPE in accept else "csv" if "text/csv" in accept else "json")
-        if wanted == "csv":
+        wanted = wanted_format(request, format, (XLSX_TYPE, "text/csv"))
+        if wanted == "text/csv":
             return Response(
                 await asyncio.to_thread(as_csv, await services.catalogue.all()),
                 media_type="text/csv",
                 headers={"Content-Disposition": 'attachment; filename="danh-muc-tthc.csv"'},
             )
-        if wanted == "xlsx":
+        if wanted == XLSX_TYPE:
             return Response(
                 await asyncio.to_thread(as_xlsx, await services.catalogue.all()),
                 media_type=XLSX_TYPE,

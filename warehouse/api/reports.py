@@ -9,12 +9,11 @@ from litestar import Controller, Response, get, put
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from warehouse.api.deps import Caller, Deps
+from warehouse.api.formats import wanted_format
+from warehouse.api.problems import XLSX
 from warehouse.auth import admins_only, visible_unit
 from warehouse.errors import Problem
 from warehouse.reports import as_csv, as_png, as_xlsx, progress_report
-
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-FORMATS = {"csv": "text/csv", "xlsx": XLSX, "png": "image/png", "json": "application/json"}
 
 
 class TargetIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -40,9 +39,7 @@ class ReportsController(Controller):
         digitized, rate, target rate, gap and the weekly trend; with totals per level. JSON, or CSV,
         XLSX or a PNG chart by `Accept` (or `?format=csv|xlsx|png`)."""
         report = await progress_report(services, request.user, year=year, level=level, parent=parent)
-        wanted = FORMATS.get(format or "") or next(
-            (m for m in (XLSX, "text/csv", "image/png") if m in request.headers.get("accept", "")), "application/json"
-        )
+        wanted = wanted_format(request, format, (XLSX, "text/csv", "image/png"))
         name = f"tien-do-so-hoa-{report.year}"
         if wanted == "text/csv":
             return Response(
