@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-ROLES = ("province_admin", "unit_admin", "operator", "viewer", "one_stop")
+ROLES = ("province_admin", "unit_admin", "operator", "viewer", "one_stop", "signer")
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@ that must be digitized and the result types it issues (migration 0010)."""
 
 from __future__ import annotations
 
+from calendar import monthrange
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -84,6 +85,24 @@ class ProcedureVersion:
             result_types=results,
             recorded_at=r["recorded_at"],
         )
+
+
+def add_months(day: date, months: int) -> date | None:
+    """The same day ``months`` later (the month's last day when it is shorter); None past year 9999."""
+    total = day.month - 1 + months
+    year, month = day.year + total // 12, total % 12 + 1
+    if year > 9999:
+        return None
+    return date(year, month, min(day.day, monthrange(year, month)[1]))
+
+
+def valid_until(kind: ResultType, issued_on: date | None) -> date | None:
+    """When a result of this type issued on that day stops being valid (None: no end, or unknown)."""
+    if kind.validity == "until":
+        return kind.until
+    if kind.validity == "months" and kind.months and issued_on is not None:
+        return add_months(issued_on, kind.months)
+    return None
 
 
 def in_force(versions: list[ProcedureVersion], on: date) -> ProcedureVersion | None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -241,9 +242,57 @@ class StandardSettings(_Group):
         default=["pdf_damaged", "pdf_javascript", "pdf_launch_action", "pdf_embedded_files"],
         description="findings that reject a file (unreadable and encrypted files are always rejected)",
     )
+
+
+class LegalSettings(_Group):
+    """Digitized copies with legal standing: signatures read at inspection, the organisation's signed
+    copy, the digitization result code, the QR and the public check."""
+
     signature_trust_roots: Path | None = Field(
-        default=None, description="PEM file of trusted root certificates for validating signatures"
+        default=None, description="PEM file of the trusted root certificates signatures are checked against"
     )
+    signature_crl: Path | None = Field(
+        default=None, description="PEM or DER file of certificate revocation lists (no network is asked)"
+    )
+    signature_policy_component: Literal["off", "warn", "reject"] = Field(
+        default="off", description="what an unsigned or badly signed component file gets, where no unit says"
+    )
+    signature_policy_result: Literal["off", "warn", "reject"] = Field(
+        default="warn", description="what an unsigned or badly signed result file gets, where no unit says"
+    )
+    signing_keys_dir: Path | None = Field(
+        default=None,
+        description="folder of each unit's PKCS#12 file, <UNIT CODE>.p12, with its passphrase in <UNIT CODE>.pass",
+    )
+    sign_max_bytes: int = Field(default=200 * MiB, ge=1024, description="largest file that is signed")
+    sign_concurrency: int = Field(default=2, ge=1, le=64, description="files signed at once by each API process")
+    sign_queue: int = Field(default=16, ge=0, description="signing requests that wait for a free signer")
+    sign_timeout_seconds: float = Field(default=120, gt=0, description="longest one signing may take")
+    result_code_format: str = Field(
+        default="{holder}-{result_type}-{seq:08d}",
+        description="the digitization result code: {holder} {result_type} {unit} {year} {seq}",
+    )
+    system_name: str = Field(
+        default="Kho số hóa hồ sơ, kết quả giải quyết TTHC", max_length=120, description="named in the QR"
+    )
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000", description="where citizens reach the warehouse: the QR's check link"
+    )
+    result_scope: str = Field(default="Toàn quốc", max_length=80, description="where a result is valid (the QR)")
+    qr_size_mm: float = Field(default=24.0, ge=12, le=60, description="side of the QR on the page")
+    verify_per_minute: int = Field(default=30, ge=1, description="public checks per client address per minute")
+    verify_max_bytes: int = Field(default=50 * MiB, ge=1024, description="largest copy a citizen may upload to check")
+
+    @field_validator("result_code_format")
+    @classmethod
+    def _code_format(cls, value: str) -> str:
+        try:
+            value.format(holder="001", result_type="KQ1", unit="X", year=2026, seq=1)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"result_code_format cannot be filled: {exc}") from exc
+        if "{seq" not in value:
+            raise ValueError("result_code_format must contain {seq} so that codes are unique")
+        return value
 
 
 class OcrSettings(_Group):
@@ -271,6 +320,7 @@ class Settings(
     IntakeSettings,
     WorkerSettings,
     StandardSettings,
+    LegalSettings,
     OcrSettings,
 ):
     """Every address, secret and limit the warehouse uses, grouped by concern above; each field is

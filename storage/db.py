@@ -143,6 +143,8 @@ async def grant_app_role(conn: Any, app_url: str) -> None:
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
         f"REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON audit_events FROM {role}",
         f"REVOKE INSERT, UPDATE, DELETE ON schema_migrations FROM {role}",
+        # a result code and a signed copy, once given, are kept (a code is withdrawn, never deleted)
+        f"REVOKE DELETE, TRUNCATE ON result_codes, signed_copies FROM {role}",
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
     ):
         await conn.execute(statement)

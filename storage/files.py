@@ -12,6 +12,7 @@ import msgspec
 
 from storage.db import Transaction
 from storage.inspection import Finding, InspectionRecord
+from storage.legal import NewResultCode
 from storage.text import fold, storable
 
 
@@ -232,14 +233,19 @@ class Files:
         )
         return File.from_record(r) if r else None
 
-    async def record_inspection(self, file: File, result: Inspection, *, ocr_pages: list[int]) -> bool:
+    async def record_inspection(
+        self, file: File, result: Inspection, *, ocr_pages: list[int], code: NewResultCode | None = None
+    ) -> bool:
         """Store the verdict and the text layer per page; False when the file no longer waits for one.
 
         A ready file with ``ocr_pages`` moves on to the ``ocr`` stage (its state is already ``ready``:
-        it can be used while OCR runs); otherwise the stage is the verdict.
+        it can be used while OCR runs); otherwise the stage is the verdict. An accepted result gets its
+        digitization result ``code`` in the same statement (a file has one code at most).
         """
         stage = "ocr" if result.state == "ready" and ocr_pages else result.state
-        details = storable({**result.details.stored(), "ocr_pages": ocr_pages})
+        details = storable(
+            {**result.details.stored(), "ocr_pages": ocr_pages, "result_code": code.code if code else None}
+        )
         page_texts: list[str] = storable(result.page_texts)
         text: str = storable(result.text)
         numbers = [n for n, t in enumerate(page_texts, start=1) if t.strip()]
@@ -253,11 +259,18 @@ class Files:
                     stage_times = stage_times || jsonb_build_object($9::text, clock_timestamp()),
                     inspected_at = clock_timestamp(), updated_at = clock_timestamp()
                 WHERE id = $1 AND state = 'processing'
-                RETURNING id
+                RETURNING id, dossier_id
             ), kept AS (
                 INSERT INTO file_pages (file_id, page, source, text)
                 SELECT u.id, p.n, 'layer', p.t FROM updated u, unnest($10::int[], $11::text[]) AS p(n, t)
                 ON CONFLICT (file_id, page) DO UPDATE SET source = excluded.source, text = excluded.text
+            ), coded AS (
+                INSERT INTO result_codes (code, seq, file_id, dossier_id, unit_id, result_type, holder,
+                                          document_name, valid_until)
+                SELECT $12, $13, u.id, u.dossier_id, d.unit_id, $14, $15, $16, $17
+                FROM updated u JOIN dossiers d ON d.id = u.dossier_id
+                WHERE $12::text IS NOT NULL AND $2 = 'ready'
+                ON CONFLICT (file_id) DO NOTHING
             )
             SELECT count(*) > 0 FROM updated
             """,
@@ -272,6 +285,12 @@ class Files:
             stage,
             numbers,
             [page_texts[n - 1] for n in numbers],
+            code.code if code else None,
+            code.seq if code else None,
+            code.result_type if code else None,
+            code.holder if code else None,
+            code.document_name if code else None,
+            code.valid_until if code else None,
         )
         return bool(updated)
 

@@ -24,6 +24,7 @@ class Finding(msgspec.Struct):
     names: str | None = None
     version: str | None = None
     field: str | None = None
+    signer: str | None = None
 
 
 class PageFacts(msgspec.Struct):
@@ -45,12 +46,24 @@ class PageFacts(msgspec.Struct):
 
 
 class SignatureCheck(msgspec.Struct):
+    """What pyHanko found of one signature. ``status``: valid, invalid (the signed bytes or the signature
+    value do not match), revoked, expired or untrusted (no chain to a configured root)."""
+
     checked: bool = False
+    status: str | None = None
     intact: bool | None = None
     valid: bool | None = None
     trusted: bool | None = None
-    coverage: str | None = None
-    certificate: str | None = None
+    revoked: bool | None = None
+    coverage: str | None = None  # entire_file | entire_revision | contiguous_block_from_start | unclear
+    whole_file: bool | None = None
+    modified_after: bool | None = None
+    modifications: str | None = None  # what the later revisions change, as pyHanko classes it
+    certificate: str | None = None  # the signer, as the certificate names it
+    serial: str | None = None  # the certificate's serial number, hexadecimal
+    issuer: str | None = None
+    not_after: str | None = None
+    signed_at: str | None = None  # the signing time the signature states
     revocation_checked: bool | None = None
     detail: str | None = None
 
@@ -98,6 +111,7 @@ class InspectionDetails(msgspec.Struct):
     reason_en: str | None = None
     ocr_pages: list[int] = msgspec.field(default_factory=list)
     ocr: OcrOutcome | None = None
+    result_code: str | None = None  # the digitization result code an accepted result was given
 
 
 class InspectionRecord(InspectionDetails):

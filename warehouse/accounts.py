@@ -22,6 +22,7 @@ ROLE_ABBREVIATIONS = {
     "unit_admin": "qt",
     "province_admin": "qtt",
     "one_stop": "mc",
+    "signer": "ks",  # ký số
 }
 MAX_PER_UNIT = 50
 

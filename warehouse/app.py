@@ -28,6 +28,7 @@ from warehouse.api.dossiers import DossiersController, ResultsController
 from warehouse.api.files import FilesController
 from warehouse.api.health import HealthController
 from warehouse.api.intake import IntakeController
+from warehouse.api.legal import LegalController, VerifyController
 from warehouse.api.pipeline import PipelineController
 from warehouse.api.problems import declare_problems
 from warehouse.api.reports import ReportsController
@@ -123,6 +124,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         finally:
             if services.watch is not None:
                 await services.watch.stop()
+            services.signing.close()
             await queue.close()
             await objects.aclose()
             await db.close()
@@ -157,6 +159,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             FilesController,
             ProceduresController,
             IntakeController,
+            LegalController,
+            VerifyController,
             AccountsController,
             ApiKeysController,
             AuditController,

@@ -42,7 +42,14 @@ __all__ = [
     "visible_unit",
 ]
 
-PUBLIC_PATHS = ["^/$", "^/health/(live|ready)/?$", "^/schema(/.*)?$", "^/metrics/?$", "^/api/v1/auth/login/?$"]
+PUBLIC_PATHS = [
+    "^/$",
+    "^/health/(live|ready)/?$",
+    "^/schema(/.*)?$",
+    "^/metrics/?$",
+    "^/api/v1/auth/login/?$",
+    "^/verify/[^/]+$",  # the public check of a result, opened from its QR
+]
 
 
 def _unauthenticated(detail: str) -> Problem:

@@ -13,7 +13,6 @@ import csv
 import io
 import re
 import zipfile
-from calendar import monthrange
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -61,24 +60,6 @@ class CellError:
     row: int  # as the spreadsheet numbers it: the header is row 1
     column: str
     detail: str
-
-
-def add_months(day: date, months: int) -> date | None:
-    """The same day ``months`` later (the month's last day when it is shorter); None past year 9999."""
-    total = day.month - 1 + months
-    year, month = day.year + total // 12, total % 12 + 1
-    if year > 9999:
-        return None
-    return date(year, month, min(day.day, monthrange(year, month)[1]))
-
-
-def valid_until(kind: ResultType, issued_on: date | None) -> date | None:
-    """When a result of this type issued on that day stops being valid (None: no end, or unknown)."""
-    if kind.validity == "until":
-        return kind.until
-    if kind.validity == "months" and kind.months and issued_on is not None:
-        return add_months(issued_on, kind.months)
-    return None
 
 
 def validity_text(kind: ResultType) -> str:

@@ -28,9 +28,11 @@ from storage import (
 from storage.api_keys import KeyHolder, key_hash
 from storage.catalogue import Catalogue
 from storage.idempotency import IdempotencyKeys
+from storage.legal import Legal
 from storage.progress import Progress
 from storage.watch import ChangeWatch
 from warehouse.security import Passwords
+from warehouse.signing import SigningPool
 
 
 @dataclass
@@ -48,6 +50,8 @@ class Services:
     idempotency: IdempotencyKeys = field(init=False)
     progress: Progress = field(init=False)
     catalogue: Catalogue = field(init=False)
+    legal: Legal = field(init=False)
+    signing: SigningPool = field(init=False)
     api_keys: ApiKeys = field(init=False)
     audit: Audit = field(init=False)
     counters: Counters = field(init=False)
@@ -72,6 +76,8 @@ class Services:
         self.idempotency = IdempotencyKeys(pool)
         self.progress = Progress(pool)
         self.catalogue = Catalogue(pool)
+        self.legal = Legal(pool)
+        self.signing = SigningPool(self.settings)
         self.api_keys = ApiKeys(pool)
         self.audit = Audit(pool)
         self.counters = Counters(self.queue.redis)

@@ -23,9 +23,8 @@ from uuid import UUID, uuid4
 import msgspec
 
 from storage import Dossier, Unit
-from storage.catalogue import ProcedureVersion, in_force
+from storage.catalogue import ProcedureVersion, in_force, valid_until
 from storage.dossiers import EDITABLE, search_text
-from warehouse.catalogue import valid_until
 from warehouse.context import Services
 from warehouse.dossier_rules import check_dates, today_local
 from warehouse.dossiers import normalise_fields

@@ -139,6 +139,18 @@ DETAILS = {
     "procedure_not_found": "Thủ tục này chưa có trong danh mục.",
     "invalid_part_code": "Mã thành phần hoặc loại kết quả (ví dụ TP1, KQ1) có 1 đến 32 chữ, số, '.', '_' hoặc '-'.",
     "unknown_part_code": "Thủ tục của hồ sơ không có thành phần hoặc loại kết quả này (xem danh mục).",
+    # Copies with legal standing
+    "file_not_ready": "Chỉ ký được tệp đã qua kiểm tra; hãy chờ kết quả kiểm tra của tệp.",
+    "file_too_large_to_sign": "Tệp quá lớn để ký số; hãy tách thành các tệp nhỏ hơn.",
+    "signing_key_missing": "Đơn vị chưa được cài chứng thư số để ký; hãy báo quản trị viên cài tệp PKCS#12 của đơn vị.",
+    "signing_key_unusable": "Không dùng được khóa ký số của đơn vị (tệp hỏng, sai mật khẩu); hãy báo quản trị viên.",
+    "file_not_signable": "Cấu trúc tệp không cho phép thêm chữ ký số; hãy xuất hoặc scan lại tệp.",
+    "signing_busy": "Các bộ ký số đang bận với tệp khác; hãy thử lại sau ít giây.",
+    "signing_timeout": "Ký số mất quá nhiều thời gian; hãy thử lại sau.",
+    "content_mismatch": "Tệp trong kho lưu trữ không khớp với bản ghi; hãy báo quản trị viên.",
+    "signed_copy_missing": "Tệp này chưa có bản sao đã ký số; người ký của đơn vị cần ký trước.",
+    "result_not_found": "Không tìm thấy kết quả số hóa có mã này; hãy kiểm tra lại mã in cùng mã QR.",
+    "too_many_checks": "Địa chỉ của bạn đã tra cứu quá nhiều lần; hãy thử lại sau ít phút.",
     # Returns from the one-stop system
     "batch_too_large": "Lô gửi có quá nhiều hồ sơ; hãy chia thành các lô nhỏ hơn.",
     "empty_batch": "Lô gửi không có hồ sơ nào.",

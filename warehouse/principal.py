@@ -56,7 +56,7 @@ async def _by_role(services: Services, account: Account) -> Principal:
     subtree = await services.subtree(account.unit_id)
     if account.role in ("unit_admin", "one_stop"):
         return Principal(account, subtree, subtree)
-    if account.role == "viewer":
+    if account.role in ("viewer", "signer"):  # a signer changes no record: it signs copies beside them
         return Principal(account, subtree, [])
     own = await services.own_units(account.unit_id)
     return Principal(account, own, own)

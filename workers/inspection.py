@@ -6,6 +6,7 @@ import logging
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from typing import Any
 from uuid import UUID
 
@@ -24,6 +25,7 @@ from storage import (
     requeue_lost,
 )
 from storage.inspection import InspectionDetails, OcrOutcome
+from storage.legal import Legal
 from storage.objects import ObjectStore
 from workers.metrics import record_verdict, timed
 from workers.pdfcheck import MIN_TEXT_CHARS_PER_PAGE, Report, inspect_pdf
@@ -128,6 +130,7 @@ async def inspect_file(ctx: dict[str, Any], file_id: str) -> str:
         settings.inspect_max_stream_mb * 1024 * 1024,
         str(settings.signature_trust_roots) if settings.signature_trust_roots else None,
         blank_check_here(settings),
+        str(settings.signature_crl) if settings.signature_crl else None,
         # the child keeps both limits itself; this one catches a child stuck where its alarm cannot reach
         limit_seconds=settings.inspect_fetch_timeout_seconds + settings.inspect_timeout_seconds + 5,
     )
@@ -161,8 +164,12 @@ async def _conclude(ctx: dict[str, Any], f: File, fault: str, value: Any) -> str
     """The verdict on what the child answered, recorded."""
     settings: Settings = ctx["settings"]
     files: Files = ctx["files"]
+    legal = Legal(ctx["db"].pool)
+    facts = await legal.file_facts(f.id)
     if fault == "report":
-        result = judge(Report(**value), ctx["standard"])
+        policy = await legal.policy_for(facts.unit_id, f.kind) if facts is not None else None
+        default = settings.signature_policy_result if f.kind == "result" else settings.signature_policy_component
+        result = judge(Report(**value), ctx["standard"], signature_policy=policy or default)
     elif fault == "missing":
         result = rejection("content_missing")
     elif fault == "timeout":
@@ -179,7 +186,14 @@ async def _conclude(ctx: dict[str, Any], f: File, fault: str, value: Any) -> str
         if blank_check_here(settings):
             ocr_pages = []
         # else the OCR stage still looks at those pages for blank ones, and OCRs none of them
-    if await files.record_inspection(f, result, ocr_pages=ocr_pages):  # not counted twice by a repeated job
+    code = None
+    if result.state == "ready" and f.kind == "result" and facts is not None:
+        # given once: a file inspected again keeps the code it was given
+        code = await legal.code_of_file(f.id) or await legal.new_code(
+            settings.result_code_format, facts, part_code=f.part_code, file_name=f.name, today=date.today()
+        )
+    # not counted twice by a repeated job
+    if await files.record_inspection(f, result, ocr_pages=ocr_pages, code=code):
         record_verdict(result.details, result.state)
     log.info("file %s: %s %s", f.id, result.state, result.reason_code or "")
     return f"{result.state}: {result.reason_code or 'ok'}"

@@ -114,7 +114,74 @@ FINDINGS: dict[str, tuple[str, str]] = {
         "Chữ ký số '{field}' không khớp với nội dung tệp (tệp đã bị sửa sau khi ký hoặc chữ ký hỏng).",
         "The digital signature '{field}' does not match the file (changed after signing, or a broken signature).",
     ),
+    "signature_missing": (
+        "Tệp chưa có chữ ký số của người số hóa. Hãy ký số bản scan rồi tải lên lại.",
+        "The file carries no digital signature of the person who digitized it. Sign the scan and upload it again.",
+    ),
+    "signature_partial": (
+        "Chữ ký số '{field}' chỉ phủ một phần tệp. Hãy ký lại toàn bộ bản scan.",
+        "The digital signature '{field}' covers only part of the file. Sign the whole scan again.",
+    ),
+    "signature_modified": (
+        "Tệp đã bị thêm nội dung sau khi ký số '{field}'. Hãy tải lên bản đã ký, không sửa sau khi ký.",
+        "Content was added to the file after the signature '{field}'. Upload the signed file, unchanged since signing.",
+    ),
+    "signature_untrusted": (
+        "Chữ ký số '{field}' của {signer} không thuộc tổ chức chứng thực được tin cậy.",
+        "The digital signature '{field}' of {signer} does not chain to a trusted certification authority.",
+    ),
+    "signature_expired": (
+        "Chứng thư số của {signer} (chữ ký '{field}') đã hết hạn hoặc chưa có hiệu lực. Hãy ký lại bằng chứng thư "
+        "còn hiệu lực.",
+        "The certificate of {signer} (signature '{field}') has expired or is not yet valid. Sign again with a "
+        "valid certificate.",
+    ),
+    "signature_revoked": (
+        "Chứng thư số của {signer} (chữ ký '{field}') đã bị thu hồi. Hãy ký lại bằng chứng thư còn hiệu lực.",
+        "The certificate of {signer} (signature '{field}') has been revoked. Sign again with a valid certificate.",
+    ),
 }
+
+# What the signature policy (``off``, ``warn``, ``reject``) decides: these findings are left out (off),
+# warnings (warn) or reject the file (reject). A signature that does not match the file is always at
+# least a warning: it says the bytes were changed.
+SIGNATURE_FINDINGS = frozenset(
+    {
+        "signature_missing",
+        "signature_partial",
+        "signature_modified",
+        "signature_untrusted",
+        "signature_expired",
+        "signature_revoked",
+    }
+)
+POLICIES = ("off", "warn", "reject")
+
+
+def signature_findings(signatures: list[Signature]) -> list[Finding]:
+    """A finding for each signature that falls short, and one when nothing in the file is signed."""
+    signed = [s for s in signatures if s.signed]
+    if not signed:
+        return [finding("signature_missing")]
+    found: list[Finding] = []
+    for sig in signed:
+        check = sig.validation
+        if check is None or not check.checked:
+            continue
+        who = check.certificate or sig.signer or "?"
+        if check.status == "invalid":
+            found.append(finding("signature_invalid", field=sig.field))
+            continue
+        if check.coverage in ("unclear", "contiguous_block_from_start"):
+            found.append(finding("signature_partial", field=sig.field))
+        elif check.modified_after and check.modifications not in ("lta_updates", "form_filling"):
+            # later revisions that only add signatures or fill fields are how a second person signs; bytes
+            # appended after the signature (``none``: nothing a reader would show) or other changes are not
+            found.append(finding("signature_modified", field=sig.field))
+        if check.status in ("untrusted", "expired", "revoked"):
+            found.append(finding(f"signature_{check.status}", field=sig.field, signer=who))
+    return found
+
 
 PAPER_MM = {"A4": (210.0, 297.0), "A3": (297.0, 420.0)}
 
@@ -187,8 +254,9 @@ def _typed(kind: type[T], value: dict[str, Any]) -> T | None:
         return None
 
 
-def judge(report: Report, standard: Standard) -> Inspection:
-    """The verdict on a child's report."""
+def judge(report: Report, standard: Standard, signature_policy: str = "off") -> Inspection:
+    """The verdict on a child's report; ``signature_policy`` (off, warn, reject) is what an unsigned or
+    badly signed file gets, for this file's unit and kind."""
     page_texts = report.page_texts
     facts = InspectionDetails(
         pdf_version=report.pdf_version,
@@ -223,9 +291,16 @@ def judge(report: Report, standard: Standard) -> Inspection:
         findings.append(finding("pdf_embedded_files", names=", ".join(report.embedded_files[:5])))
     if _version(report.pdf_version) < _version(standard.min_pdf_version):
         findings.append(finding("pdf_version_old", version=report.pdf_version, minimum=standard.min_pdf_version))
-    for sig in facts.signatures:
-        if sig.validation is not None and sig.validation.intact is False:
-            findings.append(finding("signature_invalid", field=sig.field))
+    policy_rejects: set[str] = set()
+    for found in signature_findings(facts.signatures):
+        if found.code in SIGNATURE_FINDINGS:
+            if signature_policy == "off":
+                continue
+            if signature_policy == "reject":
+                policy_rejects.add(found.code)
+        elif signature_policy == "reject":
+            policy_rejects.add(found.code)
+        findings.append(found)
 
     pages = [f for f in facts.page_facts if not f.unreadable]
     low = [f for f in pages if f.dpi is not None and f.dpi < standard.min_dpi]
@@ -253,7 +328,7 @@ def judge(report: Report, standard: Standard) -> Inspection:
         findings.append(finding("page_unreadable", pages=report.page_errors))
 
     for f in findings:
-        f.severity = "reject" if f.code in standard.reject else "warning"
+        f.severity = "reject" if f.code in standard.reject or f.code in policy_rejects else "warning"
     rejecting = [f for f in findings if f.severity == "reject"]
     verdict = "rejected" if rejecting else ("ready_with_warnings" if findings else "ready")
     record = InspectionRecord.judged(facts, verdict, findings)

@@ -27,7 +27,7 @@ from warehouse.errors import Problem
 from warehouse.fair_share import account_limits
 from warehouse.rules import UNIT_CODE
 
-Role = Literal["province_admin", "unit_admin", "operator", "viewer", "one_stop"]
+Role = Literal["province_admin", "unit_admin", "operator", "viewer", "one_stop", "signer"]
 Level = Literal["department", "district", "commune"]
 
 

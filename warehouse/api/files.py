@@ -210,13 +210,19 @@ class FilesController(Controller):
         request: Caller,
         services: Deps,
         redirect: FromQuery[bool] = False,
-        variant: FromQuery[Literal["original", "ocr"]] = "original",
+        variant: FromQuery[Literal["original", "ocr", "signed"]] = "original",
     ) -> Stream | Redirect:
         """The file's bytes, streamed; with ?redirect=1 a 307 to a short-lived presigned URL.
-        `?variant=ocr` gives the OCR'd copy (searchable text over the same images) when there is one."""
+        `?variant=ocr` gives the OCR'd copy (searchable text over the same images) when there is one;
+        `?variant=signed` the unit's newest signed copy (the QR and the signature added)."""
         f = await _file_for_read(services, request.user, file_id)
         key, size, sha256 = f.object_key, str(f.size), f.sha256
-        if variant == "ocr":
+        if variant == "signed":
+            copies = await services.legal.signed_copies(f.id)
+            if not copies:
+                raise Problem(404, "signed_copy_missing", "This file has no signed copy yet. A signer makes one.")
+            key, size, sha256 = copies[0].object_key, str(copies[0].size), copies[0].sha256
+        elif variant == "ocr":
             if f.ocr_object_key is None:
                 raise Problem(
                     404,

@@ -40,6 +40,7 @@ class FileOut(msgspec.Struct):
     verdict: str | None = None
     findings: list[Finding] = msgspec.field(default_factory=list)
     ocr_copy: bool = False
+    result_code: str | None = None  # the digitization result code of an accepted result
     inspection: InspectionDetails = msgspec.field(default_factory=InspectionDetails)
 
     @classmethod
@@ -50,6 +51,7 @@ class FileOut(msgspec.Struct):
             verdict=record.verdict,
             findings=record.findings,
             ocr_copy=f.ocr_object_key is not None,
+            result_code=record.result_code,
             id=f.id,
             dossier_id=f.dossier_id,
             name=f.name,
