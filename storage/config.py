@@ -262,12 +262,15 @@ class LegalSettings(_Group):
     )
     signing_keys_dir: Path | None = Field(
         default=None,
-        description="folder of each unit's PKCS#12 file, <UNIT CODE>.p12, with its passphrase in <UNIT CODE>.pass",
+        description="folder of each unit's PKCS#12 file, <UNIT CODE>.p12, with its passphrase in <UNIT CODE>.pass "
+        "(empty: <data_dir>/signing-keys)",
     )
     sign_max_bytes: int = Field(default=200 * MiB, ge=1024, description="largest file that is signed")
     sign_concurrency: int = Field(default=2, ge=1, le=64, description="files signed at once by each API process")
     sign_queue: int = Field(default=16, ge=0, description="signing requests that wait for a free signer")
     sign_timeout_seconds: float = Field(default=120, gt=0, description="longest one signing may take")
+    sign_memory_mb: int = Field(default=1024, ge=256, description="memory one signing child may use")
+    sign_max_copies: int = Field(default=10, ge=1, description="signed copies one file may have")
     result_code_format: str = Field(
         default="{holder}-{result_type}-{seq:08d}",
         description="the digitization result code: {holder} {result_type} {unit} {year} {seq}",

@@ -15,6 +15,9 @@ from storage.catalogue import Catalogue, in_force, valid_until
 from storage.db import Transaction
 
 FILE_KINDS = ("component", "result")
+# What a code may look like (the table's CHECK): anything else is looked up as a code no row has, so a
+# malformed code (a NUL, a 10 KB string) costs the same as an unknown one and never reaches Postgres.
+CODE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,79}$")
 
 
 def result_code(fmt: str, *, holder: str, result_type: str, unit: str, year: int, seq: int) -> str:
@@ -224,7 +227,7 @@ class Legal:
 
     async def result(self, code: str) -> ResultCode | None:
         """The result with this code, withdrawn or not."""
-        r = await self._pool.fetchrow(_RESULT + " WHERE r.code = $1", code)
+        r = await self._pool.fetchrow(_RESULT + " WHERE r.code = $1", code if CODE.match(code) else "-")
         return ResultCode.from_record(r) if r else None
 
     async def result_of_file(self, file_id: UUID) -> ResultCode | None:

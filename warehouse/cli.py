@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -375,10 +376,52 @@ def build_parser() -> argparse.ArgumentParser:
     prov.add_argument("--parent", required=True, help="code of the parent unit, e.g. 000.00.22.HXX")
     prov.add_argument("--level", required=True, choices=["department", "district", "commune"])
     prov.add_argument("--per-unit", type=int, default=3)
-    prov.add_argument("--role", default="operator", choices=["unit_admin", "operator", "viewer"])
+    prov.add_argument("--role", default="operator", choices=["unit_admin", "operator", "viewer", "signer"])
     prov.add_argument("--as-login", default="admin", help="the administrator the change is recorded for")
     prov.add_argument("--output", help="write the CSV of new accounts here instead of standard output")
+    signing = sub.add_parser("signing", help="the units' signing keys")
+    signing_sub = signing.add_subparsers(dest="signing_command", required=True)
+    demo = signing_sub.add_parser(
+        "demo-key", help="a unit's key from a local test authority, to try signing out (never for real copies)"
+    )
+    demo.add_argument("unit", help="the unit's code, e.g. 000.01.21.HXX")
     return parser
+
+
+def _demo_key(settings: Settings, unit: str) -> int:
+    """A unit's PKCS#12 file issued by a local test authority, in the signing keys' folder."""
+    from cryptography.hazmat.primitives import serialization
+
+    from warehouse import pki
+    from warehouse.legal import keys_folder
+
+    folder = keys_folder(settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    ca_cert, ca_key = folder / "demo-ca.pem", folder / "demo-ca.key"
+    if ca_cert.exists() and ca_key.exists():
+        key = serialization.load_pem_private_key(ca_key.read_bytes(), password=None)
+        from cryptography import x509
+
+        authority = pki.Issued(key, x509.load_pem_x509_certificate(ca_cert.read_bytes()))  # type: ignore[arg-type]
+    else:
+        authority = pki.authority()
+        ca_key.touch(mode=0o600)
+        ca_key.write_bytes(
+            authority.key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        ca_cert.write_bytes(authority.pem)
+    issued = pki.issue(authority, f"Đơn vị {unit} (THỬ NGHIỆM)", organisation=unit)
+    passphrase = secrets.token_urlsafe(18).encode()
+    (folder / f"{unit}.pass").touch(mode=0o600)
+    (folder / f"{unit}.pass").write_bytes(passphrase + b"\n")
+    (folder / f"{unit}.p12").touch(mode=0o600)
+    (folder / f"{unit}.p12").write_bytes(issued.pkcs12(passphrase, [authority]))
+    print(f"{folder / (unit + '.p12')}: a TEST key of unit {unit} (serial {issued.serial})")
+    print("never sign real copies with it: a unit's real certificate comes from a licensed provider")
+    print(f"its authority: {ca_cert} (WAREHOUSE_SIGNATURE_TRUST_ROOTS to trust it at inspection)")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -409,6 +452,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if created is None:
                 return 1
             _write_credentials(created, args.output)
+        elif args.command == "signing":
+            return _demo_key(settings, args.unit)
         elif args.command == "services":
             local = LocalServices(settings)
             record = Path(args.record) if args.record else None

@@ -24,15 +24,20 @@ from storage.legal import FILE_KINDS, ResultCode, SignedCopy
 from warehouse.context import Services
 from warehouse.principal import Principal, require_admin
 from warehouse.refusals import Busy, Conflict, Forbidden, Invalid, NotFound, TooLarge
-from warehouse.signing import NotSignable, Pkcs12Signers, Signers, SignerUnavailable
+from warehouse.signing import NotSignable, Pkcs12Signers, Signers, SignerSpec, SignerUnavailable
 
 log = logging.getLogger(__name__)
 VIETNAM = timezone(timedelta(hours=7))
 
 
+def keys_folder(settings: Settings) -> Path:
+    """The folder of the units' PKCS#12 files (``signing_keys_dir``, else under the data folder)."""
+    return settings.signing_keys_dir or settings.data_dir / "signing-keys"
+
+
 def signers_of(settings: Settings) -> Signers:
     """Where the units' keys are: today a folder of PKCS#12 files."""
-    return Pkcs12Signers(settings.signing_keys_dir)
+    return Pkcs12Signers(keys_folder(settings))
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,10 +109,14 @@ async def sign_file(services: Services, principal: Principal, f: File, *, again:
         )
     legal = services.legal
     result = await legal.result_of_file(f.id)
-    if not again:
-        existing = await legal.signed_copies(f.id)
-        if existing:
-            return Signed(existing[0], False, result)
+    existing = await legal.signed_copies(f.id)
+    if existing and not again:
+        return Signed(existing[0], False, result)
+    if len(existing) >= settings.sign_max_copies:
+        raise Conflict(
+            "too_many_signed_copies",
+            f"This file already has {len(existing)} signed copies, the most a file may have. Use the newest.",
+        )
     unit = await services.units.get(dossier.unit_id)
     assert unit is not None
     spec = signers_of(settings).for_unit(unit.code)
@@ -126,6 +135,26 @@ async def sign_file(services: Services, principal: Principal, f: File, *, again:
         "document_name": result.document_name if result else f.name,
     }
     text = qr_text(settings, result, facts, issued)
+    async with services.signing.slot():
+        copy = await _make_copy(services, f, unit, spec, copy_id, issued, text, result, principal)
+    async with services.db.transaction() as conn:
+        await legal.insert_signed(conn, copy)
+    return Signed(copy, True, result)
+
+
+async def _make_copy(
+    services: Services,
+    f: File,
+    unit: Unit,
+    spec: SignerSpec,
+    copy_id: uuid.UUID,
+    issued: datetime,
+    text: str,
+    result: ResultCode | None,
+    principal: Principal,
+) -> SignedCopy:
+    """Fetch the original (checked against its record), sign it in a child, store the copy."""
+    settings = services.settings
     with tempfile.TemporaryDirectory(prefix="sign-") as folder:
         source, target = Path(folder) / "original.pdf", Path(folder) / "signed.pdf"
         try:
@@ -161,7 +190,7 @@ async def sign_file(services: Services, principal: Principal, f: File, *, again:
         copy_size, copy_sha256 = await _hash_file(target)
         key = f"signed/{f.id}/{copy_id}.pdf"
         await services.objects.put_file(key, target, content_type="application/pdf")
-    copy = SignedCopy(
+    return SignedCopy(
         id=copy_id,
         file_id=f.id,
         unit_id=unit.id,
@@ -176,9 +205,6 @@ async def sign_file(services: Services, principal: Principal, f: File, *, again:
         qr={"corner": made["corner"], "rect": made["rect"], "rotate": made["rotate"], "text": text},
         findings=made["findings"],
     )
-    async with services.db.transaction() as conn:
-        await legal.insert_signed(conn, copy)
-    return Signed(copy, True, result)
 
 
 # -- the signature policy ----------------------------------------------------------------------------------
@@ -250,8 +276,8 @@ async def verify(services: Services, code: str, given: dict[str, str]) -> dict[s
     """What anyone may know of a result by its code; None when there is no such code in use (never
     existed, or withdrawn: the same answer). ``given`` may hold the SHA-256 of a copy (``sha256``) or the
     QR's fields (``dossier_code``, ``procedure_code``, ``holder``); each is compared."""
-    found = await services.legal.result(code[:80])
-    record = found if found is not None and found.withdrawn_at is None and found.code == code else _NOBODY
+    found = await services.legal.result(code)
+    record = found if found is not None and found.withdrawn_at is None else _NOBODY
     checks: dict[str, bool] = {}
     if given.get("sha256"):
         wanted = given["sha256"].lower()

@@ -148,6 +148,7 @@ DETAILS = {
     "signing_busy": "Các bộ ký số đang bận với tệp khác; hãy thử lại sau ít giây.",
     "signing_timeout": "Ký số mất quá nhiều thời gian; hãy thử lại sau.",
     "content_mismatch": "Tệp trong kho lưu trữ không khớp với bản ghi; hãy báo quản trị viên.",
+    "too_many_signed_copies": "Tệp này đã có đủ số bản sao ký số cho phép; hãy dùng bản mới nhất.",
     "signed_copy_missing": "Tệp này chưa có bản sao đã ký số; người ký của đơn vị cần ký trước.",
     "result_not_found": "Không tìm thấy kết quả số hóa có mã này; hãy kiểm tra lại mã in cùng mã QR.",
     "too_many_checks": "Địa chỉ của bạn đã tra cứu quá nhiều lần; hãy thử lại sau ít phút.",

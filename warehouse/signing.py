@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
-from pebble import ProcessPool
+from pebble import ProcessExpired, ProcessPool
 
 from storage import Settings
 from warehouse.refusals import Busy
@@ -53,12 +55,10 @@ class Pkcs12Signers:
     """Each unit's PKCS#12 file in one folder: ``<UNIT CODE>.p12``, its passphrase in
     ``<UNIT CODE>.pass`` (no file: no passphrase). A unit without a file cannot sign."""
 
-    def __init__(self, folder: Path | None) -> None:
+    def __init__(self, folder: Path) -> None:
         self.folder = folder
 
     def for_unit(self, unit_code: str) -> SignerSpec | None:
-        if self.folder is None:
-            return None
         path = self.folder / f"{unit_code}.p12"
         if not path.is_file():
             return None
@@ -385,9 +385,18 @@ def sign_copy(
     }
 
 
+def _limit_child(memory_bytes: int) -> None:
+    """In each signing child as it starts: the memory it may take."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+
+
 class SigningPool:
-    """Child processes that sign, ``sign_concurrency`` at once per API process; at most ``sign_queue``
-    requests wait for one, and the rest are told to come back (the API's memory and time stay bounded)."""
+    """Child processes that sign, ``sign_concurrency`` at once per API process. A request holds one of
+    as many slots from fetching the original to storing the copy; at most ``sign_queue`` requests wait
+    for one and the rest are told to come back, so the API's memory, disk and time stay bounded. A
+    child lives within ``sign_memory_mb`` and ``sign_timeout_seconds``."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -395,7 +404,8 @@ class SigningPool:
         self._slots = asyncio.Semaphore(settings.sign_concurrency)
         self._waiting = 0
 
-    async def run(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
         if self._slots.locked() and self._waiting >= self.settings.sign_queue:
             raise Busy(
                 "signing_busy",
@@ -408,15 +418,25 @@ class SigningPool:
         finally:
             self._waiting -= 1
         try:
-            if self._pool is None:
-                self._pool = ProcessPool(max_workers=self.settings.sign_concurrency, max_tasks=500)
-            future = self._pool.schedule(
-                sign_copy, args=args, kwargs=kwargs, timeout=self.settings.sign_timeout_seconds
-            )
-            result: dict[str, Any] = await asyncio.wrap_future(future)
-            return result
+            yield
         finally:
             self._slots.release()
+
+    async def run(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """``sign_copy(*args, **kwargs)`` in a child (call it holding a slot)."""
+        if self._pool is None:
+            self._pool = ProcessPool(
+                max_workers=self.settings.sign_concurrency,
+                max_tasks=500,
+                initializer=_limit_child,
+                initargs=(self.settings.sign_memory_mb * 1024 * 1024,),
+            )
+        future = self._pool.schedule(sign_copy, args=args, kwargs=kwargs, timeout=self.settings.sign_timeout_seconds)
+        try:
+            result: dict[str, Any] = await asyncio.wrap_future(future)
+        except ProcessExpired as exc:  # out of memory, or the child died reading the file
+            raise NotSignable(f"the signing child ended ({exc}); the file needs more than allowed") from None
+        return result
 
     def close(self) -> None:
         if self._pool is not None:

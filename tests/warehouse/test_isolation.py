@@ -19,7 +19,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 A, B = commune(27, 20), commune(27, 21)
 # Routes that are public or act only on the caller itself (and would end its own sign-in).
-SELF_OR_PUBLIC = re.compile(r"^/(health|schema|metrics)|^/api/v1/(auth/login|me|me/password)$")
+# The public check of a result (/verify) is open to anyone by design: it says what the QR carries.
+SELF_OR_PUBLIC = re.compile(r"^/(health|schema|metrics|verify)|^/api/v1/(auth/login|me|me/password)$")
 # The procedure catalogue is the province's, read by every account: its path names no commune's thing.
 SHARED_READS = re.compile(r"^GET /api/v1/procedures/")
 
@@ -48,6 +49,13 @@ async def commune_b(api: Api) -> dict[str, Any]:
     session = r.json()
     r = await api.client.post("/api/v1/api-keys", json={"label": "máy quét xã B"}, headers=auth(operator))
     assert r.status_code == 201, r.text
+    key = r.json()
+    # an accepted result, with its digitization result code
+    r = await api.upload(operator, dossier["id"], scanned_pdf(pages=1, dpi=100, seed=272), kind="result")
+    assert r.status_code == 201, r.text
+    await api.run_worker()
+    result = await api.file(operator, r.json()["id"])
+    assert result["result_code"], result
     return {
         "token": operator,
         "login": login,
@@ -58,8 +66,9 @@ async def commune_b(api: Api) -> dict[str, Any]:
         "sha256": hashlib.sha256(data).hexdigest(),
         "subject": subject,
         "session": session,
-        "key_id": r.json()["id"],
-        "key": r.json()["key"],
+        "key_id": key["id"],
+        "key": key["key"],
+        "result": result,
     }
 
 
@@ -76,6 +85,7 @@ def path_values(b: dict[str, Any]) -> dict[str, str]:
         "n": "1",
         "procedure_code": "1.001612",
         "effective_from": "2026-01-01",
+        "result_code": b["result"]["result_code"],
     }
 
 
@@ -154,9 +164,10 @@ def accepted_fields(openapi: dict[str, Any], method: str, template: str) -> set[
 async def test_no_route_lets_one_commune_reach_anothers_records(api: Api) -> None:
     openapi = (await api.client.get("/schema/openapi.json")).json()
     b = await commune_b(api)
-    callers = {role: (await api.account(role, A))[1] for role in ("operator", "unit_admin", "viewer")}
+    callers = {role: (await api.account(role, A))[1] for role in ("operator", "unit_admin", "viewer", "signer")}
     values = path_values(b)
     secrets = [B, b["dossier"]["id"], b["file"]["id"], b["session"]["id"], b["login"], b["sha256"], b["subject"]]
+    secrets.append(b["result"]["result_code"])
     walked = 0
     for method, template in routes(api):
         names = re.findall(r"\{(\w+)(?::\w+)?\}", template)

@@ -11,7 +11,7 @@ from uuid import UUID
 
 import msgspec
 from litestar import Controller, MediaType, Response, get, post, put
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from storage import Window
@@ -153,10 +153,10 @@ class LegalController(Controller):
         base = services.settings.public_base_url
         return {"items": [SignedCopyOut.of(c, base) for c in await services.legal.signed_copies(f.id)]}
 
-    @get("/result-codes/{code:str}", operation_id="get_result_code")
-    async def result_code(self, code: FromPath[str], request: Caller, services: Deps) -> ResultCodeOut:
+    @get("/result-codes/{result_code:str}", operation_id="get_result_code")
+    async def result_code(self, result_code: FromPath[str], request: Caller, services: Deps) -> ResultCodeOut:
         """The result a digitization result code names, in the units the caller may read."""
-        found = await services.legal.result(code[:80])
+        found = await services.legal.result(result_code)
         if found is None or not request.user.can_read(found.unit_id):
             raise Problem(404, "result_not_found", "There is no result with this code that you may see.")
         return ResultCodeOut.of(found, services.settings.public_base_url)
@@ -169,7 +169,9 @@ class LegalController(Controller):
         return msgspec.convert(await policy_of(services, unit), PolicyOut)
 
     @put("/units/{code:str}/signature-policy", operation_id="set_signature_policy")
-    async def put_policy(self, code: FromPath[str], data: PolicyIn, request: Caller, services: Deps) -> PolicyOut:
+    async def put_policy(
+        self, code: FromPath[str], data: JSONBody[PolicyIn], request: Caller, services: Deps
+    ) -> PolicyOut:
         """Set the unit's signature policy (administrators of the unit): it applies to the unit and the
         units below it that set none, for files inspected from now on."""
         unit = await visible_unit(services, request.user, code)
