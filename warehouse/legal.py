@@ -8,12 +8,12 @@ stored beside it under a key of its own.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import logging
 import tempfile
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
@@ -27,6 +27,7 @@ from warehouse.refusals import Busy, Conflict, Forbidden, Invalid, NotFound, Too
 from warehouse.signing import NotSignable, Pkcs12Signers, Signers, SignerSpec, SignerUnavailable
 
 log = logging.getLogger(__name__)
+_CHUNK = 1024 * 1024
 VIETNAM = timezone(timedelta(hours=7))
 
 
@@ -75,19 +76,6 @@ def qr_text(settings: Settings, result: ResultCode | None, facts: dict[str, str]
 
 def verify_url(settings: Settings, code: str) -> str:
     return f"{settings.public_base_url.rstrip('/')}/verify/{code}"
-
-
-async def _hash_file(path: Path) -> tuple[int, str]:
-    def run() -> tuple[int, str]:
-        digest = hashlib.sha256()
-        size = 0
-        with path.open("rb") as fh:
-            while chunk := fh.read(1024 * 1024):
-                digest.update(chunk)
-                size += len(chunk)
-        return size, digest.hexdigest()
-
-    return await asyncio.to_thread(run)
 
 
 async def sign_file(services: Services, principal: Principal, f: File, *, again: bool) -> Signed:
@@ -157,14 +145,17 @@ async def _make_copy(
     settings = services.settings
     with tempfile.TemporaryDirectory(prefix="sign-") as folder:
         source, target = Path(folder) / "original.pdf", Path(folder) / "signed.pdf"
+        digest = hashlib.sha256()
         try:
-            await services.objects.download(f.object_key, source)
+            with source.open("wb") as out:  # into the page cache: not worth a thread hop per chunk
+                async for chunk in services.objects.stream(f.object_key, chunk_size=_CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
         except ObjectNotFound:
             raise NotFound(
                 "content_missing", "The file's bytes are missing from storage. Tell the administrator."
             ) from None
-        _, sha256 = await _hash_file(source)
-        if sha256 != f.sha256:
+        if digest.hexdigest() != f.sha256:
             log.error("file %s: stored bytes do not match the recorded SHA-256; not signed", f.id)
             raise Busy("content_mismatch", "The stored file does not match its record. Tell the administrator.")
         try:
@@ -187,9 +178,18 @@ async def _make_copy(
                 "file_not_signable",
                 f"The file's structure does not allow a signature to be added ({exc}). Export or scan it again.",
             ) from None
-        copy_size, copy_sha256 = await _hash_file(target)
         key = f"signed/{f.id}/{copy_id}.pdf"
-        await services.objects.put_file(key, target, content_type="application/pdf")
+
+        async def signed_bytes() -> AsyncIterator[bytes]:
+            with target.open("rb") as fh:
+                while block := fh.read(_CHUNK):
+                    yield block
+
+        size = target.stat().st_size
+        stored = await services.objects.put_stream(
+            key, signed_bytes(), content_type="application/pdf", max_bytes=size, length=size
+        )
+        copy_size, copy_sha256 = stored.size, stored.sha256
     return SignedCopy(
         id=copy_id,
         file_id=f.id,

@@ -281,19 +281,39 @@ def place_qr(page: Any, size: float, margin: float) -> Placement:
 # -- the signing child ---------------------------------------------------------------------------------
 
 
+QUIET_ZONE = 4  # modules of light margin around the symbol, as ISO/IEC 18004 asks
+
+
+def qr_modules(text: str) -> list[bytearray]:
+    """The QR symbol of ``text`` (ISO/IEC 18004, UTF-8, error correction M, the best mask), row by row,
+    1 for a dark module, quiet zone included."""
+    import segno
+
+    symbol = segno.make_qr(text, error="m", encoding="utf-8", boost_error=False)
+    rows: list[bytearray] = [bytearray(row) for row in symbol.matrix_iter(border=QUIET_ZONE)]
+    return rows
+
+
 def qr_xobject(text: str) -> tuple[Any, float]:
-    """The QR (ISO/IEC 18004, error correction M) of ``text`` as a vector form XObject, and its side in
-    its own units: drawn as rectangles, never as a picture."""
-    import qrcode  # type: ignore[import-untyped]
-    from pyhanko.pdf_utils.qr import PdfStreamQRImage
+    """The QR of ``text`` as a vector form XObject, and its side in its own units (modules): one filled
+    rectangle per run of dark modules, never a picture."""
     from pyhanko.pdf_utils.writer import init_xobject_dictionary
 
-    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=2)
-    qr.add_data(text.encode("utf-8"))
-    qr.make(fit=True)
-    image = qr.make_image(image_factory=PdfStreamQRImage)
-    side = (qr.modules_count + 2 * qr.border) * qr.box_size
-    xobject = init_xobject_dictionary(image.render_command_stream(), side, side)
+    rows = qr_modules(text)
+    side = len(rows)
+    drawing = [b"0 g"]
+    for y, row in enumerate(rows):
+        x = 0
+        while x < side:
+            if row[x]:
+                start = x
+                while x < side and row[x]:
+                    x += 1
+                drawing.append(b"%d %d %d 1 re" % (start, side - 1 - y, x - start))
+            else:
+                x += 1
+    drawing.append(b"f")
+    xobject = init_xobject_dictionary(b"\n".join(drawing), side, side)
     xobject.compress()  # type: ignore[no-untyped-call]
     return xobject, float(side)
 

@@ -80,6 +80,15 @@ async def accepted_result(api: Api, unit: str, data: bytes, name: str = "giay-kh
     return {"file": f, "dossier": dossier, "operator": operator}
 
 
+def qr_on_first_page(data: bytes) -> list[str]:
+    """What a phone's reader finds on the first page as printed (rendered at 200 dpi)."""
+    import pypdfium2
+    import zxingcpp
+
+    page = pypdfium2.PdfDocument(data)[0]
+    return [found.text for found in zxingcpp.read_barcodes(page.render(scale=200 / 72).to_pil())]
+
+
 async def validated(data: bytes, ca: pki.Issued) -> Any:
     root = asn1_x509.Certificate.load(ca.cert.public_bytes(serialization.Encoding.DER))
     (signature,) = [s for s in PdfFileReader(io.BytesIO(data)).embedded_signatures if s.field_name.startswith("KhoSo")]
@@ -123,6 +132,7 @@ async def test_an_accepted_result_has_one_code_and_the_signer_signs_a_copy_besid
     assert status.coverage.name == "ENTIRE_FILE"
     first = PdfReader(io.BytesIO(signed)).pages[0]
     assert QR_XOBJECT in first["/Resources"]["/XObject"]
+    assert qr_on_first_page(signed) == [copy["qr"]["text"]]  # a reader decodes exactly what was meant
     # the original is unchanged under its record
     stored = (await signing.get(f"/api/v1/files/{f['id']}/content", headers=auth(signer))).content
     assert stored == original and hashlib.sha256(stored).hexdigest() == f["sha256"]
@@ -221,6 +231,8 @@ async def test_the_qr_goes_where_the_page_shows_its_top_left_or_says_why_not(
     ).content
     assert signed.startswith(original)
     assert len(signed) - len(original) < 32 * 1024  # the signature's room and a vector QR: no picture added
+    if make is not stub_pdf:  # (a QR squeezed onto a 2 cm slip is not expected to read)
+        assert qr_on_first_page(signed) == [copy["qr"]["text"]]
     page = PdfReader(io.BytesIO(signed)).pages[0]
     box = page.cropbox
     if make is rotated_scan_pdf:  # /Rotate 90: the shown top left is the page's own bottom left
@@ -345,7 +357,7 @@ async def test_the_signature_policy_is_set_per_unit_and_inherited(api: Api, tree
     assert r.status_code in (400, 422)
 
 
-def test_the_result_code_is_made_by_one_function_whose_format_is_a_setting() -> None:
+async def test_the_result_code_is_made_by_one_function_whose_format_is_a_setting() -> None:
     assert result_code(
         "{holder}-{result_type}-{seq:08d}", holder="0201", result_type="KQ1", unit="X", year=2026, seq=7
     ) == ("0201-KQ1-00000007")
