@@ -109,7 +109,8 @@ class SecuritySettings(_Group):
     )
     trusted_proxies: list[str] = Field(
         default=[],
-        description="addresses of reverse proxies whose X-Forwarded-For names the client (sign-in limits)",
+        description="addresses (or CIDR networks) of reverse proxies whose X-Forwarded-For names the client "
+        "(the per-address limits of sign-in and the public check)",
     )
 
 

@@ -318,6 +318,33 @@ def qr_xobject(text: str) -> tuple[Any, float]:
     return xobject, float(side)
 
 
+def _without_padding(source: str, spare: str) -> str:
+    """The file to sign: ``source``, or, when a scanner padded it after its end-of-file marker (blocks
+    of NULs, which readers ignore and an incremental update cannot follow), its bytes up to that
+    marker written to ``spare``."""
+    size = os.path.getsize(source)
+    with open(source, "rb") as fh:
+        fh.seek(max(0, size - _TAIL))
+        tail = fh.read()
+    end = tail.rfind(b"%%EOF")
+    after = tail[end + 5 :] if end >= 0 else b""
+    if not after.strip(b"\r\n") or after.strip(b"\r\n \t\x00\x0c"):
+        return source  # ends at its marker (or is not padding: pyHanko decides)
+    keep = size - len(tail) + end + 5
+    with open(source, "rb") as fh, open(spare, "wb") as out:
+        while keep > 0:
+            block = fh.read(min(keep, 1024 * 1024))
+            if not block:
+                break
+            out.write(block)
+            keep -= len(block)
+        out.write(b"\n")
+    return spare
+
+
+_TAIL = 1024 * 1024  # where a padded file's end-of-file marker is looked for
+
+
 def sign_copy(
     spec: SignerSpec,
     source: str,
@@ -341,6 +368,7 @@ def sign_copy(
 
     signer = load_signer(spec)
     placement: Placement | None = None
+    source = _without_padding(source, target + ".trimmed")
     with open(source, "rb") as original, open(target, "w+b") as out:
         try:
             writer = IncrementalPdfFileWriter(original, strict=False)

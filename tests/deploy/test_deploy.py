@@ -103,9 +103,9 @@ def test_nginx_streams_large_uploads() -> None:
         assert directive in conf
     timeouts = dict(re.findall(r"(proxy_read_timeout|proxy_send_timeout|client_body_timeout) (\d+)s;", conf))
     assert len(timeouts) == 3 and all(int(v) >= 600 for v in timeouts.values()), timeouts
-    # Only the API, health checks and documentation are passed on; /metrics in no spelling.
+    # Only the API, the public check, health checks and documentation are passed on; /metrics in no spelling.
     passed = re.findall(r"location\s+(\S+)\s*\{\s*proxy_pass", conf)
-    assert sorted(passed) == ["/api/", "/health/", "/schema"], passed
+    assert sorted(passed) == ["/api/", "/health/", "/schema", "/verify/"], passed
     assert re.search(r"location\s+/\s*\{\s*return 404;", conf)
 
 
@@ -162,9 +162,13 @@ def test_kustomize_builds_manifests_that_fit_the_warehouse() -> None:
     assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-request-buffering"] == "off"
     assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"] == "0"
     routed = {(p["path"], p["pathType"]) for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]}
-    assert routed == {("/api", "Prefix"), ("/health", "Prefix"), ("/schema", "Prefix"), ("/", "Exact")}, (
-        "the Ingress routes nothing else (no /metrics): the front page only at / itself"
-    )
+    assert routed == {
+        ("/api", "Prefix"),
+        ("/verify", "Prefix"),
+        ("/health", "Prefix"),
+        ("/schema", "Prefix"),
+        ("/", "Exact"),
+    }, "the Ingress routes nothing else (no /metrics): the front page only at / itself"
 
 
 def api_labels(deployment: dict[str, Any]) -> dict[str, str]:

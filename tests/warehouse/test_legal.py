@@ -4,9 +4,11 @@ and the public check a citizen opens from the QR."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -380,3 +382,32 @@ async def test_each_result_gets_its_own_code_never_reused(api: Api, tree: Subtre
     assert len(set(codes)) == 3
     numbers = [int(c.rsplit("-", 1)[1]) for c in codes]
     assert numbers == sorted(numbers)
+
+
+async def test_a_scan_padded_after_its_end_is_signed_without_the_padding(keys: dict[str, Any], tmp_path: Path) -> None:
+    """Scanners write in blocks and pad past %%EOF; inspection accepts such files, so they must sign."""
+    from warehouse.signing import Pkcs12Signers, sign_copy
+
+    unit = "000.99.99.HXX"
+    install_key(keys, unit)
+    original = a4_pdf(7)
+    (tmp_path / "in.pdf").write_bytes(original + b"\x00" * 8192)
+    spec = Pkcs12Signers(keys["folder"]).for_unit(unit)
+    assert spec is not None
+    made = await asyncio.to_thread(  # as in the signing child: its own thread, no event loop
+        partial(
+            sign_copy,
+            spec,
+            str(tmp_path / "in.pdf"),
+            str(tmp_path / "out.pdf"),
+            qr_text="Mã KQSH: X",
+            qr_size_mm=24,
+            field_name="KhoSoHoa-test",
+            reason="Sao y",
+            location="Lạng Sơn",
+        )
+    )
+    signed = (tmp_path / "out.pdf").read_bytes()
+    assert made["corner"] == "top_left" and signed.startswith(original) and b"\x00" * 64 not in signed
+    status = await validated(signed, keys["ca"])
+    assert status.intact and status.valid and status.coverage.name == "ENTIRE_FILE"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Any
 
 import msgspec
@@ -104,13 +105,31 @@ class SessionController(Controller):
         return PasswordChangedOut(access_token=signed.token, expires_in=signed.expires_in)
 
 
+def _trusted(address: str, trusted_proxies: list[str]) -> bool:
+    """Whether ``address`` is one of the proxies: named exactly, or inside a network given as CIDR."""
+    if address in trusted_proxies:
+        return True
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    for entry in trusted_proxies:
+        if "/" in entry:
+            try:
+                if ip in ipaddress.ip_network(entry, strict=False):
+                    return True
+            except ValueError:
+                continue
+    return False
+
+
 def client_address(request: Request[Any, Any, Any], trusted_proxies: list[str]) -> str:
     """The caller's address: the peer's, or the nearest untrusted one a trusted proxy forwarded."""
     peer = request.client.host if request.client else "unknown"
-    if peer not in trusted_proxies:
+    if not _trusted(peer, trusted_proxies):
         return peer
     forwarded = [a.strip() for a in request.headers.get("x-forwarded-for", "").split(",") if a.strip()]
     for address in reversed(forwarded):
-        if address not in trusted_proxies:
+        if not _trusted(address, trusted_proxies):
             return address[:64]
     return peer
