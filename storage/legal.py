@@ -59,6 +59,11 @@ class FileFacts:
     result_kind_code: str | None
     result_issued_on: date | None
     result_valid_until: date | None
+    policy_component: str | None = None  # the signature policy the unit or its nearest ancestor sets
+    policy_result: str | None = None
+
+    def policy(self, kind: str) -> str | None:
+        return self.policy_result if kind == "result" else self.policy_component
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,12 +176,27 @@ class Legal:
     # -- result codes ----------------------------------------------------------------------------------
 
     async def file_facts(self, file_id: UUID) -> FileFacts | None:
+        """The file's dossier and unit, and the signature policies that apply there, in one query."""
         r = await self._pool.fetchrow(
             """
-            SELECT d.unit_id, u.code AS unit_code, d.code AS dossier_code, d.procedure_code, d.received_on,
-                   d.subject_id_number AS holder, d.result_kind_code, d.result_issued_on, d.result_valid_until
-            FROM files f JOIN dossiers d ON d.id = f.dossier_id JOIN units u ON u.id = d.unit_id
-            WHERE f.id = $1
+            WITH RECURSIVE facts AS (
+                SELECT d.unit_id, u.code AS unit_code, d.code AS dossier_code, d.procedure_code,
+                       d.received_on, d.subject_id_number AS holder, d.result_kind_code, d.result_issued_on,
+                       d.result_valid_until
+                FROM files f JOIN dossiers d ON d.id = f.dossier_id JOIN units u ON u.id = d.unit_id
+                WHERE f.id = $1
+            ), up(id, depth) AS (
+                SELECT unit_id, 0 FROM facts
+                UNION ALL
+                SELECT u.parent_id, up.depth + 1 FROM units u JOIN up ON u.id = up.id
+                WHERE u.parent_id IS NOT NULL AND up.depth < 10
+            )
+            SELECT facts.*,
+                (SELECT p.policy FROM up JOIN signature_policies p ON p.unit_id = up.id
+                 WHERE p.file_kind = 'component' ORDER BY up.depth LIMIT 1) AS policy_component,
+                (SELECT p.policy FROM up JOIN signature_policies p ON p.unit_id = up.id
+                 WHERE p.file_kind = 'result' ORDER BY up.depth LIMIT 1) AS policy_result
+            FROM facts
             """,
             file_id,
         )

@@ -167,7 +167,7 @@ async def _conclude(ctx: dict[str, Any], f: File, fault: str, value: Any) -> str
     legal = Legal(ctx["db"].pool)
     facts = await legal.file_facts(f.id)
     if fault == "report":
-        policy = await legal.policy_for(facts.unit_id, f.kind) if facts is not None else None
+        policy = facts.policy(f.kind) if facts is not None else None
         default = settings.signature_policy_result if f.kind == "result" else settings.signature_policy_component
         result = judge(Report(**value), ctx["standard"], signature_policy=policy or default)
     elif fault == "missing":
