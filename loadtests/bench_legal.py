@@ -11,7 +11,8 @@ demo-key``), accepted result scans (two pages, colour, 200 dpi) and a signer. Fi
 - ``qr_overhead_pct``: the bytes the QR overlay adds, as a share of the original: our signed copy's size
   less bare pyHanko's signed copy of the same file, over the original's size (mean). Goal under 2.
 - ``verify_p95_ms``: ``GET /verify/{code}?sha256=`` latency at the 95th percentile with 50 checks in
-  flight at once. Goal under 50.
+  flight at once. Goal under 50. ``verify_floor_p95_ms``: the same for the API's liveness probe (no
+  database, no Redis) in the same run: what the server and this load generator allow at 50 in flight.
 """
 
 from __future__ import annotations
@@ -160,25 +161,29 @@ async def api_rate(
     return len(ids) * rounds / seconds, first
 
 
-async def verify_p95(http: httpx.AsyncClient, checks: list[tuple[str, str]], concurrency: int, total: int) -> float:
+async def p95_in_flight(
+    http: httpx.AsyncClient, requests: list[tuple[str, dict[str, str]]], concurrency: int, total: int, what: str
+) -> float:
+    """p95 latency (ms) of ``total`` GETs of ``requests`` (cycled), ``concurrency`` in flight; each must
+    answer 200 (and a check ``genuine``)."""
     times: list[float] = []
-    pending = [checks[i % len(checks)] for i in range(total)]
+    pending = [requests[i % len(requests)] for i in range(total)]
 
     async def one() -> None:
         while pending:
-            code, sha = pending.pop()
+            path, params = pending.pop()
             started = time.perf_counter()
-            r = await http.get(f"/verify/{code}", params={"sha256": sha})
+            r = await http.get(path, params=params)
             times.append(time.perf_counter() - started)
-            if r.status_code != 200 or r.json()["genuine"] is not True:
-                raise SystemExit(f"verify: {r.status_code} {r.text[:300]}")
+            if r.status_code != 200 or (path.startswith("/verify/") and r.json()["genuine"] is not True):
+                raise SystemExit(f"{what}: {r.status_code} {r.text[:300]}")
 
     started = time.perf_counter()
     await asyncio.gather(*(one() for _ in range(concurrency)))
     seconds = time.perf_counter() - started
     p95 = percentile([t * 1000 for t in times], 0.95)
     p50 = percentile([t * 1000 for t in times], 0.5)
-    print(f"  verify: {total / seconds:.0f} checks/s, p50 {p50:.1f} ms, p95 {p95:.1f} ms, {concurrency} in flight")
+    print(f"  {what}: {total / seconds:.0f}/s, p50 {p50:.1f} ms, p95 {p95:.1f} ms, {concurrency} in flight")
     return p95
 
 
@@ -207,22 +212,21 @@ def main() -> int:
     try:
         with serving(env, password) as server:
 
-            async def go() -> tuple[float, list[dict[str, Any]], float, list[str]]:
+            async def go() -> tuple[float, list[dict[str, Any]], float, float, list[str]]:
                 async with httpx.AsyncClient(base_url=server.url, timeout=120) as http:
                     admin = await login(http, "admin", password)
                     ids = await accepted_results(http, admin, files, env)
                     signer = await signer_token(http, admin)
                     rate, copies = await api_rate(http, signer, ids, concurrency, args.rounds)
-                    codes = []
-                    for copy in copies:
-                        codes.append((copy["result_code"], copy["sha256"]))
-                    alone = await verify_p95(http, codes, 1, 200)
-                    print(f"  verify alone: p95 {alone:.1f} ms", flush=True)
-                    await verify_p95(http, codes, 50, 500)  # 50 connections opened and warm
-                    p95 = await verify_p95(http, codes, 50, args.checks)
-                    return rate, copies, p95, ids
+                    checks = [(f"/verify/{c['result_code']}", {"sha256": c["sha256"]}) for c in copies]
+                    await p95_in_flight(http, checks, 1, 200, "verify alone")
+                    await p95_in_flight(http, checks, 50, 500, "warm-up")  # 50 connections opened
+                    p95 = await p95_in_flight(http, checks, 50, args.checks, "verify")
+                    # the floor: the API's cheapest answer (a liveness probe) under the same load
+                    floor = await p95_in_flight(http, [("/health/live", {})], 50, args.checks, "liveness probe")
+                    return rate, copies, p95, floor, ids
 
-            ours, copies, p95, ids = asyncio.run(go())
+            ours, copies, p95, floor, ids = asyncio.run(go())
         bare, bare_sizes = bare_rate(p12, passphrase, files, concurrency, args.rounds)
     finally:
         clear_bucket(env)
@@ -242,6 +246,7 @@ def main() -> int:
     print(f"sign_ratio={ours / bare:.2f}")
     print(f"qr_overhead_pct={overhead:.2f}")
     print(f"verify_p95_ms={p95:.1f}")
+    print(f"verify_floor_p95_ms={floor:.1f}")
     return 0
 
 

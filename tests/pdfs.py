@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zlib
+from typing import Any
 
 from pypdf import PdfReader, PdfWriter
 
@@ -247,53 +248,37 @@ def broken_xref_pdf() -> bytes:
     )
 
 
-def signed_pdf() -> bytes:
-    """The text PDF signed by a self-signed certificate, as a commune officer's signature looks."""
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
+def sign_with(data: bytes, who: Any, ca: Any, field: str = "ChuKyCanBo") -> bytes:
+    """``data`` signed by ``who`` (a ``warehouse.pki.Issued``) as a digitizer's signing tool does it,
+    with the certificate of ``ca`` that issued it carried along."""
+    from asn1crypto import keys as asn1_keys
+    from asn1crypto import x509 as asn1_x509
+    from cryptography.hazmat.primitives import serialization
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import signers
     from pyhanko.sign.fields import SigFieldSpec, append_signature_field
     from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name(
-        [x509.NameAttribute(NameOID.COMMON_NAME, "Nguyễn Văn An"), x509.NameAttribute(NameOID.COUNTRY_NAME, "VN")]
-    )
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    from asn1crypto import keys as asn1_keys
-    from asn1crypto import x509 as asn1_x509
-
+    der = serialization.Encoding.DER
     signer = signers.SimpleSigner(
-        signing_cert=asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER)),
+        signing_cert=asn1_x509.Certificate.load(who.cert.public_bytes(der)),
         signing_key=asn1_keys.PrivateKeyInfo.load(
-            key.private_bytes(
-                serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
+            who.key.private_bytes(der, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
         ),
-        cert_registry=SimpleCertificateStore(),
+        cert_registry=SimpleCertificateStore.from_certs([asn1_x509.Certificate.load(ca.cert.public_bytes(der))]),
     )
-    writer = IncrementalPdfFileWriter(io.BytesIO(text_pdf()))
-    append_signature_field(writer, SigFieldSpec(sig_field_name="ChuKyCanBo"))
-    out = signers.sign_pdf(
-        writer, signers.PdfSignatureMetadata(field_name="ChuKyCanBo", name="Nguyễn Văn An"), signer=signer
-    )
+    writer = IncrementalPdfFileWriter(io.BytesIO(data))
+    append_signature_field(writer, SigFieldSpec(sig_field_name=field))
+    out = signers.sign_pdf(writer, signers.PdfSignatureMetadata(field_name=field), signer=signer)
     return out.getvalue()
+
+
+def signed_pdf() -> bytes:
+    """The text PDF signed by a commune officer whose certificate no configured root vouches for."""
+    from warehouse import pki
+
+    ca = pki.authority()
+    return sign_with(text_pdf(), pki.issue(ca, "Nguyễn Văn An"), ca)
 
 
 def tampered(signed: bytes) -> bytes:

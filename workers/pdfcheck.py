@@ -452,30 +452,17 @@ def active_content(reader: Any) -> tuple[bool, bool, list[str]]:
     return javascript, launch, embedded
 
 
-def _load_certificates(path: str | None) -> list[Any]:
-    """The certificates of a PEM (or DER) file; none without a path."""
+def _load_pem_or_der(path: str | None, kind: Any) -> list[Any]:
+    """The objects of ``kind`` (asn1crypto) in a PEM file (one or more) or a DER file; none without a path."""
     if not path:
         return []
-    from asn1crypto import pem, x509  # type: ignore[import-untyped]
+    from asn1crypto import pem  # type: ignore[import-untyped]
 
     with open(path, "rb") as fh:
         data = fh.read()
     if pem.detect(data):
-        return [x509.Certificate.load(der) for _, _, der in pem.unarmor(data, multiple=True)]
-    return [x509.Certificate.load(data)]
-
-
-def _load_crls(path: str | None) -> list[Any]:
-    """The revocation lists of a PEM or DER file; none without a path."""
-    if not path:
-        return []
-    from asn1crypto import crl, pem
-
-    with open(path, "rb") as fh:
-        data = fh.read()
-    if pem.detect(data):
-        return [crl.CertificateList.load(der) for _, _, der in pem.unarmor(data, multiple=True)]
-    return [crl.CertificateList.load(data)]
+        return [kind.load(der) for _, _, der in pem.unarmor(data, multiple=True)]
+    return [kind.load(data)]
 
 
 def _name(name: Any) -> str:
@@ -520,8 +507,10 @@ def validate_signatures(
     from pyhanko_certvalidator.policy_decl import CertRevTrustPolicy, RevocationCheckingPolicy, RevocationCheckingRule
 
     try:
-        roots = _load_certificates(trust_roots)
-        crls = _load_crls(crl_file)
+        from asn1crypto import crl, x509
+
+        roots = _load_pem_or_der(trust_roots, x509.Certificate)
+        crls = _load_pem_or_der(crl_file, crl.CertificateList)
     except Exception as exc:  # the warehouse's own settings: said beside each signature, never a crash
         for sig in signatures:
             sig["validation"] = {"checked": False, "detail": f"trust settings unreadable: {exc}"[:200]}

@@ -10,39 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from asn1crypto import keys as asn1_keys
-from asn1crypto import x509 as asn1_x509
-from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.sign import signers
-from pyhanko.sign.fields import SigFieldSpec, append_signature_field
-from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from storage import Settings
-from tests.pdfs import text_pdf
+from tests.pdfs import sign_with, text_pdf
 from warehouse import pki
 from workers.pdfcheck import Report, inspect_pdf
 from workers.standard import Standard, judge
-
-
-def sign(data: bytes, who: pki.Issued, ca: pki.Issued, field: str = "ChuKyCanBo") -> bytes:
-    """``data`` signed by ``who``, as a digitizer's signing tool does it."""
-    signer = signers.SimpleSigner(
-        signing_cert=asn1_x509.Certificate.load(who.cert.public_bytes(serialization.Encoding.DER)),
-        signing_key=asn1_keys.PrivateKeyInfo.load(
-            who.key.private_bytes(
-                serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        ),
-        cert_registry=SimpleCertificateStore.from_certs(
-            [asn1_x509.Certificate.load(ca.cert.public_bytes(serialization.Encoding.DER))]
-        ),
-    )
-    writer = IncrementalPdfFileWriter(io.BytesIO(data))
-    append_signature_field(writer, SigFieldSpec(sig_field_name=field))
-    out = signers.sign_pdf(writer, signers.PdfSignatureMetadata(field_name=field), signer=signer)
-    return out.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +49,7 @@ def read(data: bytes, roots: Path | None, crl: Path | None) -> Report:
 
 def signed_by(pki_files: dict[str, Any], who: str) -> bytes:
     issuer = pki_files["stranger_ca"] if who == "stranger" else pki_files["ca"]
-    return sign(text_pdf(), pki_files["people"][who], issuer)
+    return sign_with(text_pdf(), pki_files["people"][who], issuer)
 
 
 @pytest.mark.parametrize(

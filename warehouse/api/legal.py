@@ -110,7 +110,8 @@ class ResultCodeOut(msgspec.Struct):
 
 
 class PolicyIn(msgspec.Struct, forbid_unknown_fields=True):
-    """The unit's own policy per file kind; null clears it (the unit then takes its parent's)."""
+    """What the unit itself sets, per file kind, replacing what it set before: a kind left out or null
+    is not set (the unit takes its nearest ancestor's, or the default)."""
 
     component: Policy | None = None
     result: Policy | None = None
