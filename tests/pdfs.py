@@ -269,7 +269,10 @@ def sign_with(data: bytes, who: Any, ca: Any, field: str = "ChuKyCanBo") -> byte
     )
     writer = IncrementalPdfFileWriter(io.BytesIO(data))
     append_signature_field(writer, SigFieldSpec(sig_field_name=field))
-    out = signers.sign_pdf(writer, signers.PdfSignatureMetadata(field_name=field), signer=signer)
+    from cryptography.x509.oid import NameOID
+
+    name = str(who.cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
+    out = signers.sign_pdf(writer, signers.PdfSignatureMetadata(field_name=field, name=name), signer=signer)
     return out.getvalue()
 
 

@@ -411,3 +411,35 @@ async def test_a_scan_padded_after_its_end_is_signed_without_the_padding(keys: d
     assert made["corner"] == "top_left" and signed.startswith(original) and b"\x00" * 64 not in signed
     status = await validated(signed, keys["ca"])
     assert status.intact and status.valid and status.coverage.name == "ENTIRE_FILE"
+
+
+async def test_a_demo_key_lets_a_local_install_try_signing(tmp_path: Path) -> None:
+    """`warehouse signing demo-key UNIT` writes a test key the signer interface can load, issued by one
+    local test authority that the next key reuses."""
+    import os
+    import subprocess
+    import sys
+
+    from warehouse.signing import Pkcs12Signers, load_signer
+
+    env = {k: v for k, v in os.environ.items() if k != "WAREHOUSE_SIGNING_KEYS_DIR"}
+    env["WAREHOUSE_DATA_DIR"] = str(tmp_path)
+    for unit in ("000.01.21.HXX", "000.02.21.HXX"):
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "warehouse", "signing", "demo-key", unit],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "TEST key" in done.stdout
+    folder = tmp_path / "signing-keys"
+    issuers = set()
+    for unit in ("000.01.21.HXX", "000.02.21.HXX"):
+        spec = Pkcs12Signers(folder).for_unit(unit)
+        assert spec is not None and (folder / f"{unit}.p12").stat().st_mode & 0o077 == 0
+        issuers.add(load_signer(spec).signing_cert.issuer.human_friendly)
+    assert len(issuers) == 1
+    assert Pkcs12Signers(folder).for_unit("000.03.21.HXX") is None
