@@ -15,6 +15,8 @@ from typing import Any
 
 from pypdf.errors import FileNotDecryptedError, LimitReachedError
 
+# Signatures validated per file (each costs pyHanko a chain and a digest); the rest are listed unchecked.
+MAX_SIGNATURES_CHECKED = 20
 # A page whose extracted text has this many visible characters counts as having a text layer.
 MIN_TEXT_CHARS_PER_PAGE = 20
 MIB = 1024 * 1024
@@ -531,9 +533,12 @@ def validate_signatures(
             for sig in signatures:
                 sig["validation"] = {"checked": False, "detail": f"{type(exc).__name__}: {exc}"[:200]}
             return
-        for found in embedded:
+        for n, found in enumerate(embedded):
             entry = by_field.get(found.field_name)
             if entry is None:
+                continue
+            if n >= MAX_SIGNATURES_CHECKED:  # a file made of signatures must not spend the reading time
+                entry["validation"] = {"checked": False, "detail": f"not checked: more than {n} signatures"}
                 continue
             try:
                 context = ValidationContext(trust_roots=roots, crls=crls, allow_fetching=False, revinfo_policy=revinfo)

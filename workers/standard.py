@@ -136,6 +136,10 @@ FINDINGS: dict[str, tuple[str, str]] = {
         "The certificate of {signer} (signature '{field}') has expired or is not yet valid. Sign again with a "
         "valid certificate.",
     ),
+    "signature_unchecked": (
+        "Không kiểm tra được chữ ký số '{field}'; kho không xác nhận được chữ ký này.",
+        "The digital signature '{field}' could not be checked; the warehouse cannot vouch for it.",
+    ),
     "signature_revoked": (
         "Chứng thư số của {signer} (chữ ký '{field}') đã bị thu hồi. Hãy ký lại bằng chứng thư còn hiệu lực.",
         "The certificate of {signer} (signature '{field}') has been revoked. Sign again with a valid certificate.",
@@ -153,6 +157,7 @@ SIGNATURE_FINDINGS = frozenset(
         "signature_untrusted",
         "signature_expired",
         "signature_revoked",
+        "signature_unchecked",
     }
 )
 POLICIES = ("off", "warn", "reject")
@@ -167,6 +172,7 @@ def signature_findings(signatures: list[Signature]) -> list[Finding]:
     for sig in signed:
         check = sig.validation
         if check is None or not check.checked:
+            found.append(finding("signature_unchecked", field=sig.field))
             continue
         who = check.certificate or sig.signer or "?"
         if check.status == "invalid":

@@ -145,3 +145,20 @@ def test_unreadable_trust_settings_are_said_not_crashed(pki_files: dict[str, Any
     assert report.problem is None
     assert report.signatures[0]["validation"]["checked"] is False
     assert "trust settings unreadable" in report.signatures[0]["validation"]["detail"]
+    # a signature that could not be checked is never taken as a good one
+    verdict = judge(report, Standard.from_settings(Settings()), signature_policy="reject")
+    assert verdict.state == "rejected" and verdict.reason_code == "signature_unchecked"
+
+
+def test_a_file_of_many_signatures_is_read_in_bounded_time(pki_files: dict[str, Any]) -> None:
+    from workers import pdfcheck
+
+    data = text_pdf()
+    for n in range(pdfcheck.MAX_SIGNATURES_CHECKED + 2):
+        data = sign_with(data, pki_files["people"]["valid"], pki_files["ca"], field=f"Ky{n:02d}")
+    report = read(data, pki_files["roots"], pki_files["crl"])
+    checks = [s["validation"] for s in report.signatures]
+    assert len(checks) == pdfcheck.MAX_SIGNATURES_CHECKED + 2
+    assert sum(c["checked"] for c in checks) == pdfcheck.MAX_SIGNATURES_CHECKED
+    verdict = judge(report, Standard.from_settings(Settings()), signature_policy="warn")
+    assert {f.code for f in verdict.details.findings} == {"signature_unchecked"}
