@@ -286,6 +286,9 @@ class LegalSettings(_Group):
     qr_size_mm: float = Field(default=24.0, ge=12, le=60, description="side of the QR on the page")
     verify_per_minute: int = Field(default=30, ge=1, description="public checks per client address per minute")
     verify_max_bytes: int = Field(default=50 * MiB, ge=1024, description="largest copy a citizen may upload to check")
+    verify_uploads_at_once: int = Field(
+        default=8, ge=1, description="copies being read for a public check at once per API process (then 503)"
+    )
 
     @field_validator("result_code_format")
     @classmethod

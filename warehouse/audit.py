@@ -19,6 +19,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 log = logging.getLogger(__name__)
 
 _READS_AUDITED = "audit_reads"  # route opt: record GETs of this route too
+_NOT_AUDITED = "not_audited"  # route opt: a public route that changes nothing (anyone's check of a copy)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 _WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -53,7 +54,9 @@ def audit_middleware(app: ASGIApp) -> ASGIApp:
 async def _record(scope: Scope, status: int, location: str | None) -> None:
     handler = scope.get("route_handler")
     method = str(scope.get("method", "GET"))
-    if handler is None or (method not in _WRITE_METHODS and not handler.opt.get(_READS_AUDITED)):
+    if handler is None or handler.opt.get(_NOT_AUDITED):
+        return
+    if method not in _WRITE_METHODS and not handler.opt.get(_READS_AUDITED):
         return
     app = scope["app"]
     services = getattr(app.state, "services", None)
@@ -97,3 +100,4 @@ def _action(handler: Any, method: str, path: str) -> str:
 
 
 AUDIT_READS = {_READS_AUDITED: True}
+NOT_AUDITED = {_NOT_AUDITED: True}

@@ -52,6 +52,7 @@ class Services:
     catalogue: Catalogue = field(init=False)
     legal: Legal = field(init=False)
     signing: SigningPool = field(init=False)
+    verify_reading: asyncio.Semaphore = field(init=False)  # public checks reading a copy, at once
     api_keys: ApiKeys = field(init=False)
     audit: Audit = field(init=False)
     counters: Counters = field(init=False)
@@ -78,6 +79,7 @@ class Services:
         self.catalogue = Catalogue(pool)
         self.legal = Legal(pool)
         self.signing = SigningPool(self.settings)
+        self.verify_reading = asyncio.Semaphore(self.settings.verify_uploads_at_once)
         self.api_keys = ApiKeys(pool)
         self.audit = Audit(pool)
         self.counters = Counters(self.queue.redis)

@@ -151,6 +151,9 @@ DETAILS = {
     "too_many_signed_copies": "Tệp này đã có đủ số bản sao ký số cho phép; hãy dùng bản mới nhất.",
     "signed_copy_missing": "Tệp này chưa có bản sao đã ký số; người ký của đơn vị cần ký trước.",
     "result_not_found": "Không tìm thấy kết quả số hóa có mã này; hãy kiểm tra lại mã in cùng mã QR.",
+    "checks_busy": "Đang có quá nhiều bản sao được kiểm tra cùng lúc; hãy thử lại sau ít giây.",
+    "copy_too_large": "Bản sao gửi lên quá lớn để kiểm tra.",
+    "copy_missing": "Hãy gửi kèm bản sao cần kiểm tra (tệp PDF).",
     "too_many_checks": "Địa chỉ của bạn đã tra cứu quá nhiều lần; hãy thử lại sau ít phút.",
     # Returns from the one-stop system
     "batch_too_large": "Lô gửi có quá nhiều hồ sơ; hãy chia thành các lô nhỏ hơn.",

@@ -255,6 +255,9 @@ async def test_the_public_check(
     code = f["result_code"]
     _, signer = await api.account("signer", unit)
     copy = (await signing.post(f"/api/v1/files/{f['id']}/sign", headers=auth(signer))).json()
+    signed_copy_bytes = (
+        await signing.get(f"/api/v1/files/{f['id']}/content?variant=signed", headers=auth(signer))
+    ).content
 
     # no sign-in: JSON with what the QR carries, the holder's identifier masked
     r = await signing.get(f"/verify/{code}", headers={"Accept": "application/json"})
@@ -291,6 +294,22 @@ async def test_the_public_check(
     assert "Kết quả số hóa còn hiệu lực" in page.text and 'name="viewport"' in page.text
     assert "Hoàng Văn Páo" not in page.text and "********4321" in page.text
 
+    # the copy itself, sent by a citizen: raw or from the page's form; nothing of it kept or audited
+    r = await signing.post(f"/verify/{code}", content=signed_copy_bytes, headers={"Content-Type": "application/pdf"})
+    assert r.status_code == 200 and r.json()["genuine"] is True, r.text
+    r = await signing.post(f"/verify/{code}", content=b"%PDF-1.4 a different copy")
+    assert r.status_code == 200 and r.json()["genuine"] is False
+    r = await signing.post(
+        f"/verify/{code}?format=html", files={"file": ("ban-sao.pdf", signed_copy_bytes, "application/pdf")}
+    )
+    assert r.status_code == 200 and "Bản sao khớp với bản đã lưu trong kho." in r.text
+    assert 'enctype="multipart/form-data"' in page.text
+    r = await signing.post(f"/verify/{code}")
+    assert r.status_code == 422 and r.json()["code"] == "copy_missing"
+    _, admin = await api.account("unit_admin", unit)
+    audit = (await signing.get("/api/v1/audit", headers=auth(admin))).json()["items"]
+    assert not any(e["action"] == "verify_copy" for e in audit)
+
     # a code never given and a withdrawn code get the same answer
     never = await signing.get("/verify/000000000000-KQ1-99999999", headers={"Accept": "application/json"})
     r = await signing.delete(f"/api/v1/files/{f['id']}", headers=auth(made["operator"]))
@@ -302,6 +321,28 @@ async def test_the_public_check(
     }
     assert withdrawn.json()["code"] == "result_not_found"
     assert (await signing.get(f"/verify/{code}", headers={"Accept": "text/html"})).status_code == 404
+
+
+async def test_a_copy_sent_to_check_is_bounded(prepared: Settings) -> None:
+    """A stranger's upload to the public check: a declared size past the limit is refused at once, an
+    undeclared one as soon as it passes it, over real HTTP (chunked)."""
+    import httpx
+
+    from tests.factories import LiveServer
+
+    with LiveServer(WAREHOUSE_VERIFY_MAX_BYTES="4096") as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+            r = await http.post("/verify/ANY-CODE-1", content=b"%PDF" + b"x" * 5000)
+            assert r.status_code == 413 and r.json()["code"] == "copy_too_large"
+
+            async def chunked() -> AsyncIterator[bytes]:  # no Content-Length: found out while reading
+                for _ in range(10):
+                    yield b"x" * 1000
+
+            r = await http.post("/verify/ANY-CODE-1", content=chunked())
+            assert r.status_code == 413 and r.json()["code"] == "copy_too_large"
+            r = await http.post("/verify/ANY-CODE-1", content=b"%PDF-1.4 small")
+            assert r.status_code == 404 and r.json()["code"] == "result_not_found"
 
 
 async def test_the_public_check_is_limited_per_address(prepared: Settings, api: Api, tree: Subtree) -> None:

@@ -3,8 +3,12 @@ unit's signature policy, and the public check anyone can open from a QR."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import html
 import re
+import time
+from collections.abc import AsyncIterator
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -19,9 +23,11 @@ from storage.legal import ResultCode, SignedCopy
 from warehouse.api.deps import Caller, Deps
 from warehouse.api.files import _file_for_read
 from warehouse.api.session import client_address
+from warehouse.audit import NOT_AUDITED
 from warehouse.auth import visible_unit
 from warehouse.errors import Problem
 from warehouse.legal import issued_text, policy_of, set_policy, sign_file, verify, vi_date
+from warehouse.uploads import MultipartUpload, content_length, multipart_file
 
 Policy = Literal["off", "warn", "reject"]
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -223,11 +229,108 @@ def _found_page(answer: dict[str, Any], system: str) -> Response[str]:
         ("Hiệu lực đến", vi_date(answer["valid_until"])),
     ]
     body = "<dl>" + "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in rows) + "</dl>"
+    code = html.escape(answer["code"], quote=True)
+    body += (
+        f'<form method="post" action="/verify/{code}?format=html" enctype="multipart/form-data">'
+        '<p><label for="file">Kiểm tra bản sao bạn đang có (tệp PDF):</label><br>'
+        '<input id="file" type="file" name="file" accept="application/pdf" required></p>'
+        '<p><button type="submit">Kiểm tra bản sao</button></p></form>'
+    )
     if answer["genuine"] is True:
         body = '<p class="ok">Bản sao khớp với bản đã lưu trong kho.</p>' + body
     elif answer["genuine"] is False:
         body = '<p class="bad">Bản sao hoặc thông tin được đưa ra KHÔNG khớp với bản đã lưu trong kho.</p>' + body
     return _page(title, "ok" if valid else "bad", body, system, 200)
+
+
+async def _limited(services: Deps, request: Caller) -> None:
+    """Count one check against the caller's address (``verify_per_minute``); 429 past it."""
+    settings = services.settings
+    address = client_address(request, settings.trusted_proxies)
+    states = await services.counters.hit([Window(f"rl:verify:{address}", settings.verify_per_minute, 60)])
+    if states is not None and states[0].exceeded:
+        retry = max(1, states[0].resets_in_ms // 1000)
+        raise Problem(
+            429,
+            "too_many_checks",
+            f"Too many checks from your address. Try again in {retry} seconds.",
+            headers={"Retry-After": str(retry)},
+        )
+
+
+def _wants_html(request: Caller, format: str | None) -> bool:
+    return format == "html" or (format is None and "text/html" in request.headers.get("accept", ""))
+
+
+async def _answer(services: Deps, code: str, given: dict[str, str | None], html_wanted: bool) -> Response[Any]:
+    settings = services.settings
+    answer = await verify(services, code, {k: v for k, v in given.items() if v})
+    if answer is None:
+        if html_wanted:
+            body = "<p>Không tìm thấy kết quả số hóa có mã này. Hãy kiểm tra lại mã trên mã QR.</p>"
+            return _page("Không tìm thấy mã kết quả số hóa", "bad", body, settings.system_name, 404)
+        raise Problem(
+            404,
+            "result_not_found",
+            "There is no digitized result with this code. Check the code printed with the QR.",
+        )
+    if html_wanted:
+        return _found_page(answer, settings.system_name)
+    return Response(answer, headers={"Cache-Control": "no-store"})
+
+
+async def _digest_of_copy(services: Deps, request: Caller) -> str:
+    """The SHA-256 of the copy in the body (raw, or the ``file`` part of a form), read as it arrives:
+    at most ``verify_max_bytes``, and a sender that stalls or crawls is cut off (408) like an upload."""
+    settings = services.settings
+    reading = services.verify_reading
+    if reading.locked():
+        raise Problem(
+            503,
+            "checks_busy",
+            "Too many copies are being checked right now. Try again in a few seconds.",
+            headers={"Retry-After": "5"},
+        )
+    declared = content_length(request.headers.get("content-length"))
+    if declared is not None and declared > settings.verify_max_bytes:
+        raise Problem(
+            413,
+            "copy_too_large",
+            f"The copy is larger than the {settings.verify_max_bytes // (1024 * 1024)} MiB that are checked.",
+        )
+    content_type = request.headers.get("content-type", "")
+    body: AsyncIterator[bytes] = request.stream()
+    if content_type.lower().startswith("multipart/form-data"):
+        body = multipart_file(content_type, body, MultipartUpload())
+    async with reading:
+        digest = hashlib.sha256()
+        size = 0
+        started = time.monotonic()
+        iterator = aiter(body)
+        while True:
+            try:
+                async with asyncio.timeout(settings.upload_idle_seconds):
+                    chunk = await anext(iterator)
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                raise Problem(
+                    408, "upload_too_slow", "Nothing arrived for a while, so the check was stopped."
+                ) from None
+            size += len(chunk)
+            if size > settings.verify_max_bytes:
+                raise Problem(
+                    413,
+                    "copy_too_large",
+                    f"The copy is larger than the {settings.verify_max_bytes // (1024 * 1024)} MiB that are checked.",
+                )
+            elapsed = time.monotonic() - started
+            if elapsed > settings.upload_rate_grace_seconds and size / elapsed < settings.upload_min_bytes_per_second:
+                raise Problem(408, "upload_too_slow", "The copy arrived too slowly, so the check was stopped.")
+            digest.update(chunk)
+    if size == 0:
+        raise Problem(422, "copy_missing", "Send the copy to check: the PDF as the body, or a form field 'file'.")
+    return digest.hexdigest()
 
 
 class VerifyController(Controller):
@@ -252,31 +355,31 @@ class VerifyController(Controller):
         the QR) and, to compare, the SHA-256 of the copy in hand or the QR's fields. A plain Vietnamese
         page (`Accept: text/html` or `?format=html`) or JSON. A code that never existed and one withdrawn
         get the same answer."""
-        settings = services.settings
-        address = client_address(request, settings.trusted_proxies)
-        states = await services.counters.hit([Window(f"rl:verify:{address}", settings.verify_per_minute, 60)])
-        if states is not None and states[0].exceeded:
-            retry = max(1, states[0].resets_in_ms // 1000)
-            raise Problem(
-                429,
-                "too_many_checks",
-                f"Too many checks from your address. Try again in {retry} seconds.",
-                headers={"Retry-After": str(retry)},
-            )
+        await _limited(services, request)
         if sha256 is not None and not _SHA256.match(sha256):
             raise Problem(422, "invalid_sha256", "Give the file's SHA-256 (64 hexadecimal characters).")
-        html_wanted = format == "html" or (format is None and "text/html" in request.headers.get("accept", ""))
         given = {"sha256": sha256, "dossier_code": dossier_code, "procedure_code": procedure_code, "holder": holder}
-        answer = await verify(services, code, {k: v for k, v in given.items() if v})
-        if answer is None:
-            if html_wanted:
-                body = "<p>Không tìm thấy kết quả số hóa có mã này. Hãy kiểm tra lại mã trên mã QR.</p>"
-                return _page("Không tìm thấy mã kết quả số hóa", "bad", body, settings.system_name, 404)
-            raise Problem(
-                404,
-                "result_not_found",
-                "There is no digitized result with this code. Check the code printed with the QR.",
-            )
-        if html_wanted:
-            return _found_page(answer, settings.system_name)
-        return Response(answer, headers={"Cache-Control": "no-store"})
+        return await _answer(services, code, given, _wants_html(request, format))
+
+    @post(
+        "/{code:str}",
+        operation_id="verify_copy",
+        media_type=MediaType.JSON,
+        security=[],
+        status_code=HTTP_200_OK,
+        request_max_body_size=None,  # read as it arrives, up to WAREHOUSE_VERIFY_MAX_BYTES
+        opt=NOT_AUDITED,  # changes nothing; a public caller must not fill the audit trail
+    )
+    async def check_copy(
+        self,
+        code: FromPath[str],
+        request: Caller,
+        services: Deps,
+        format: Annotated[Literal["json", "html"] | None, QueryParameter(description="json or html")] = None,
+    ) -> Response[Any]:
+        """Check the copy in hand: send its bytes (the PDF as the body, or a form's `file` field) and the
+        answer says, as the GET does, whether it is the copy the warehouse keeps (`genuine`). Nothing
+        sent is kept. At most `WAREHOUSE_VERIFY_MAX_BYTES`; counted against the address's checks."""
+        await _limited(services, request)
+        digest = await _digest_of_copy(services, request)
+        return await _answer(services, code, {"sha256": digest}, _wants_html(request, format))
