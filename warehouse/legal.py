@@ -87,6 +87,8 @@ async def sign_file(services: Services, principal: Principal, f: File, *, again:
     dossier = await services.dossiers.get(f.dossier_id, scope=None)
     if dossier is None or dossier.unit_id not in await services.own_units(principal.account.unit_id):
         raise Forbidden("forbidden", "You may sign only your own unit's files, with its certificate.")
+    if dossier.state != "active":
+        raise Conflict("dossier_deleted", "The file's dossier has been deleted; its files are not signed.")
     if f.state != "ready":
         raise Conflict("file_not_ready", "Only a file that passed inspection can be signed. Wait for its verdict.")
     if f.size > settings.sign_max_bytes:

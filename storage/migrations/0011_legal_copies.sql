@@ -47,6 +47,17 @@ CREATE TRIGGER files_withdraw_result_code AFTER UPDATE OF state ON files
     FOR EACH ROW WHEN (NEW.state = 'deleted' AND OLD.state IS DISTINCT FROM 'deleted')
     EXECUTE FUNCTION result_codes_withdraw();
 
+-- So does a dossier deleted with its files in it.
+CREATE FUNCTION result_codes_withdraw_dossier() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE result_codes SET withdrawn_at = clock_timestamp(), withdrawn_reason = 'dossier deleted'
+    WHERE dossier_id = NEW.id AND withdrawn_at IS NULL;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER dossiers_withdraw_result_codes AFTER UPDATE OF state ON dossiers
+    FOR EACH ROW WHEN (NEW.state = 'deleted' AND OLD.state IS DISTINCT FROM 'deleted')
+    EXECUTE FUNCTION result_codes_withdraw_dossier();
+
 -- The organisation's signed copy, kept beside the original (which never changes): the original's bytes
 -- with an incremental update holding the QR and the signature.
 CREATE TABLE signed_copies (

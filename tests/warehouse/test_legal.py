@@ -320,6 +320,14 @@ async def test_the_public_check(
         k: v for k, v in withdrawn.json().items() if k not in ("request_id", "instance")
     }
     assert withdrawn.json()["code"] == "result_not_found"
+    # a deleted dossier takes its results' codes out of use too
+    other = await accepted_result(api, unit, a4_pdf(99))
+    assert (await signing.get(f"/verify/{other['file']['result_code']}")).status_code == 200
+    r = await signing.delete(f"/api/v1/dossiers/{other['dossier']['id']}", headers=auth(other["operator"]))
+    assert r.status_code == 204, r.text
+    assert (await signing.get(f"/verify/{other['file']['result_code']}")).status_code == 404
+    r = await signing.post(f"/api/v1/files/{other['file']['id']}/sign", headers=auth(signer))
+    assert r.status_code in (404, 409), r.text
     assert (await signing.get(f"/verify/{code}", headers={"Accept": "text/html"})).status_code == 404
 
 
