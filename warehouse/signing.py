@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import multiprocessing
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -434,10 +435,15 @@ def sign_copy(
 
 
 def _limit_child(memory_bytes: int) -> None:
-    """In each signing child as it starts: the memory it may take."""
+    """In each signing child as it starts: the memory it may take, and no part in the terminal's
+    signals (Ctrl-C reaches the whole process group: the API stops its children itself, and a child
+    killed under it would be replaced while the API shuts down)."""
     import resource
+    import signal
 
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class SigningPool:
@@ -473,11 +479,16 @@ class SigningPool:
     async def run(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """``sign_copy(*args, **kwargs)`` in a child (call it holding a slot)."""
         if self._pool is None:
+            # Started from a fork server, not forked from the API process: a child gets none of the
+            # server's sockets and threads.
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["warehouse.signing", "pyhanko.sign", "pypdf", "segno"])
             self._pool = ProcessPool(
                 max_workers=self.settings.sign_concurrency,
                 max_tasks=500,
                 initializer=_limit_child,
                 initargs=(self.settings.sign_memory_mb * 1024 * 1024,),
+                context=context,
             )
         future = self._pool.schedule(sign_copy, args=args, kwargs=kwargs, timeout=self.settings.sign_timeout_seconds)
         try:

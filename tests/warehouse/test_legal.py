@@ -492,3 +492,34 @@ async def test_a_demo_key_lets_a_local_install_try_signing(tmp_path: Path) -> No
         issuers.add(load_signer(spec).signing_cert.issuer.human_friendly)
     assert len(issuers) == 1
     assert Pkcs12Signers(folder).for_unit("000.03.21.HXX") is None
+
+
+async def test_stopping_the_process_group_stops_an_api_that_has_signed(
+    api: Api, tree: Subtree, keys: dict[str, Any]
+) -> None:
+    """A signal to the whole process group (a service manager stopping it, a terminal closing) reaches the
+    signing children too: the API still stops at once
+    (its children were once killed under it and the API hung)."""
+    import os
+    import signal
+    import time
+
+    import httpx
+
+    from tests.factories import LiveServer
+
+    unit = tree.commune(1)
+    install_key(keys, unit)
+    made = await accepted_result(api, unit, a4_pdf(41))
+    _, signer = await api.account("signer", unit)
+    server = LiveServer(WAREHOUSE_SIGNING_KEYS_DIR=str(keys["folder"]))
+    with server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+            r = await http.post(f"/api/v1/files/{made['file']['id']}/sign", headers=auth(signer))
+            assert r.status_code == 201, r.text
+        assert server.proc is not None
+        os.killpg(server.proc.pid, signal.SIGTERM)
+        started = time.monotonic()
+        code = await asyncio.to_thread(server.proc.wait, 30)
+        assert time.monotonic() - started < 15, "the API did not stop"
+        assert code is not None
