@@ -12,6 +12,7 @@ from uuid import UUID
 import asyncpg
 
 from storage.catalogue import Catalogue, in_force, valid_until
+from storage.config import Settings
 from storage.db import Transaction
 
 FILE_KINDS = ("component", "result")
@@ -31,6 +32,11 @@ def result_code(fmt: str, *, holder: str, result_type: str, unit: str, year: int
     code = re.sub(r"[^0-9A-Za-z._-]", "", raw)
     code = re.sub(r"([._-])[._-]+", r"\1", code).strip("._-")
     return code[:80]
+
+
+def default_policy(settings: Settings, kind: str) -> str:
+    """What an unsigned or badly signed file of this kind gets where no unit sets a policy."""
+    return settings.signature_policy_result if kind == "result" else settings.signature_policy_component
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +68,10 @@ class FileFacts:
     policy_component: str | None = None  # the signature policy the unit or its nearest ancestor sets
     policy_result: str | None = None
 
-    def policy(self, kind: str) -> str | None:
-        return self.policy_result if kind == "result" else self.policy_component
+    def policy(self, kind: str, settings: Settings) -> str:
+        """The policy for this file kind: the unit's (or an ancestor's), else the settings' default."""
+        found = self.policy_result if kind == "result" else self.policy_component
+        return found or default_policy(settings, kind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,23 +141,14 @@ class Legal:
 
     # -- the signature policy ------------------------------------------------------------------------
 
-    async def policy_for(self, unit_id: int, kind: str) -> str | None:
-        """The policy of the unit's nearest ancestor (itself first) that sets one for this kind."""
-        value: str | None = await self._pool.fetchval(
-            """
-            WITH RECURSIVE up(id, depth) AS (
-                SELECT $1::bigint, 0
-                UNION ALL
-                SELECT u.parent_id, up.depth + 1 FROM units u JOIN up ON u.id = up.id
-                WHERE u.parent_id IS NOT NULL AND up.depth < 10
-            )
-            SELECT p.policy FROM up JOIN signature_policies p ON p.unit_id = up.id AND p.file_kind = $2
-            ORDER BY up.depth LIMIT 1
-            """,
+    async def policies_for(self, unit_id: int) -> dict[str, str | None]:
+        """The policy that applies to the unit's files of each kind (None: the settings' default)."""
+        r = await self._pool.fetchrow(
+            "SELECT signature_policy_of($1, 'component') AS component, signature_policy_of($1, 'result') AS result",
             unit_id,
-            kind,
         )
-        return value
+        assert r is not None  # a SELECT of two values answers one row
+        return {kind: r[kind] for kind in FILE_KINDS}
 
     async def policies_set(self, unit_id: int) -> dict[str, str]:
         """The policies the unit itself sets, by file kind."""
@@ -179,24 +178,12 @@ class Legal:
         """The file's dossier and unit, and the signature policies that apply there, in one query."""
         r = await self._pool.fetchrow(
             """
-            WITH RECURSIVE facts AS (
-                SELECT d.unit_id, u.code AS unit_code, d.code AS dossier_code, d.procedure_code,
-                       d.received_on, d.subject_id_number AS holder, d.result_kind_code, d.result_issued_on,
-                       d.result_valid_until
-                FROM files f JOIN dossiers d ON d.id = f.dossier_id JOIN units u ON u.id = d.unit_id
-                WHERE f.id = $1
-            ), up(id, depth) AS (
-                SELECT unit_id, 0 FROM facts
-                UNION ALL
-                SELECT u.parent_id, up.depth + 1 FROM units u JOIN up ON u.id = up.id
-                WHERE u.parent_id IS NOT NULL AND up.depth < 10
-            )
-            SELECT facts.*,
-                (SELECT p.policy FROM up JOIN signature_policies p ON p.unit_id = up.id
-                 WHERE p.file_kind = 'component' ORDER BY up.depth LIMIT 1) AS policy_component,
-                (SELECT p.policy FROM up JOIN signature_policies p ON p.unit_id = up.id
-                 WHERE p.file_kind = 'result' ORDER BY up.depth LIMIT 1) AS policy_result
-            FROM facts
+            SELECT d.unit_id, u.code AS unit_code, d.code AS dossier_code, d.procedure_code, d.received_on,
+                   d.subject_id_number AS holder, d.result_kind_code, d.result_issued_on, d.result_valid_until,
+                   signature_policy_of(d.unit_id, 'component') AS policy_component,
+                   signature_policy_of(d.unit_id, 'result') AS policy_result
+            FROM files f JOIN dossiers d ON d.id = f.dossier_id JOIN units u ON u.id = d.unit_id
+            WHERE f.id = $1
             """,
             file_id,
         )
@@ -254,19 +241,6 @@ class Legal:
         r = await self._pool.fetchrow(_RESULT + " WHERE r.file_id = $1", file_id)
         return ResultCode.from_record(r) if r else None
 
-    async def withdraw(self, conn: Transaction, code: str, reason: str) -> bool:
-        updated = await conn.fetchval(
-            """
-            UPDATE result_codes SET withdrawn_at = clock_timestamp(), withdrawn_reason = $2
-            WHERE code = $1 AND withdrawn_at IS NULL RETURNING true
-            """,
-            code,
-            reason,
-        )
-        return bool(updated)
-
-    # -- signed copies ---------------------------------------------------------------------------------
-
     async def insert_signed(self, conn: Transaction, copy: SignedCopy) -> None:
         await conn.execute(
             f"INSERT INTO signed_copies ({_SIGNED}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
@@ -279,7 +253,3 @@ class Legal:
             f"SELECT {_SIGNED} FROM signed_copies WHERE file_id = $1 ORDER BY signed_at DESC", file_id
         )
         return [SignedCopy.from_record(r) for r in rows]
-
-    async def signed_copy(self, copy_id: UUID) -> SignedCopy | None:
-        r = await self._pool.fetchrow(f"SELECT {_SIGNED} FROM signed_copies WHERE id = $1", copy_id)
-        return SignedCopy.from_record(r) if r else None

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from storage import File, ObjectNotFound, Settings, Unit
-from storage.legal import FILE_KINDS, ResultCode, SignedCopy
+from storage.legal import FILE_KINDS, ResultCode, SignedCopy, default_policy
 from warehouse.context import Services
 from warehouse.principal import Principal, require_admin
 from warehouse.refusals import Busy, Conflict, Forbidden, Invalid, NotFound, TooLarge
@@ -215,15 +215,9 @@ async def _make_copy(
 async def policy_of(services: Services, unit: Unit) -> dict[str, Any]:
     """What the unit sets, and what applies to it (its own, an ancestor's, or the settings' default)."""
     own = await services.legal.policies_set(unit.id)
-    applied: dict[str, str] = {}
-    for kind in FILE_KINDS:
-        found = await services.legal.policy_for(unit.id, kind)
-        applied[kind] = found or _default(services.settings, kind)
+    found = await services.legal.policies_for(unit.id)
+    applied = {kind: found[kind] or default_policy(services.settings, kind) for kind in FILE_KINDS}
     return {"unit": unit.code, "set": own, "applied": applied}
-
-
-def _default(settings: Settings, kind: str) -> str:
-    return settings.signature_policy_result if kind == "result" else settings.signature_policy_component
 
 
 async def set_policy(

@@ -118,21 +118,20 @@ def _multiply(m: list[float], n: list[float]) -> list[float]:
     return [a * A + b * C, a * B + b * D, c * A + d * C, c * B + d * D, e * A + f * C + E, e * B + f * D + F]
 
 
-def _text_in(page: Any, rect: tuple[float, float, float, float]) -> bool:
-    """Whether any visible text starts inside ``rect``."""
-    found = [False]
+def _text_origins(page: Any) -> list[tuple[float, float]]:
+    """Where each run of visible text on the page starts (none when the text cannot be read)."""
+    origins: list[tuple[float, float]] = []
 
     def visit(text: str, cm: list[float], tm: list[float], *_: Any) -> None:
-        if found[0] or not text.strip():
-            return
-        x, y = _multiply(list(tm), list(cm))[4:6]
-        found[0] = rect[0] <= x <= rect[2] and rect[1] <= y <= rect[3]
+        if text.strip():
+            x, y = _multiply(list(tm), list(cm))[4:6]
+            origins.append((x, y))
 
     try:
         page.extract_text(visitor_text=visit)
     except Exception:
-        return False  # text that cannot be read is not counted either way
-    return found[0]
+        return []  # text that cannot be read is not counted either way
+    return origins
 
 
 def _images_drawn(page: Any) -> list[tuple[Any, list[float]]]:
@@ -175,11 +174,28 @@ def _picture(image: Any) -> Any:
     return picture.convert("L")
 
 
-def _ink_in(page: Any, rect: tuple[float, float, float, float]) -> float | None:
+class _Scans:
+    """The page's images as drawn, each decoded at most once however many corners are looked at."""
+
+    def __init__(self, page: Any) -> None:
+        self.drawn = _images_drawn(page)
+        self._pictures: dict[int, Any] = {}
+
+    def picture(self, image: Any) -> Any:
+        key = id(image)
+        if key not in self._pictures:
+            try:
+                self._pictures[key] = _picture(image)
+            except Exception:
+                self._pictures[key] = None
+        return self._pictures[key]
+
+
+def _ink_in(scans: _Scans, rect: tuple[float, float, float, float]) -> float | None:
     """The share of scan pixels inside ``rect`` that differ clearly from the paper; None without a scan
     there (or one drawn rotated, or one that cannot be decoded)."""
     worst: float | None = None
-    for image, (a, b, c, d, e, f) in _images_drawn(page):
+    for image, (a, b, c, d, e, f) in scans.drawn:
         if abs(b) > 1e-6 or abs(c) > 1e-6 or a == 0 or d == 0:
             continue
         left, right = sorted((e, e + a))
@@ -188,9 +204,8 @@ def _ink_in(page: Any, rect: tuple[float, float, float, float]) -> float | None:
         y0, y1 = max(rect[1], low), min(rect[3], high)
         if x0 >= x1 or y0 >= y1:
             continue
-        try:
-            picture = _picture(image)
-        except Exception:
+        picture = scans.picture(image)
+        if picture is None:
             continue
         w, h = picture.size
         cols = sorted(min(w, max(0, round((x - e) / a * w))) for x in (x0, x1))
@@ -246,17 +261,21 @@ def place_qr(page: Any, size: float, margin: float) -> Placement:
         findings.append(
             _finding(
                 "qr_no_room",
-                "Trang đầu quá nhỏ để đặt mã QR; mã QR được đặt ở góc trên bên trái, che một phần trang.",
-                "The first page is too small for the QR; it is placed at the top left, over part of the page.",
+                "Trang đầu quá nhỏ để đặt mã QR: mã QR được thu nhỏ, đặt ở góc trên bên trái, che một phần trang "
+                "và có thể không quét được.",
+                "The first page is too small for the QR: it is drawn smaller, at the top left over part of the "
+                "page, and may not be readable.",
             )
         )
         margin = 0.0
         size = min(size, x1 - x0, y1 - y0)
         return Placement("top_left", _corner_rect((x0, y0, x1, y1), rotate, "top_left", size, margin), rotate, findings)
+    scans, origins = _Scans(page), _text_origins(page)
     for corner in CORNERS:
         rect = _corner_rect((x0, y0, x1, y1), rotate, corner, size, margin)
-        ink = _ink_in(page, rect)
-        if (ink is None or ink <= BLANK_INK) and not _text_in(page, rect):
+        ink = _ink_in(scans, rect)
+        text = any(rect[0] <= x <= rect[2] and rect[1] <= y <= rect[3] for x, y in origins)
+        if (ink is None or ink <= BLANK_INK) and not text:
             if corner != "top_left":
                 findings.append(
                     _finding(

@@ -25,7 +25,7 @@ from storage import (
     requeue_lost,
 )
 from storage.inspection import InspectionDetails, OcrOutcome
-from storage.legal import Legal
+from storage.legal import Legal, default_policy
 from storage.objects import ObjectStore
 from workers.metrics import record_verdict, timed
 from workers.pdfcheck import MIN_TEXT_CHARS_PER_PAGE, Report, inspect_pdf
@@ -167,9 +167,8 @@ async def _conclude(ctx: dict[str, Any], f: File, fault: str, value: Any) -> str
     legal = Legal(ctx["db"].pool)
     facts = await legal.file_facts(f.id)
     if fault == "report":
-        policy = facts.policy(f.kind) if facts is not None else None
-        default = settings.signature_policy_result if f.kind == "result" else settings.signature_policy_component
-        result = judge(Report(**value), ctx["standard"], signature_policy=policy or default)
+        policy = facts.policy(f.kind, settings) if facts is not None else default_policy(settings, f.kind)
+        result = judge(Report(**value), ctx["standard"], signature_policy=policy)
     elif fault == "missing":
         result = rejection("content_missing")
     elif fault == "timeout":

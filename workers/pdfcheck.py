@@ -526,6 +526,7 @@ def validate_signatures(
     # their list is. Without lists, revocation is not checked (and the answer says so).
     rule = RevocationCheckingRule.CRL_REQUIRED if crls else RevocationCheckingRule.CHECK_IF_DECLARED_SOFT
     revinfo = CertRevTrustPolicy(RevocationCheckingPolicy(rule, RevocationCheckingRule.CHECK_IF_DECLARED_SOFT))
+    context = ValidationContext(trust_roots=roots, crls=crls, allow_fetching=False, revinfo_policy=revinfo)
     with _open(source) as fh:
         try:
             embedded = PdfFileReader(fh, strict=False).embedded_signatures
@@ -541,7 +542,6 @@ def validate_signatures(
                 entry["validation"] = {"checked": False, "detail": f"not checked: more than {n} signatures"}
                 continue
             try:
-                context = ValidationContext(trust_roots=roots, crls=crls, allow_fetching=False, revinfo_policy=revinfo)
                 status = validate_pdf_signature(found, context)
             except Exception as exc:  # a malformed signature is a finding, not a crash
                 entry["validation"] = {

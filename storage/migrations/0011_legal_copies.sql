@@ -17,6 +17,19 @@ CREATE TABLE signature_policies (
     PRIMARY KEY (unit_id, file_kind)
 );
 
+-- The policy that applies to a unit's files of a kind: its own, else its nearest ancestor's (NULL: none
+-- sets one, and the settings' default applies).
+CREATE FUNCTION signature_policy_of(unit bigint, kind text) RETURNS text LANGUAGE sql STABLE AS $$
+    WITH RECURSIVE up(id, depth) AS (
+        SELECT unit, 0
+        UNION ALL
+        SELECT u.parent_id, up.depth + 1 FROM units u JOIN up ON u.id = up.id
+        WHERE u.parent_id IS NOT NULL AND up.depth < 10
+    )
+    SELECT p.policy FROM up JOIN signature_policies p ON p.unit_id = up.id AND p.file_kind = kind
+    ORDER BY up.depth LIMIT 1
+$$;
+
 -- The digitization result code (art. 10): given once to each accepted result, never reused (the
 -- sequence only grows; a withdrawn code stays here, withdrawn).
 CREATE SEQUENCE result_code_seq;

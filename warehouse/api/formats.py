@@ -5,7 +5,7 @@ from __future__ import annotations
 from warehouse.api.deps import Caller
 from warehouse.api.problems import XLSX
 
-FORMATS = {"csv": "text/csv", "xlsx": XLSX, "png": "image/png", "json": "application/json"}
+FORMATS = {"csv": "text/csv", "xlsx": XLSX, "png": "image/png", "json": "application/json", "html": "text/html"}
 
 
 def wanted_format(request: Caller, format: str | None, offered: tuple[str, ...]) -> str:

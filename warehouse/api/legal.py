@@ -18,15 +18,16 @@ from litestar import Controller, MediaType, Response, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from storage import Window
+from storage import Settings, Window
 from storage.legal import ResultCode, SignedCopy
 from warehouse.api.deps import Caller, Deps
 from warehouse.api.files import _file_for_read
+from warehouse.api.formats import wanted_format
 from warehouse.api.session import client_address
 from warehouse.audit import NOT_AUDITED
 from warehouse.auth import visible_unit
 from warehouse.errors import Problem
-from warehouse.legal import issued_text, policy_of, set_policy, sign_file, verify, vi_date
+from warehouse.legal import issued_text, policy_of, set_policy, sign_file, verify, verify_url, vi_date
 from warehouse.uploads import MultipartUpload, content_length, multipart_file
 
 Policy = Literal["off", "warn", "reject"]
@@ -62,7 +63,7 @@ class SignedCopyOut(msgspec.Struct):
     findings: list[CopyFindingOut] = msgspec.field(default_factory=list)
 
     @classmethod
-    def of(cls, copy: SignedCopy, base_url: str | None) -> SignedCopyOut:
+    def of(cls, copy: SignedCopy, settings: Settings) -> SignedCopyOut:
         return cls(
             id=copy.id,
             file_id=copy.file_id,
@@ -74,7 +75,7 @@ class SignedCopyOut(msgspec.Struct):
             signed_by=copy.signed_by,
             qr=QrOut(corner=copy.qr.get("corner"), text=str(copy.qr.get("text", ""))),
             result_code=copy.result_code,
-            verify_url=f"{base_url.rstrip('/')}/verify/{copy.result_code}" if base_url and copy.result_code else None,
+            verify_url=verify_url(settings, copy.result_code) if copy.result_code else None,
             findings=[msgspec.convert(f, CopyFindingOut) for f in copy.findings],
         )
 
@@ -97,7 +98,7 @@ class ResultCodeOut(msgspec.Struct):
     verify_url: str
 
     @classmethod
-    def of(cls, r: ResultCode, base_url: str) -> ResultCodeOut:
+    def of(cls, r: ResultCode, settings: Settings) -> ResultCodeOut:
         return cls(
             code=r.code,
             file_id=r.file_id,
@@ -111,7 +112,7 @@ class ResultCodeOut(msgspec.Struct):
             issued_at=r.issued_at,
             valid_until=r.valid_until,
             withdrawn=r.withdrawn_at is not None,
-            verify_url=f"{base_url.rstrip('/')}/verify/{r.code}",
+            verify_url=verify_url(settings, r.code),
         )
 
 
@@ -149,7 +150,7 @@ class LegalController(Controller):
             "result_code": signed.copy.result_code,
         }
         return Response(
-            SignedCopyOut.of(signed.copy, services.settings.public_base_url),
+            SignedCopyOut.of(signed.copy, services.settings),
             status_code=HTTP_201_CREATED if signed.created else HTTP_200_OK,
         )
 
@@ -157,8 +158,8 @@ class LegalController(Controller):
     async def copies(self, file_id: FromPath[UUID], request: Caller, services: Deps) -> dict[str, Any]:
         """The file's signed copies, newest first (`GET .../content?variant=signed` gives the newest)."""
         f = await _file_for_read(services, request.user, file_id)
-        base = services.settings.public_base_url
-        return {"items": [SignedCopyOut.of(c, base) for c in await services.legal.signed_copies(f.id)]}
+        copies = await services.legal.signed_copies(f.id)
+        return {"items": [SignedCopyOut.of(c, services.settings) for c in copies]}
 
     @get("/result-codes/{result_code:str}", operation_id="get_result_code")
     async def result_code(self, result_code: FromPath[str], request: Caller, services: Deps) -> ResultCodeOut:
@@ -166,7 +167,7 @@ class LegalController(Controller):
         found = await services.legal.result(result_code)
         if found is None or not request.user.can_read(found.unit_id):
             raise Problem(404, "result_not_found", "There is no result with this code that you may see.")
-        return ResultCodeOut.of(found, services.settings.public_base_url)
+        return ResultCodeOut.of(found, services.settings)
 
     @get("/units/{code:str}/signature-policy", operation_id="get_signature_policy")
     async def get_policy(self, code: FromPath[str], request: Caller, services: Deps) -> PolicyOut:
@@ -259,7 +260,7 @@ async def _limited(services: Deps, request: Caller) -> None:
 
 
 def _wants_html(request: Caller, format: str | None) -> bool:
-    return format == "html" or (format is None and "text/html" in request.headers.get("accept", ""))
+    return wanted_format(request, format, ("text/html",)) == "text/html"
 
 
 async def _answer(services: Deps, code: str, given: dict[str, str | None], html_wanted: bool) -> Response[Any]:
@@ -279,6 +280,12 @@ async def _answer(services: Deps, code: str, given: dict[str, str | None], html_
     return Response(answer, headers={"Cache-Control": "no-store"})
 
 
+def _copy_too_large(settings: Settings) -> Problem:
+    n = settings.verify_max_bytes
+    limit = f"{n // (1024 * 1024)} MiB" if n >= 1024 * 1024 else f"{n // 1024} KiB"
+    return Problem(413, "copy_too_large", f"The copy is larger than the {limit} that are checked.")
+
+
 async def _digest_of_copy(services: Deps, request: Caller) -> str:
     """The SHA-256 of the copy in the body (raw, or the ``file`` part of a form), read as it arrives:
     at most ``verify_max_bytes``, and a sender that stalls or crawls is cut off (408) like an upload."""
@@ -293,11 +300,7 @@ async def _digest_of_copy(services: Deps, request: Caller) -> str:
         )
     declared = content_length(request.headers.get("content-length"))
     if declared is not None and declared > settings.verify_max_bytes:
-        raise Problem(
-            413,
-            "copy_too_large",
-            f"The copy is larger than the {settings.verify_max_bytes // (1024 * 1024)} MiB that are checked.",
-        )
+        raise _copy_too_large(settings)
     content_type = request.headers.get("content-type", "")
     body: AsyncIterator[bytes] = request.stream()
     if content_type.lower().startswith("multipart/form-data"):
@@ -319,11 +322,7 @@ async def _digest_of_copy(services: Deps, request: Caller) -> str:
                 ) from None
             size += len(chunk)
             if size > settings.verify_max_bytes:
-                raise Problem(
-                    413,
-                    "copy_too_large",
-                    f"The copy is larger than the {settings.verify_max_bytes // (1024 * 1024)} MiB that are checked.",
-                )
+                raise _copy_too_large(settings)
             elapsed = time.monotonic() - started
             if elapsed > settings.upload_rate_grace_seconds and size / elapsed < settings.upload_min_bytes_per_second:
                 raise Problem(408, "upload_too_slow", "The copy arrived too slowly, so the check was stopped.")
