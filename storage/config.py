@@ -302,6 +302,37 @@ class LegalSettings(_Group):
         return value
 
 
+class FeedSettings(_Group):
+    """The change feed and the push deliveries to other systems (the national portal, the desks)."""
+
+    feed_page_max: int = Field(default=1000, ge=1, le=10_000, description="changes one feed page may hold")
+    feed_scan_window: int = Field(
+        default=100_000, ge=1000, description="feed positions one page looks at (a narrow scope gets a short page)"
+    )
+    feed_poll_ms: int = Field(default=100, ge=10, le=10_000, description="how often workers look for new changes")
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120, description="longest wait for a receiver")
+    webhook_retry_hours: float = Field(
+        default=72.0, gt=0, description="how long a delivery is retried before it is parked as dead"
+    )
+    webhook_backoff_max_seconds: float = Field(
+        default=600.0, ge=1, description="longest wait between tries of a failing receiver"
+    )
+    webhook_in_flight: int = Field(default=4, ge=1, le=64, description="deliveries sent at once to one receiver")
+    webhook_concurrency: int = Field(default=32, ge=1, description="deliveries sent at once by one worker")
+    webhook_allow_private: bool = Field(
+        default=False, description="deliver to loopback and private addresses (off: the SSRF guard)"
+    )
+    webhook_require_https: bool = Field(default=True, description="receivers must be https:// addresses")
+    webhook_max_subscriptions: int = Field(default=20, ge=1, description="subscriptions one unit's admins may have")
+    webhook_secret_overlap_hours: float = Field(
+        default=24.0, ge=0, description="how long the old secret still signs after a rotation"
+    )
+    webhook_keep_delivered_days: float = Field(default=30.0, gt=0, description="how long delivered deliveries are kept")
+    webhook_link_ttl_seconds: int = Field(
+        default=24 * 3600, ge=60, le=7 * 24 * 3600, description="lifetime of the file link in a portal delivery"
+    )
+
+
 class OcrSettings(_Group):
     """OCR of image-only pages (its own queue and workers, at a lower CPU priority)."""
 
@@ -328,6 +359,7 @@ class Settings(
     WorkerSettings,
     StandardSettings,
     LegalSettings,
+    FeedSettings,
     OcrSettings,
 ):
     """Every address, secret and limit the warehouse uses, grouped by concern above; each field is

@@ -191,8 +191,11 @@ class Dossiers:
     async def bulk_load(self, records: list[tuple[Any, ...]]) -> int:
         """COPY many dossiers at once (``BULK_COLUMNS`` order); call ``after_bulk_load`` when done."""
         async with self._pool.acquire() as conn, conn.transaction():
+            # Synthetic sample data: counted afterwards, and never in the change feed (it is not shared).
             await conn.execute("ALTER TABLE dossiers DISABLE TRIGGER dossiers_progress_insert")
+            await conn.execute("ALTER TABLE dossiers DISABLE TRIGGER dossiers_feed")
             await conn.copy_records_to_table("dossiers", records=records, columns=BULK_COLUMNS)
+            await conn.execute("ALTER TABLE dossiers ENABLE TRIGGER dossiers_feed")
             await conn.execute("ALTER TABLE dossiers ENABLE TRIGGER dossiers_progress_insert")
         return len(records)
 

@@ -25,6 +25,7 @@ from warehouse.api.accounts import AccountsController, ApiKeysController, AuditC
 from warehouse.api.catalogue import ProceduresController
 from warehouse.api.docs import assets_router, front, swagger_plugin
 from warehouse.api.dossiers import DossiersController, ResultsController
+from warehouse.api.feed import FeedController, SubscriptionsController
 from warehouse.api.files import FilesController
 from warehouse.api.health import HealthController
 from warehouse.api.intake import IntakeController
@@ -161,6 +162,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             IntakeController,
             LegalController,
             VerifyController,
+            FeedController,
+            SubscriptionsController,
             AccountsController,
             ApiKeysController,
             AuditController,

@@ -27,6 +27,7 @@ from storage import (
 )
 from storage.api_keys import KeyHolder, key_hash
 from storage.catalogue import Catalogue
+from storage.feed import Feed, Subscriptions
 from storage.idempotency import IdempotencyKeys
 from storage.legal import Legal
 from storage.progress import Progress
@@ -51,6 +52,8 @@ class Services:
     progress: Progress = field(init=False)
     catalogue: Catalogue = field(init=False)
     legal: Legal = field(init=False)
+    feed: Feed = field(init=False)
+    subscriptions: Subscriptions = field(init=False)
     signing: SigningPool = field(init=False)
     verify_reading: asyncio.Semaphore = field(init=False)  # public checks reading a copy, at once
     api_keys: ApiKeys = field(init=False)
@@ -78,6 +81,8 @@ class Services:
         self.progress = Progress(pool)
         self.catalogue = Catalogue(pool)
         self.legal = Legal(pool)
+        self.feed = Feed(pool)
+        self.subscriptions = Subscriptions(pool)
         self.signing = SigningPool(self.settings)
         self.verify_reading = asyncio.Semaphore(self.settings.verify_uploads_at_once)
         self.api_keys = ApiKeys(pool)

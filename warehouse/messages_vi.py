@@ -173,6 +173,13 @@ DETAILS = {
     "unit_not_served": "Khóa này không được gửi hồ sơ cho đơn vị đó; đề nghị cấp khóa gắn với đơn vị.",
     "invalid_units": "Hãy nêu ít nhất một đơn vị cho khóa, hoặc bỏ trường 'units'.",
     "busy": "Một lượt gửi khác vừa ghi hồ sơ này; hãy gửi lại.",
+    # Sharing: the change feed and push subscriptions
+    "cursor_from_another_warehouse": "Con trỏ này của một kho khác; hãy đọc luồng thay đổi từ đầu (bỏ 'after').",
+    "cursor_ahead": "Con trỏ vượt quá luồng thay đổi của kho (kho vừa được khôi phục); hãy đọc lại từ đầu.",
+    "unknown_kind": "Loại thay đổi không có; xem danh sách các loại trong 'kinds'.",
+    "subscription_not_found": "Không có đăng ký nhận tin này trong các đăng ký bạn quản lý.",
+    "receiver_refused": "Địa chỉ nhận không dùng được (phải là https://, tên máy phân giải được, địa chỉ công khai).",
+    "too_many_subscriptions": "Đơn vị của bạn đã có số đăng ký nhận tin tối đa; hãy xóa bớt một đăng ký.",
 }
 
 

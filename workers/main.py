@@ -26,6 +26,7 @@ from storage import (
     redis_settings,
 )
 from workers import metrics
+from workers.deliveries import run_dispatcher
 from workers.housekeeping import check_fixity, expire_uploads, sweep_orphans
 from workers.inspection import inspect_file, requeue_stuck
 from workers.ocr import ocr_file, tesseract_languages
@@ -80,12 +81,15 @@ def build_worker(
             )
         if drain_outbox:
             ctx["drainer"] = asyncio.create_task(run_drainer(ctx["db"], app_database_url(settings), ctx["queue"]))
+            if not ocr:  # the change feed's sequencer and the push deliveries
+                ctx["dispatcher"] = asyncio.create_task(run_dispatcher(ctx["db"], settings, ctx["objects"]))
 
     async def shutdown(ctx: dict[str, Any]) -> None:
-        if "drainer" in ctx:
-            ctx["drainer"].cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ctx["drainer"]
+        for name in ("drainer", "dispatcher"):
+            if name in ctx:
+                ctx[name].cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ctx[name]
         if "sandbox" in ctx:
             ctx["sandbox"].close()
         if "queue" in ctx:
