@@ -47,6 +47,13 @@ def _scan(pages: int, dpi: int) -> bytes:
     return path.read_bytes()
 
 
+# Dossiers the users of this process created, with when the API answered, until the feed's consumer
+# reads them from the feed (only while a consumer runs in this process).
+_awaited: dict[str, float] = {}
+_feed_followed = False
+FEED_POLL_SECONDS = float(os.environ.get("LOAD_FEED_POLL_SECONDS", "0.25"))
+FEED_PATIENCE_SECONDS = 60.0  # a dossier not in the feed this long after it was made counts as missed
+
 PROGRESS_EVERY = float(os.environ.get("LOAD_PROGRESS_SECONDS", "10"))
 
 
@@ -173,6 +180,8 @@ class WarehouseUser(FastHttpUser):
             return None
         self.subjects = ([*self.subjects, subject["id_number"]])[-20:]
         dossier_id: str = r.json()["id"]
+        if _feed_followed:  # the feed's consumer in this process waits for it
+            _awaited[dossier_id] = time.time()
         self.mine = ([*self.mine, dossier_id])[-50:]
         return dossier_id
 
@@ -434,8 +443,70 @@ class OneStopSystem(WarehouseUser):
         gevent.sleep(0.1)
 
 
+class FeedConsumer(WarehouseUser):
+    """The national portal's side of the warehouse: follows the change feed while everyone works, as an
+    integration does, and checks it. Every dossier the users of this process create must arrive, once
+    (a request "feed lag": from the API's answer to the change being read from the feed); every
+    record's versions must only grow (a change out of order is a failure); a dossier not in the feed
+    a minute after it was made is a failure."""
+
+    role = "admin"
+    weight = 1
+    fixed_count = 1
+
+    def wait_time(self) -> float:
+        return FEED_POLL_SECONDS
+
+    def on_start(self) -> None:
+        global _feed_followed
+        super().on_start()
+        self.versions: dict[str, int] = {}
+        r = self.call("GET", "/api/v1/feed/end", "GET /feed/end")
+        self.cursor = r.json()["cursor"] if r.status_code == 200 else ""
+        _feed_followed = True
+
+    def _report(self, lag_ms: float, problem: str | None = None) -> None:
+        self.environment.events.request.fire(
+            request_type="FEED",
+            name="feed lag",
+            response_time=lag_ms,
+            response_length=0,
+            exception=RuntimeError(problem) if problem else None,
+            context={},
+        )
+
+    @task
+    def follow(self) -> None:
+        for _ in range(20):  # pages a round, so that a backlog is read through without waiting
+            query = f"?limit=1000&after={self.cursor}" if self.cursor else "?limit=1000"
+            r = self.call("GET", "/api/v1/feed" + query, "GET /feed")
+            if r.status_code != 200:
+                return
+            page = r.json()
+            seen = time.time()
+            for change in page["items"]:
+                before = self.versions.get(change["id"], 0)
+                if change["version"] <= before:
+                    self._report(0, f"{change['kind']} of {change['id']}: version {change['version']} after {before}")
+                self.versions[change["id"]] = change["version"]
+                made = _awaited.pop(change["id"], None) if change["kind"] == "dossier.created" else None
+                if made is not None:
+                    self._report(max(0.0, (seen - made) * 1000))
+            self.cursor = page["next"]
+            if not page["more"]:
+                break
+        overdue = [d for d, made in _awaited.items() if time.time() - made > FEED_PATIENCE_SECONDS]
+        for dossier_id in overdue:
+            _awaited.pop(dossier_id, None)
+            self._report(FEED_PATIENCE_SECONDS * 1000, f"dossier {dossier_id} not in the feed after a minute")
+        if len(self.versions) > 200_000:  # a long soak: forget the oldest records' versions
+            for key in list(self.versions)[:100_000]:
+                del self.versions[key]
+
+
 USER_CLASSES = {
-    c.__name__: c for c in (CommuneOperator, DistrictOperator, DepartmentOperator, Official, Admin, OneStopSystem)
+    c.__name__: c
+    for c in (CommuneOperator, DistrictOperator, DepartmentOperator, Official, Admin, OneStopSystem, FeedConsumer)
 }
 
 

@@ -19,7 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ALL = ["CommuneOperator", "DistrictOperator", "DepartmentOperator", "Official", "Admin", "OneStopSystem"]
+ALL = [
+    "CommuneOperator",
+    "DistrictOperator",
+    "DepartmentOperator",
+    "Official",
+    "Admin",
+    "OneStopSystem",
+    "FeedConsumer",
+]
 BEFORE = ["DistrictOperator", "DepartmentOperator", "Official", "Admin"]
 # People per class in the province: 200 communes x 3, 11 districts x 2, 20 departments x 2, officials.
 POPULATION = {
@@ -29,6 +37,7 @@ POPULATION = {
     "Official": 11,
     "Admin": 1,
     "OneStopSystem": 1,
+    "FeedConsumer": 1,
 }
 
 # Think-time multipliers per shape.

@@ -90,6 +90,12 @@ async def read_feed(
     }
 
 
+async def end_cursor(services: Services) -> str:
+    feed = services.feed
+    await feed.sequence()
+    return encode_cursor(await feed.instance(), await feed.head())
+
+
 # -- subscriptions ---------------------------------------------------------------------------------------
 
 

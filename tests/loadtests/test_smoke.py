@@ -48,6 +48,7 @@ def test_the_load_suite_runs_and_gives_a_verdict(tmp_path: Path) -> None:
     summary = (tmp_path / "summary.md").read_text()
     assert "Verdict: " in summary.splitlines()[-1] or "Verdict: " in summary
     assert "POST /dossiers" in summary and "upload to ready" in summary
+    assert "GET /feed" in summary and "feed lag" in summary  # the feed's consumer followed it
     intake = [line for line in summary.splitlines() if "intake" in line]
     assert any("intake per item" in line for line in intake), "the one-stop system pushed its returns"
     assert all("FAIL" not in line for line in intake if "errors in" in line), intake

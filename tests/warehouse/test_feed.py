@@ -100,7 +100,9 @@ async def test_a_change_committed_late_is_never_skipped(api: Api, tree: Subtree,
     _, operator = await api.account("operator", tree.commune(1))
     first = await api.dossier(operator)
     second = await api.dossier(operator)
-    _, cursor = await read_all(api.client, admin)
+    r = await api.client.get("/api/v1/feed/end", headers=auth(admin))  # a consumer that wants what comes next
+    cursor = r.json()["cursor"]
+    assert (await read_all(api.client, admin, cursor))[0] == []
 
     slow = await asyncpg.connect(api.settings.database_url)
     try:

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 from loadtests.pdfgen import scanned_pdf
+from storage import Accounts
+from storage.feed import Subscriptions
 from tests.factories import Api, auth, commune
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -56,6 +58,20 @@ async def commune_b(api: Api) -> dict[str, Any]:
     await api.run_worker()
     result = await api.file(operator, r.json()["id"])
     assert result["result_code"], result
+    # a push subscription of B's administrator (registered in storage: its receiver is not on this machine)
+    admin_login, _ = await api.account("unit_admin", B)
+    admin = await Accounts(api.db.pool).get_by_login(admin_login)
+    assert admin is not None
+    subscription = await Subscriptions(api.db.pool).create(
+        name="cổng xã B",
+        url="https://hooks.example.org/b",
+        profile="warehouse",
+        kinds=["dossier.created"],
+        unit_ids=[admin.unit_id],
+        secret="whsec_" + "QUJD" * 8,
+        from_beginning=False,
+        created_by=admin.id,
+    )
     return {
         "token": operator,
         "login": login,
@@ -69,6 +85,7 @@ async def commune_b(api: Api) -> dict[str, Any]:
         "key_id": key["id"],
         "key": key["key"],
         "result": result,
+        "subscription": str(subscription.id),
     }
 
 
@@ -86,6 +103,7 @@ def path_values(b: dict[str, Any]) -> dict[str, str]:
         "procedure_code": "1.001612",
         "effective_from": "2026-01-01",
         "result_code": b["result"]["result_code"],
+        "subscription_id": b["subscription"],
     }
 
 
@@ -115,6 +133,8 @@ def body_naming_b(b: dict[str, Any]) -> dict[str, Any]:
         "state": "disabled",
         "name": "Xã lạ",
         "label": "khoá lạ",
+        "units": [B],
+        "url": "https://hooks.example.org/a",
     }
 
 

@@ -19,6 +19,7 @@ from warehouse.errors import Problem
 from warehouse.feed import (
     change_subscription,
     create_subscription,
+    end_cursor,
     manages,
     read_feed,
     rotate_secret,
@@ -53,6 +54,10 @@ class FeedPage(msgspec.Struct):
     items: list[ChangeOut]
     next: str
     more: bool
+
+
+class FeedEnd(msgspec.Struct):
+    cursor: str
 
 
 class SubscriptionIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -158,13 +163,18 @@ class FeedController(Controller):
         page = await read_feed(services, request.user, after=after, kinds=kinds, unit=unit, limit=size)
         return msgspec.convert(page, FeedPage)
 
+    @get("/end", operation_id="feed_end")
+    async def end(self, services: Deps) -> FeedEnd:
+        """The cursor of the newest change: a consumer that wants only what comes next starts here
+        (pass it as `after`)."""
+        return FeedEnd(cursor=await end_cursor(services))
+
 
 class SubscriptionsController(Controller):
     path = "/api/v1/subscriptions"
     tags = ["sharing"]
-    guards = [admins_only]
 
-    @post("/", operation_id="create_subscription", status_code=HTTP_201_CREATED)
+    @post("/", operation_id="create_subscription", guards=[admins_only], status_code=HTTP_201_CREATED)
     async def create(
         self, data: JSONBody[SubscriptionIn], request: Caller, services: Deps
     ) -> Response[SubscriptionOut]:
@@ -188,19 +198,19 @@ class SubscriptionsController(Controller):
             headers={"Location": f"/api/v1/subscriptions/{made.sub.id}"},
         )
 
-    @get("/", operation_id="list_subscriptions")
+    @get("/", operation_id="list_subscriptions", guards=[admins_only])
     async def list_all(self, request: Caller, services: Deps) -> list[SubscriptionOut]:
         """The subscriptions covering only units the caller administers, each with its lag and last error."""
         mine = [s for s in await services.subscriptions.all() if manages(request.user, s)]
         return [msgspec.convert((await view(services, s)).out(), SubscriptionOut) for s in mine]
 
-    @get("/{subscription_id:uuid}", operation_id="get_subscription")
+    @get("/{subscription_id:uuid}", operation_id="get_subscription", guards=[admins_only])
     async def get_one(self, subscription_id: FromPath[UUID], request: Caller, services: Deps) -> SubscriptionOut:
         """The subscription, its lag, counts and last error."""
         sub = await subscription_for(services, request.user, subscription_id)
         return msgspec.convert((await view(services, sub)).out(), SubscriptionOut)
 
-    @patch("/{subscription_id:uuid}", operation_id="change_subscription")
+    @patch("/{subscription_id:uuid}", operation_id="change_subscription", guards=[admins_only])
     async def change(
         self, subscription_id: FromPath[UUID], data: JSONBody[SubscriptionPatch], request: Caller, services: Deps
     ) -> SubscriptionOut:
@@ -209,7 +219,7 @@ class SubscriptionsController(Controller):
         changed = await change_subscription(services, request.user, sub, msgspec.to_builtins(data))
         return msgspec.convert(changed.out(), SubscriptionOut)
 
-    @post("/{subscription_id:uuid}/pause", operation_id="pause_subscription", status_code=200)
+    @post("/{subscription_id:uuid}/pause", operation_id="pause_subscription", guards=[admins_only], status_code=200)
     async def pause(self, subscription_id: FromPath[UUID], request: Caller, services: Deps) -> SubscriptionOut:
         """Stop sending (changes keep being collected for it; nothing is lost)."""
         sub = await subscription_for(services, request.user, subscription_id)
@@ -217,7 +227,7 @@ class SubscriptionsController(Controller):
         paused = await subscription_for(services, request.user, sub.id)
         return msgspec.convert((await view(services, paused)).out(), SubscriptionOut)
 
-    @post("/{subscription_id:uuid}/resume", operation_id="resume_subscription", status_code=200)
+    @post("/{subscription_id:uuid}/resume", operation_id="resume_subscription", guards=[admins_only], status_code=200)
     async def resume(self, subscription_id: FromPath[UUID], request: Caller, services: Deps) -> SubscriptionOut:
         """Send again: what waited goes now. The subscription acts for the resuming administrator from
         now on (one whose account was disabled stops its subscriptions until another resumes them)."""
@@ -227,20 +237,30 @@ class SubscriptionsController(Controller):
             raise Problem(404, "subscription_not_found", "There is no subscription with this id that you manage.")
         return msgspec.convert((await view(services, resumed)).out(), SubscriptionOut)
 
-    @post("/{subscription_id:uuid}/secret", operation_id="rotate_subscription_secret", status_code=200)
+    @post(
+        "/{subscription_id:uuid}/secret",
+        operation_id="rotate_subscription_secret",
+        guards=[admins_only],
+        status_code=200,
+    )
     async def rotate(self, subscription_id: FromPath[UUID], request: Caller, services: Deps) -> SubscriptionOut:
         """A new signing secret (shown only now). Deliveries carry both signatures for
         `webhook_secret_overlap_hours`, so the receiver can switch without losing any."""
         sub = await subscription_for(services, request.user, subscription_id)
         return msgspec.convert((await rotate_secret(services, sub)).out(), SubscriptionOut)
 
-    @delete("/{subscription_id:uuid}", operation_id="delete_subscription", status_code=HTTP_204_NO_CONTENT)
+    @delete(
+        "/{subscription_id:uuid}",
+        operation_id="delete_subscription",
+        guards=[admins_only],
+        status_code=HTTP_204_NO_CONTENT,
+    )
     async def remove(self, subscription_id: FromPath[UUID], request: Caller, services: Deps) -> None:
         """Stop and remove the subscription; its deliveries are no longer sent."""
         sub = await subscription_for(services, request.user, subscription_id)
         await services.subscriptions.delete(sub.id)
 
-    @get("/{subscription_id:uuid}/dead-letters", operation_id="list_dead_letters")
+    @get("/{subscription_id:uuid}/dead-letters", operation_id="list_dead_letters", guards=[admins_only])
     async def dead_letters(
         self,
         subscription_id: FromPath[UUID],
@@ -268,7 +288,12 @@ class SubscriptionsController(Controller):
         ]
         return DeadLetterPage(items=items, next=rows[-1].pos if len(rows) == limit else None)
 
-    @post("/{subscription_id:uuid}/dead-letters/replay", operation_id="replay_dead_letters", status_code=200)
+    @post(
+        "/{subscription_id:uuid}/dead-letters/replay",
+        operation_id="replay_dead_letters",
+        guards=[admins_only],
+        status_code=200,
+    )
     async def replay(
         self, subscription_id: FromPath[UUID], data: JSONBody[ReplayIn], request: Caller, services: Deps
     ) -> ReplayOut:
