@@ -15,7 +15,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-PHASES = ("upload", "fairness", "inspect", "search", "intake", "legal")
+PHASES = ("upload", "fairness", "inspect", "search", "intake", "legal", "feed")
 
 
 @dataclass

@@ -14,6 +14,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
+import msgspec
 
 KINDS = (
     "dossier.created",
@@ -36,11 +37,16 @@ class Change:
     unit_id: int
     unit_code: str
     at: datetime
-    data: dict[str, Any]
+    data: str  # the record after the change, as JSON text (passed on as it is: read, never decoded)
 
     @classmethod
     def from_record(cls, r: asyncpg.Record) -> Change:
         return cls(r["pos"], r["kind"], r["record"], r["dossier_id"], r["unit_id"], r["unit_code"], r["at"], r["data"])
+
+    def fields(self) -> dict[str, Any]:
+        """The record after the change, decoded."""
+        decoded: dict[str, Any] = msgspec.json.decode(self.data)
+        return decoded
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,15 +72,15 @@ def item(change: Change, base_url: str) -> dict[str, Any]:
         "kind": change.kind,
         "id": change.record,
         "version": change.pos,
-        "at": change.at.isoformat(),
+        "at": change.at,
         "unit": change.unit_code,
         "dossier_id": str(change.dossier_id),
         "link": base_url.rstrip("/") + link(change),
-        "record": change.data,
+        "record": msgspec.Raw(change.data.encode()),
     }
 
 
-_CHANGE = "c.pos, c.kind, c.record, c.dossier_id, c.unit_id, u.code AS unit_code, c.at, c.data"
+_CHANGE = "c.pos, c.kind, c.record, c.dossier_id, c.unit_id, u.code AS unit_code, c.at, c.data::text AS data"
 _MATCH = "($2::bigint[] IS NULL OR c.unit_id = ANY($2)) AND ($3::text[] IS NULL OR c.kind = ANY($3))"
 
 
@@ -129,7 +135,7 @@ class Feed:
             window,
         )
         head: int = rows[0]["head"]
-        changes = [Change.from_record(r) for r in rows if r["pos"] is not None]
+        changes = [Change(*r[:8]) for r in rows if r[0] is not None]
         nxt = changes[-1].pos if len(changes) == limit else max(after, min(after + window, head))
         return Page(changes, nxt, head)
 
@@ -395,6 +401,8 @@ class Subscriptions:
             WITH due AS (
                 SELECT d.id FROM deliveries d
                 WHERE d.subscription_id = $1 AND d.state = 'pending' AND d.next_at <= clock_timestamp()
+                  AND EXISTS (SELECT 1 FROM subscriptions s WHERE s.id = $1 AND s.state = 'active'
+                              AND (s.retry_at IS NULL OR s.retry_at <= clock_timestamp()))
                   AND NOT EXISTS (SELECT 1 FROM deliveries e
                                   WHERE e.subscription_id = d.subscription_id AND e.record = d.record
                                     AND e.state = 'pending' AND e.pos < d.pos)

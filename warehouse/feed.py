@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from storage.feed import KINDS, Feed, Subscription, SubscriptionStats, item
+from storage.feed import KINDS, Change, Feed, Subscription, SubscriptionStats
 from storage.netguard import ReceiverRefused, check_url, resolve_receiver
 from warehouse.auth import Principal, require_admin, visible_subtree, visible_unit
 from warehouse.context import Services
@@ -69,9 +69,16 @@ def parse_kinds(kinds: str | list[str] | None, allowed: tuple[str, ...] = KINDS)
     return sorted(set(wanted))
 
 
+@dataclass(frozen=True, slots=True)
+class FeedView:
+    changes: list[Change]
+    next: str
+    more: bool
+
+
 async def read_feed(
     services: Services, principal: Principal, *, after: str | None, kinds: str | None, unit: str | None, limit: int
-) -> dict[str, Any]:
+) -> FeedView:
     """One page of the changes the caller may see, oldest first, and the cursor to read on from."""
     feed = services.feed
     position = await decode_cursor(feed, after)
@@ -81,13 +88,7 @@ async def read_feed(
         units = principal.read_scope
     await feed.sequence()  # a reader sees its own changes without waiting for a worker's round
     page = await feed.read(position, units=units, kinds=wanted, limit=limit, window=services.settings.feed_scan_window)
-    instance = await feed.instance()
-    base = services.settings.public_base_url
-    return {
-        "items": [item(c, base) for c in page.changes],
-        "next": encode_cursor(instance, page.next),
-        "more": page.next < page.head,
-    }
+    return FeedView(page.changes, encode_cursor(await feed.instance(), page.next), page.next < page.head)
 
 
 async def end_cursor(services: Services) -> str:

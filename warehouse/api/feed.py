@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 import msgspec
@@ -11,7 +11,7 @@ from litestar import Controller, Response, delete, get, patch, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from storage.feed import KINDS
+from storage.feed import KINDS, link
 from warehouse.api.deps import Caller, Deps
 from warehouse.api.units import UnitCode
 from warehouse.auth import admins_only
@@ -45,7 +45,8 @@ class ChangeOut(msgspec.Struct):
     unit: str
     dossier_id: UUID
     link: str
-    record: dict[str, Any]
+    # the record as it was after the change (passed on as stored)
+    record: Annotated[msgspec.Raw, msgspec.Meta(extra_json_schema={"type": "object"})]
 
 
 class FeedPage(msgspec.Struct):
@@ -161,7 +162,21 @@ class FeedController(Controller):
         if size > services.settings.feed_page_max:
             raise Problem(422, "limit_too_large", f"limit may be at most {services.settings.feed_page_max}.")
         page = await read_feed(services, request.user, after=after, kinds=kinds, unit=unit, limit=size)
-        return msgspec.convert(page, FeedPage)
+        base = services.settings.public_base_url.rstrip("/")
+        items = [
+            ChangeOut(
+                kind=c.kind,
+                id=c.record,
+                version=c.pos,
+                at=c.at,
+                unit=c.unit_code,
+                dossier_id=c.dossier_id,
+                link=base + link(c),
+                record=msgspec.Raw(c.data.encode()),
+            )
+            for c in page.changes
+        ]
+        return FeedPage(items=items, next=page.next, more=page.more)
 
     @get("/end", operation_id="feed_end")
     async def end(self, services: Deps) -> FeedEnd:
