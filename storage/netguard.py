@@ -15,6 +15,8 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
+RESOLVE_SECONDS = 5.0
+
 
 class ReceiverRefused(ValueError):
     """The URL may not be delivered to; the message says why, for the administrator."""
@@ -53,7 +55,11 @@ async def resolve_receiver(host: str, port: int, *, allow_private: bool) -> str:
     """The address to connect to for ``host``: every address it resolves to must be public unless
     ``allow_private``. Raises ReceiverRefused."""
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = await asyncio.wait_for(
+            asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout=RESOLVE_SECONDS
+        )
+    except TimeoutError:
+        raise ReceiverRefused(f"The host name {host!r} did not resolve within {RESOLVE_SECONDS:g} s.") from None
     except (socket.gaierror, UnicodeError) as exc:
         raise ReceiverRefused(f"The host name {host!r} does not resolve ({exc}).") from None
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))

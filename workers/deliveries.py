@@ -254,21 +254,23 @@ class Dispatcher:
             headers=headers,
             extensions={"sni_hostname": host},
         )
+        excerpt = b""
         try:
-            response = await self.client.send(request, stream=True)
-        except httpx.TimeoutException:
-            return Outcome("receiver", None, f"no answer within {settings.webhook_timeout_seconds:g} s")
+            # the whole exchange, not each read: a receiver that trickles its answer is cut off too
+            async with asyncio.timeout(settings.webhook_timeout_seconds):
+                response = await self.client.send(request, stream=True)
+                try:
+                    if not 200 <= response.status_code < 300:
+                        async for chunk in response.aiter_raw():
+                            excerpt += chunk
+                            if len(excerpt) >= 300:
+                                break
+                finally:
+                    await response.aclose()
+        except (TimeoutError, httpx.TimeoutException):
+            return Outcome("receiver", None, f"no full answer within {settings.webhook_timeout_seconds:g} s")
         except httpx.HTTPError as exc:
             return Outcome("receiver", None, f"could not reach the receiver: {exc or type(exc).__name__}")
-        try:
-            excerpt = b""
-            with contextlib.suppress(httpx.HTTPError):
-                async for chunk in response.aiter_raw():
-                    excerpt += chunk
-                    if len(excerpt) >= 300:
-                        break
-        finally:
-            await response.aclose()
         status = response.status_code
         said = excerpt[:300].decode("utf-8", "replace").strip()
         if 200 <= status < 300:

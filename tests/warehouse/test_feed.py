@@ -368,7 +368,7 @@ async def test_redirects_and_slow_receivers_fail_without_holding_up_another_rece
         moved_status = (await hooks.get(f"/api/v1/subscriptions/{subs['moved']['id']}", headers=auth(admin))).json()
         assert "redirected to" in moved_status["last_error"] and moved_status["last_status"] == 307
         slow_status = (await hooks.get(f"/api/v1/subscriptions/{subs['slow']['id']}", headers=auth(admin))).json()
-        assert slow_status["last_error"].startswith("no answer within") and slow_status["pending"] == 6
+        assert slow_status["last_error"].startswith("no full answer within") and slow_status["pending"] == 6
     finally:
         for r in (slow, moved, fast, target):
             await r.stop()
@@ -573,3 +573,39 @@ async def test_the_portal_profile_carries_the_result_record_and_a_working_link(
     withdrawn = receiver.delivered()[1]
     assert withdrawn["type"] == "result.withdrawn" and withdrawn["data"]["state"] == 3
     assert withdrawn["data"]["fileUrl"] is None and withdrawn["data"]["version"] > portal["version"]
+
+
+async def test_a_receiver_that_trickles_its_answer_is_cut_off(
+    api: Api, tree: Subtree, hooks: AsyncTestClient[Litestar], dispatcher: Dispatcher
+) -> None:
+    """Each read is quick, the whole answer never ends: the exchange as a whole has the time limit."""
+
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse(status=500)
+        await response.prepare(request)
+        for _ in range(100):
+            await response.write(b".")
+            await asyncio.sleep(0.2)
+        return response
+
+    app = web.Application()
+    app.router.add_post("/hooks", trickle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        _, admin = await api.account("unit_admin", tree.district)
+        _, operator = await api.account("operator", tree.commune(1))
+        sub = await subscribe(hooks, admin, f"http://127.0.0.1:{port}/hooks", kinds=["dossier.created"])
+        await api.dossier(operator)
+        started = time.monotonic()
+        await dispatcher.round()
+        await dispatcher.idle()
+        assert time.monotonic() - started < 3  # the setting's 1 s, not the receiver's 20
+        status = (await hooks.get(f"/api/v1/subscriptions/{sub['id']}", headers=auth(admin))).json()
+        assert status["last_error"].startswith("no full answer within 1 s") and status["pending"] == 1
+    finally:
+        await runner.cleanup()
