@@ -169,9 +169,11 @@ async def _units(services: Services, principal: Principal, codes: list[str] | No
     if codes is None:
         if principal.write_scope is None:
             return None  # the province administrator: every unit
+        if not principal.can_write(principal.account.unit_id):  # an API key bound to some units only
+            raise Invalid("units_required", "Name the units the subscription is for: your key is bound to some units.")
         return [principal.account.unit_id]
     if not codes:
-        raise Invalid("invalid_units", "Name at least one unit, or leave 'units' out for your own.")
+        raise Invalid("units_required", "Name at least one unit, or leave 'units' out for your own.")
     ids = set()
     for code in codes:
         unit = await visible_unit(services, principal, code)

@@ -179,6 +179,7 @@ DETAILS = {
     "unknown_kind": "Loại thay đổi không có; xem danh sách các loại trong 'kinds'.",
     "subscription_not_found": "Không có đăng ký nhận tin này trong các đăng ký bạn quản lý.",
     "receiver_refused": "Địa chỉ nhận không dùng được (phải là https://, tên máy phân giải được, địa chỉ công khai).",
+    "units_required": "Hãy nêu các đơn vị mà đăng ký nhận tin áp dụng (ít nhất một đơn vị).",
     "too_many_subscriptions": "Đơn vị của bạn đã có số đăng ký nhận tin tối đa; hãy xóa bớt một đăng ký.",
 }
 
