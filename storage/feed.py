@@ -195,7 +195,7 @@ class Delivery:
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     id: UUID
-    pos: int
+    version: int  # the change's feed position
     kind: str
     record: str
     attempts: int
@@ -520,7 +520,7 @@ class Subscriptions:
     async def dead_letters(self, sub_id: UUID, *, after: int, limit: int) -> list[DeadLetter]:
         rows = await self._pool.fetch(
             """
-            SELECT d.id, d.pos, c.kind, d.record, d.attempts, d.last_status, d.last_error, d.last_tried_at,
+            SELECT d.id, d.pos AS version, c.kind, d.record, d.attempts, d.last_status, d.last_error, d.last_tried_at,
                    d.created_at
             FROM deliveries d JOIN changes c ON c.pos = d.pos
             WHERE d.subscription_id = $1 AND d.state = 'dead' AND d.pos > $2 ORDER BY d.pos LIMIT $3

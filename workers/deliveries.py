@@ -38,6 +38,7 @@ from standardwebhooks.webhooks import Webhook
 from storage import Database, Files, ObjectStore, Settings, Units
 from storage.feed import Change, Delivery, Feed, Subscription, Subscriptions, item
 from storage.netguard import ReceiverRefused, check_url, resolve_receiver
+from workers import metrics
 
 log = logging.getLogger(__name__)
 
@@ -293,7 +294,9 @@ class Dispatcher:
 
     async def _record(self, sub: Subscription, delivery: Delivery, outcome: Outcome) -> None:
         settings = self.settings
+        metrics.DELIVERIES.labels(outcome.kind).inc()
         if outcome.kind == "ok":
+            metrics.DELIVERY_LAG.observe(max(0.0, (datetime.now(UTC) - delivery.change.at).total_seconds()))
             await self.subscriptions.delivered(delivery.id, sub.id, outcome.status or 200)
             return
         if outcome.kind == "gone":

@@ -1,5 +1,5 @@
 """What the workers export for Prometheus (``WAREHOUSE_WORKER_METRICS_PORT``): job durations by outcome,
-verdicts, findings and OCR'd pages. The API exports requests and the queues' depth."""
+verdicts, findings, OCR'd pages and push deliveries with their lag. The API exports requests and the queues' depth."""
 
 from __future__ import annotations
 
@@ -21,6 +21,14 @@ JOB_SECONDS = Histogram(
 VERDICTS = Counter("warehouse_verdicts_total", "Files judged against the scan standard, by verdict", ["verdict"])
 FINDINGS = Counter("warehouse_findings_total", "Findings on judged files, by code and severity", ["code", "severity"])
 OCR_PAGES = Counter("warehouse_ocr_pages_total", "Pages OCR'd, by outcome", ["outcome"])
+DELIVERIES = Counter(
+    "warehouse_deliveries_total", "Push deliveries tried, by outcome (ok, gone, receiver, delivery)", ["outcome"]
+)
+DELIVERY_LAG = Histogram(
+    "warehouse_delivery_lag_seconds",
+    "From a change's commit to its delivery being taken by the receiver",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 30, 60, 300, 3600, 86400),
+)
 
 
 P = ParamSpec("P")

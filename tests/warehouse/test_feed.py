@@ -170,6 +170,14 @@ class Receiver:
         )
         return web.Response(status=status, headers=headers, text="gone for good" if status == 410 else "")
 
+    def answer_status(self, status: Callable[[], int]) -> None:
+        """Answer each delivery with ``status()`` at the time it arrives."""
+
+        async def scripted(_request: web.Request) -> tuple[int, dict[str, str]]:
+            return status(), {}
+
+        self.answer = scripted
+
     async def start(self) -> Receiver:
         app = web.Application()
         app.router.add_route("POST", "/{tail:.*}", self.handle)
@@ -237,6 +245,13 @@ async def until(dispatcher: Dispatcher, done: Callable[[], bool], *, seconds: fl
     await dispatcher.idle()
 
 
+async def status_of(client: AsyncTestClient[Litestar], token: str, sub: dict[str, Any]) -> dict[str, Any]:
+    r = await client.get(f"/api/v1/subscriptions/{sub['id']}", headers=auth(token))
+    assert r.status_code == 200, r.text
+    found: dict[str, Any] = r.json()
+    return found
+
+
 async def subscribe(client: AsyncTestClient[Litestar], token: str, url: str, **body: Any) -> dict[str, Any]:
     r = await client.post("/api/v1/subscriptions", json={"name": "cổng DVC", "url": url, **body}, headers=auth(token))
     assert r.status_code == 201, r.text
@@ -273,7 +288,7 @@ async def test_deliveries_are_signed_and_arrive_in_order_per_record(
         assert [m["version"] for m in mine] == sorted(m["version"] for m in mine)
     assert got[0]["type"] in ("dossier.created", "dossier.changed") and got[0]["data"]["link"].startswith("https://")
 
-    status = (await hooks.get(f"/api/v1/subscriptions/{sub['id']}", headers=auth(admin))).json()
+    status = await status_of(hooks, admin, sub)
     assert status["pending"] == 0 and status["dead"] == 0 and status["last_delivered_at"] and status["secret"] is None
 
 
@@ -284,14 +299,10 @@ async def test_a_receiver_down_for_a_while_gets_everything_once_when_it_returns(
     _, operator = await api.account("operator", tree.commune(1))
     sub = await subscribe(hooks, admin, receiver.url, kinds=["dossier.created"])
     down = True
-
-    async def flaky(_request: web.Request) -> tuple[int, dict[str, str]]:
-        return (503, {}) if down else (200, {})
-
-    receiver.answer = flaky
+    receiver.answer_status(lambda: 503 if down else 200)
     made = [await api.dossier(operator) for _ in range(5)]
     await until(dispatcher, lambda: len(receiver.received) >= 3)
-    status = (await hooks.get(f"/api/v1/subscriptions/{sub['id']}", headers=auth(admin))).json()
+    status = await status_of(hooks, admin, sub)
     assert status["last_error"].startswith("the receiver answered 503") and status["last_status"] == 503
     assert status["pending"] == 5 and status["lag_seconds"] > 0 and status["dead"] == 0
 
@@ -302,7 +313,7 @@ async def test_a_receiver_down_for_a_while_gets_everything_once_when_it_returns(
     assert len({g["id"] for g in ok}) == 5  # each delivery id taken once
     tried = [r["headers"]["webhook-id"] for r in receiver.received]
     assert set(tried) == {g["id"] for g in ok}  # a retry carries the same id
-    status = (await hooks.get(f"/api/v1/subscriptions/{sub['id']}", headers=auth(admin))).json()
+    status = await status_of(hooks, admin, sub)
     assert status["pending"] == 0 and status["retry_at"] is None
 
 
@@ -313,15 +324,11 @@ async def test_410_pauses_the_subscription_and_resuming_sends_what_waited(
     _, operator = await api.account("operator", tree.commune(1))
     sub = await subscribe(hooks, admin, receiver.url, kinds=["dossier.created"])
     gone = True
-
-    async def answer(_request: web.Request) -> tuple[int, dict[str, str]]:
-        return (410, {}) if gone else (200, {})
-
-    receiver.answer = answer
+    receiver.answer_status(lambda: 410 if gone else 200)
     await api.dossier(operator)
     await api.dossier(operator)
     await until(dispatcher, lambda: len(receiver.received) >= 1)
-    status = (await hooks.get(f"/api/v1/subscriptions/{sub['id']}", headers=auth(admin))).json()
+    status = await status_of(hooks, admin, sub)
     assert status["state"] == "paused" and "410 Gone" in status["paused_reason"] and status["pending"] == 2
     tried = len(receiver.received)  # those already on their way when the first 410 came
     for _ in range(5):
@@ -365,9 +372,9 @@ async def test_redirects_and_slow_receivers_fail_without_holding_up_another_rece
         await dispatcher.round()
         await dispatcher.idle()
         assert target.received == []  # a redirect is not followed
-        moved_status = (await hooks.get(f"/api/v1/subscriptions/{subs['moved']['id']}", headers=auth(admin))).json()
+        moved_status = await status_of(hooks, admin, subs["moved"])
         assert "redirected to" in moved_status["last_error"] and moved_status["last_status"] == 307
-        slow_status = (await hooks.get(f"/api/v1/subscriptions/{subs['slow']['id']}", headers=auth(admin))).json()
+        slow_status = await status_of(hooks, admin, subs["slow"])
         assert slow_status["last_error"].startswith("no full answer within") and slow_status["pending"] == 6
     finally:
         for r in (slow, moved, fast, target):
@@ -386,11 +393,7 @@ async def test_deliveries_past_the_retry_time_are_dead_letters_and_can_be_replay
     _, operator = await api.account("operator", tree.commune(1))
     sub = await subscribe(hooks, admin, receiver.url, kinds=["dossier.created"])
     broken = True
-
-    async def answer(_request: web.Request) -> tuple[int, dict[str, str]]:
-        return (422, {}) if broken else (200, {})
-
-    receiver.answer = answer
+    receiver.answer_status(lambda: 422 if broken else 200)
     made = [await api.dossier(operator) for _ in range(3)]
     quick = relaxed.model_copy(update={"webhook_retry_hours": 1 / 3600})  # one second
     objects = object_store(quick)
@@ -398,7 +401,7 @@ async def test_deliveries_past_the_retry_time_are_dead_letters_and_can_be_replay
     try:
         deadline = time.monotonic() + 15
         while True:
-            status = (await hooks.get(f"/api/v1/subscriptions/{sub['id']}", headers=auth(admin))).json()
+            status = await status_of(hooks, admin, sub)
             if status["dead"] == 3:
                 break
             assert time.monotonic() < deadline, status
@@ -458,7 +461,7 @@ async def test_the_ssrf_guard_refuses_private_receivers(
         await dispatcher.close()
         await objects.aclose()
     assert receiver.received == []
-    status = (await hooks.get(f"/api/v1/subscriptions/{sub['id']}", headers=auth(admin))).json()
+    status = await status_of(hooks, admin, sub)
     assert "127.0.0.1" in status["last_error"] and "private" in status["last_error"] and status["pending"] == 1
 
 
@@ -605,7 +608,7 @@ async def test_a_receiver_that_trickles_its_answer_is_cut_off(
         await dispatcher.round()
         await dispatcher.idle()
         assert time.monotonic() - started < 3  # the setting's 1 s, not the receiver's 20
-        status = (await hooks.get(f"/api/v1/subscriptions/{sub['id']}", headers=auth(admin))).json()
+        status = await status_of(hooks, admin, sub)
         assert status["last_error"].startswith("no full answer within 1 s") and status["pending"] == 1
     finally:
         await runner.cleanup()

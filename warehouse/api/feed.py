@@ -287,21 +287,8 @@ class SubscriptionsController(Controller):
         """Deliveries given up on, oldest first, with why (pass `next` as `after` for the next page)."""
         sub = await subscription_for(services, request.user, subscription_id)
         rows = await services.subscriptions.dead_letters(sub.id, after=after, limit=limit)
-        items = [
-            DeadLetterOut(
-                id=r.id,
-                version=r.pos,
-                kind=r.kind,
-                record=r.record,
-                attempts=r.attempts,
-                last_status=r.last_status,
-                last_error=r.last_error,
-                last_tried_at=r.last_tried_at,
-                created_at=r.created_at,
-            )
-            for r in rows
-        ]
-        return DeadLetterPage(items=items, next=rows[-1].pos if len(rows) == limit else None)
+        items = [msgspec.convert(r, DeadLetterOut, from_attributes=True) for r in rows]
+        return DeadLetterPage(items=items, next=rows[-1].version if len(rows) == limit else None)
 
     @post(
         "/{subscription_id:uuid}/dead-letters/replay",
