@@ -34,6 +34,7 @@ class ResultType:
     validity: str = "none"
     months: int | None = None
     until: date | None = None
+    retention: str | None = None  # how long its dossiers are kept ('permanent', '10y'); None: not said
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,7 @@ class ProcedureVersion:
                     validity=x.get("validity", "none"),
                     months=x.get("months"),
                     until=date.fromisoformat(until) if until else None,
+                    retention=x.get("retention"),
                 )
             )
         return cls(
@@ -192,6 +194,7 @@ class Catalogue:
                             "validity": t.validity,
                             "months": t.months,
                             "until": t.until.isoformat() if t.until else None,
+                            "retention": t.retention,
                         }
                         for t in v.result_types
                     ],

@@ -333,6 +333,18 @@ class FeedSettings(_Group):
     )
 
 
+class KeepingSettings(_Group):
+    """How long records are kept, undoing a delete, and purges."""
+
+    retention_default: str = Field(
+        default="permanent",
+        pattern=r"^(permanent|[1-9][0-9]{0,2}y)$",
+        description="the class of a dossier when neither the catalogue nor its units set one",
+    )
+    delete_undo_days: float = Field(default=30.0, ge=0, description="how long an administrator can undo a delete")
+    purge_max_dossiers: int = Field(default=1000, ge=1, le=100_000, description="dossiers one purge may take")
+
+
 class OcrSettings(_Group):
     """OCR of image-only pages (its own queue and workers, at a lower CPU priority)."""
 
@@ -360,6 +372,7 @@ class Settings(
     StandardSettings,
     LegalSettings,
     FeedSettings,
+    KeepingSettings,
     OcrSettings,
 ):
     """Every address, secret and limit the warehouse uses, grouped by concern above; each field is

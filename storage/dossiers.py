@@ -14,6 +14,7 @@ from uuid import UUID
 import asyncpg
 
 from storage.db import Transaction
+from storage.retention import raise_if_held
 from storage.text import fold, nfc
 
 
@@ -537,6 +538,14 @@ class Dossiers:
         return {r["id"] for r in rows}
 
     async def mark_deleted(self, dossier_id: UUID) -> None:
+        """Raises HeldError when a legal hold covers the dossier."""
+        try:
+            await self._mark_deleted(dossier_id)
+        except asyncpg.PostgresError as exc:
+            raise_if_held(exc)
+            raise
+
+    async def _mark_deleted(self, dossier_id: UUID) -> None:
         await self._pool.execute(
             """
             UPDATE dossiers SET state = 'deleted', deleted_at = clock_timestamp(),

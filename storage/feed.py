@@ -20,6 +20,8 @@ KINDS = (
     "dossier.created",
     "dossier.changed",
     "dossier.deleted",
+    "dossier.restored",
+    "dossier.purged",
     "file.accepted",
     "file.rejected",
     "file.deleted",

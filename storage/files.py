@@ -13,6 +13,7 @@ import msgspec
 from storage.db import Transaction
 from storage.inspection import Finding, InspectionRecord
 from storage.legal import NewResultCode
+from storage.retention import raise_if_held
 from storage.text import fold, storable
 
 
@@ -407,6 +408,16 @@ class Files:
         return [PageText(r["page"], r["source"], r["text"]) for r in rows]
 
     async def mark_deleted(self, file_id: UUID) -> None:
+        """Raises HeldError when a legal hold covers the file's dossier."""
+        try:
+            await self._mark_deleted(file_id)
+        except asyncpg.PostgresError as exc:
+            raise_if_held(exc)
+            raise
+
+    async def _mark_deleted(self, file_id: UUID) -> None:
         await self._pool.execute(
-            "UPDATE files SET state = 'deleted', updated_at = clock_timestamp() WHERE id = $1", file_id
+            "UPDATE files SET state = 'deleted', deleted_at = clock_timestamp(), updated_at = clock_timestamp() "
+            "WHERE id = $1",
+            file_id,
         )

@@ -33,6 +33,7 @@ from warehouse.api.legal import LegalController, VerifyController
 from warehouse.api.pipeline import PipelineController
 from warehouse.api.problems import declare_problems
 from warehouse.api.reports import ReportsController
+from warehouse.api.retention import KeepingController, PurgesController
 from warehouse.api.session import SessionController
 from warehouse.api.units import UnitsController
 from warehouse.api.uploads import UploadsController
@@ -164,6 +165,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             VerifyController,
             FeedController,
             SubscriptionsController,
+            KeepingController,
+            PurgesController,
             AccountsController,
             ApiKeysController,
             AuditController,

@@ -36,6 +36,8 @@ COLUMNS = [
     "Bắt buộc số hóa",
     "Thời hạn hiệu lực",
 ]
+# Read when present (older spreadsheets lack it), always written: how long a result's dossiers are kept.
+RETENTION_COLUMN = "Thời hạn lưu trữ"
 COMPONENT, RESULT = "Thành phần hồ sơ", "Kết quả"
 LEVEL_WORDS = {
     "tỉnh": "department",
@@ -68,6 +70,25 @@ def validity_text(kind: ResultType) -> str:
     if kind.validity == "until" and kind.until:
         return f"đến {kind.until:%d/%m/%Y}"
     return "Không thời hạn"
+
+
+def parse_retention(text: str) -> str | None:
+    """'Vĩnh viễn' (or 'permanent'), a number of years ('10', '10 năm', '10y'), or empty (not said)."""
+    word = text.strip().lower()
+    if not word:
+        return None
+    if word in ("vĩnh viễn", "vinh vien", "permanent"):
+        return "permanent"
+    m = re.fullmatch(r"([1-9][0-9]{0,2})\s*(năm|nam|y|years?)?", word)
+    if m is None:
+        raise ValueError("write 'Vĩnh viễn' or a number of years, e.g. '10 năm'")
+    return f"{m.group(1)}y"
+
+
+def retention_text(cls: str | None) -> str:
+    if cls is None:
+        return ""
+    return "Vĩnh viễn" if cls == "permanent" else f"{cls[:-1]} năm"
 
 
 def parse_validity(text: str) -> tuple[str, int | None, date | None]:
@@ -146,6 +167,8 @@ def versions_from_rows(rows: list[list[Any]]) -> list[ProcedureVersion]:
             extra={"errors": [{"row": 1, "column": c, "detail": "column missing"} for c in missing]},
         )
     at = {name: header.index(name) for name in COLUMNS}
+    if RETENTION_COLUMN in header:
+        at[RETENTION_COLUMN] = header.index(RETENTION_COLUMN)
     errors: list[CellError] = []
     heads: dict[tuple[str, date], tuple[str, str | None, list[str], int]] = {}
     parts: dict[tuple[str, date], tuple[list[Component], list[ResultType]]] = {}
@@ -204,7 +227,12 @@ def versions_from_rows(rows: list[list[Any]]) -> list[ProcedureVersion]:
             except ValueError as exc:
                 bad("Thời hạn hiệu lực", str(exc))
                 continue
-            results.append(ResultType(part_code, part_name, validity, months, until))
+            try:
+                retention = parse_retention(cells.get(RETENTION_COLUMN, ""))
+            except ValueError as exc:
+                bad(RETENTION_COLUMN, str(exc))
+                continue
+            results.append(ResultType(part_code, part_name, validity, months, until, retention))
         else:
             bad("Loại", f"write '{COMPONENT}' or '{RESULT}'")
         if len(errors) >= MAX_ERRORS:
@@ -230,7 +258,7 @@ def versions_from_rows(rows: list[list[Any]]) -> list[ProcedureVersion]:
 
 
 def rows_of(versions: list[ProcedureVersion]) -> list[list[Any]]:
-    out: list[list[Any]] = [list(COLUMNS)]
+    out: list[list[Any]] = [[*COLUMNS, RETENTION_COLUMN]]
     for v in versions:
         head = [
             v.procedure_code,
@@ -240,9 +268,9 @@ def rows_of(versions: list[ProcedureVersion]) -> list[list[Any]]:
             v.effective_from.strftime("%d/%m/%Y"),
         ]
         for c in v.components:
-            out.append([*head, COMPONENT, c.code, c.name, "Có" if c.required else "Không", ""])
+            out.append([*head, COMPONENT, c.code, c.name, "Có" if c.required else "Không", "", ""])
         for r in v.result_types:
-            out.append([*head, RESULT, r.code, r.name, "", validity_text(r)])
+            out.append([*head, RESULT, r.code, r.name, "", validity_text(r), retention_text(r.retention)])
     return out
 
 

@@ -31,6 +31,7 @@ from storage.feed import Feed, Subscriptions
 from storage.idempotency import IdempotencyKeys
 from storage.legal import Legal
 from storage.progress import Progress
+from storage.retention import Retention
 from storage.watch import ChangeWatch
 from warehouse.security import Passwords
 from warehouse.signing import SigningPool
@@ -54,6 +55,7 @@ class Services:
     legal: Legal = field(init=False)
     feed: Feed = field(init=False)
     subscriptions: Subscriptions = field(init=False)
+    retention: Retention = field(init=False)
     signing: SigningPool = field(init=False)
     verify_reading: asyncio.Semaphore = field(init=False)  # public checks reading a copy, at once
     api_keys: ApiKeys = field(init=False)
@@ -83,6 +85,7 @@ class Services:
         self.legal = Legal(pool)
         self.feed = Feed(pool)
         self.subscriptions = Subscriptions(pool)
+        self.retention = Retention(pool, self.settings.retention_default)
         self.signing = SigningPool(self.settings)
         self.verify_reading = asyncio.Semaphore(self.settings.verify_uploads_at_once)
         self.api_keys = ApiKeys(pool)

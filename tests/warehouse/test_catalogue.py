@@ -6,14 +6,17 @@ import csv
 import io
 import itertools
 import zipfile
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from openpyxl import Workbook, load_workbook
 
 from tests.factories import Api, Subtree, auth
 from tests.pdfs import text_pdf
-from warehouse.catalogue import COLUMNS, XLSX_TYPE
+from warehouse.catalogue import COLUMNS, RETENTION_COLUMN, XLSX_TYPE
+from warehouse.dossier_rules import today_local
+
+HEADER = [*COLUMNS, RETENTION_COLUMN]
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -28,11 +31,11 @@ def new_code() -> str:
 def sheet(code: str, since: str = "01/01/2020", *, extra: list[list[str]] | None = None) -> list[list[str]]:
     head = [code, "Cấp giấy phép thử", "Thử nghiệm", "Cấp xã; Cấp huyện", since]
     return [
-        list(COLUMNS),
-        [*head, "Thành phần hồ sơ", "TP1", "Đơn đề nghị", "Có", ""],
-        [*head, "Thành phần hồ sơ", "TP2", "Bản vẽ", "Có", ""],
-        [*head, "Thành phần hồ sơ", "TP3", "Ảnh chụp", "Không", ""],
-        [*head, "Kết quả", "KQ1", "Giấy phép", "", "12 tháng"],
+        HEADER,
+        [*head, "Thành phần hồ sơ", "TP1", "Đơn đề nghị", "Có", "", ""],
+        [*head, "Thành phần hồ sơ", "TP2", "Bản vẽ", "Có", "", ""],
+        [*head, "Thành phần hồ sơ", "TP3", "Ảnh chụp", "Không", "", ""],
+        [*head, "Kết quả", "KQ1", "Giấy phép", "", "12 tháng", "10 năm"],
         *(extra or []),
     ]
 
@@ -60,13 +63,13 @@ async def test_the_province_imports_its_spreadsheet_and_gets_it_back_in_both_for
     assert version["levels"] == ["commune", "district"]
     assert [(c["code"], c["required"]) for c in version["components"]] == [("TP1", True), ("TP2", True), ("TP3", False)]
     assert version["result_types"] == [
-        {"code": "KQ1", "name": "Giấy phép", "validity": "months", "months": 12, "until": None}
+        {"code": "KQ1", "name": "Giấy phép", "validity": "months", "months": 12, "until": None, "retention": "10y"}
     ]
 
     exported = await api.client.get("/api/v1/procedures", headers={**auth(admin), "Accept": "text/csv"})
     assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(exported.content.decode("utf-8-sig"))))
-    assert rows[0] == COLUMNS
+    assert rows[0] == HEADER
     assert [r for r in rows if r[0] == code] == [r for r in sheet(code)[1:]], "the export is what was imported"
 
     book = await api.client.get("/api/v1/procedures?format=xlsx", headers=auth(admin))
@@ -76,7 +79,7 @@ async def test_the_province_imports_its_spreadsheet_and_gets_it_back_in_both_for
     # The exported workbook, edited in a spreadsheet (a new optional component) and imported again.
     wb = Workbook()
     ws = wb.active
-    ws.append(COLUMNS)
+    ws.append(HEADER)
     for row in mine:
         ws.append(row)
     ws.append([*mine[0][:5], "Thành phần hồ sơ", "TP4", "Sơ đồ", "Không", None])
@@ -152,7 +155,7 @@ async def counted(api: Api, admin: str, tree: Subtree) -> tuple[int, int]:
     """The first commune's (digitized, started) in this year's progress report."""
     report = await api.client.get(
         "/api/v1/reports/progress",
-        params={"year": date.today().year, "level": "commune", "parent": tree.district},
+        params={"year": today_local().year, "level": "commune", "parent": tree.district},
         headers=auth(admin),
     )
     row = next(u for u in report.json()["units"] if u["unit_code"] == tree.commune(1))
@@ -164,7 +167,7 @@ async def test_a_dossier_is_complete_when_every_required_part_passed_inspection(
     code = new_code()
     assert (await import_csv(api, admin, sheet(code))).status_code == 200
     _, op = await api.account("operator", tree.commune(1))
-    today = date.today()
+    today = today_local()  # the day a dossier made now is received: Vietnam's, not the machine's
     dossier = await api.dossier(
         op,
         procedure_code=code,

@@ -9,12 +9,14 @@ from __future__ import annotations
 import hashlib
 import re
 from typing import Any
+from uuid import UUID
 
 import pytest
 
 from loadtests.pdfgen import scanned_pdf
 from storage import Accounts
 from storage.feed import Subscriptions
+from storage.retention import Retention
 from tests.factories import Api, auth, commune
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -72,6 +74,10 @@ async def commune_b(api: Api) -> dict[str, Any]:
         from_beginning=False,
         created_by=admin.id,
     )
+    # a purge proposed by B's administrator (recorded in storage: B has no dossier past its retention)
+    purge = await Retention(api.db.pool, "permanent").propose(
+        reason="hết hạn", dossier_ids=[UUID(dossier["id"])], unit_ids=[admin.unit_id], by=admin.id
+    )
     return {
         "token": operator,
         "login": login,
@@ -86,6 +92,7 @@ async def commune_b(api: Api) -> dict[str, Any]:
         "key": key["key"],
         "result": result,
         "subscription": str(subscription.id),
+        "purge": str(purge.id),
     }
 
 
@@ -104,6 +111,7 @@ def path_values(b: dict[str, Any]) -> dict[str, str]:
         "effective_from": "2026-01-01",
         "result_code": b["result"]["result_code"],
         "subscription_id": b["subscription"],
+        "purge_id": b["purge"],
     }
 
 
@@ -135,6 +143,9 @@ def body_naming_b(b: dict[str, Any]) -> dict[str, Any]:
         "label": "khoá lạ",
         "units": [B],
         "url": "https://hooks.example.org/a",
+        "retention": "99y",
+        "reason": "Kẻ lạ muốn phong tỏa",
+        "dossier_ids": [b["dossier"]["id"]],
     }
 
 

@@ -47,6 +47,8 @@ class ResultTypeIO(msgspec.Struct, forbid_unknown_fields=True):
     validity: Validity = "none"
     months: Annotated[int, msgspec.Meta(ge=1, le=1200)] | None = None
     until: date | None = None
+    # how long its dossiers are kept: 'permanent' or years ('10y'); the longest of a procedure's applies
+    retention: Annotated[str, msgspec.Meta(pattern=r"^(permanent|[1-9][0-9]{0,2}y)$")] | None = None
 
 
 class VersionIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -77,7 +79,8 @@ class VersionOut(msgspec.Struct):
             levels=v.levels,
             components=[ComponentIO(c.code, c.name, c.required) for c in v.components],
             result_types=[
-                ResultTypeIO(r.code, r.name, cast("Validity", r.validity), r.months, r.until) for r in v.result_types
+                ResultTypeIO(r.code, r.name, cast("Validity", r.validity), r.months, r.until, r.retention)
+                for r in v.result_types
             ],
             recorded_at=v.recorded_at,
         )
@@ -115,7 +118,7 @@ def _version(code: str, effective_from: date, data: VersionIn) -> ProcedureVersi
         data.field.strip() if data.field else None,
         list(dict.fromkeys(data.levels)),
         [Component(c.code, c.name.strip(), c.required) for c in data.components],
-        [ResultType(r.code, r.name.strip(), r.validity, r.months, r.until) for r in data.result_types],
+        [ResultType(r.code, r.name.strip(), r.validity, r.months, r.until, r.retention) for r in data.result_types],
     )
 
 

@@ -18,6 +18,7 @@ from warehouse.auth import require_writer, visible_subtree
 from warehouse.dossier_rules import today_local
 from warehouse.dossiers import create_dossier, dossier_for_read, dossier_for_write, update_dossier
 from warehouse.errors import Problem
+from warehouse.retention import delete_dossier
 from warehouse.rules import DOSSIER_CODE, PROCEDURE_CODE
 
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
@@ -189,9 +190,10 @@ class DossiersController(Controller):
 
     @delete("/{dossier_id:uuid}", operation_id="delete_dossier", status_code=HTTP_204_NO_CONTENT)
     async def remove(self, dossier_id: FromPath[UUID], request: Caller, services: Deps) -> None:
-        """Mark a dossier deleted. It is kept, and can still be listed with state=deleted."""
+        """Mark a dossier deleted. It is kept, and can still be listed with state=deleted; an administrator
+        can undo it for `WAREHOUSE_DELETE_UNDO_DAYS` (`POST .../restore`). 409 under a legal hold."""
         dossier = await dossier_for_write(services, request.user, dossier_id)
-        await services.dossiers.mark_deleted(dossier.id)
+        await delete_dossier(services, dossier)
 
 
 class ResultsController(Controller):

@@ -30,6 +30,7 @@ from warehouse.context import Services
 from warehouse.errors import Problem
 from warehouse.fair_share import metered, upload_slot
 from warehouse.refusals import Refusal
+from warehouse.retention import delete_file
 from warehouse.uploads import (
     PDF_MEDIA_TYPE,
     MultipartUpload,
@@ -282,4 +283,4 @@ class FilesController(Controller):
         dossier = await services.dossiers.get(f.dossier_id, scope=None)
         if dossier is None or not request.user.can_write(dossier.unit_id):
             raise Problem(403, "forbidden", "Your account may read this file but not delete it.")
-        await services.files.mark_deleted(f.id)
+        await delete_file(services, f.id)
