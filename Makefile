@@ -11,7 +11,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 
 export WAREHOUSE_DATA_DIR ?= $(CURDIR)/.data
 
-.PHONY: run test lint typecheck pytest fuzz bench load install install-dev lock ocr-tools deploy-tools services clean
+.PHONY: run test lint typecheck pytest fuzz bench drill load install install-dev lock ocr-tools deploy-tools services clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -96,6 +96,12 @@ fuzz: install-dev
 bench: $(DEV_STAMP) ocr-tools
 	$(BIN)/warehouse services up
 	$(BIN)/python -m loadtests.bench $(if $(SCALE),--scale $(SCALE))
+
+# The restore drill: back up the warehouse (pg_dump and every object, into BACKUP or a temporary
+# folder), restore into an empty database and bucket beside it, check every record's SHA-256.
+drill: install
+	$(BIN)/warehouse services up
+	$(BIN)/warehouse drill $(if $(BACKUP),--to $(BACKUP))
 
 load: $(DEV_STAMP) ocr-tools
 	$(BIN)/python -m loadtests.run $(if $(SHAPE),--shape $(SHAPE)) $(if $(DURATION),--duration $(DURATION)) $(if $(HOST),--host $(HOST))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, fields
 from datetime import datetime
 
@@ -70,3 +71,21 @@ class Blobs:
             keys,
         )
         return {r["object_key"] for r in rows}
+
+    async def stored(self, *, page: int = 1000) -> AsyncIterator[tuple[str, str]]:
+        """Every object the records say is stored, with the SHA-256 it must have: each original (its
+        blob, unless purged) and each signed copy. In pages, for a warehouse of any size."""
+        for query in (
+            "SELECT object_key, sha256 FROM blobs WHERE purged_at IS NULL AND object_key > $1 "
+            "ORDER BY object_key LIMIT $2",
+            "SELECT c.object_key, c.sha256 FROM signed_copies c JOIN files f ON f.id = c.file_id "
+            "WHERE f.state <> 'purged' AND c.object_key > $1 ORDER BY c.object_key LIMIT $2",
+        ):
+            after = ""
+            while True:
+                rows = await self._pool.fetch(query, after, page)
+                for r in rows:
+                    yield r["object_key"], r["sha256"]
+                if len(rows) < page:
+                    break
+                after = rows[-1]["object_key"]

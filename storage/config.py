@@ -343,6 +343,9 @@ class KeepingSettings(_Group):
     )
     delete_undo_days: float = Field(default=30.0, ge=0, description="how long an administrator can undo a delete")
     purge_max_dossiers: int = Field(default=1000, ge=1, le=100_000, description="dossiers one purge may take")
+    pg_bin_dir: str = Field(
+        default="", description="where pg_dump and pg_restore of the server's version are (empty: the PATH)"
+    )
 
 
 class OcrSettings(_Group):

@@ -379,6 +379,12 @@ def build_parser() -> argparse.ArgumentParser:
     prov.add_argument("--role", default="operator", choices=["unit_admin", "operator", "viewer", "signer"])
     prov.add_argument("--as-login", default="admin", help="the administrator the change is recorded for")
     prov.add_argument("--output", help="write the CSV of new accounts here instead of standard output")
+    drill = sub.add_parser(
+        "drill",
+        help="the restore drill: back up, restore into an empty database and bucket, check every record's bytes",
+    )
+    drill.add_argument("--to", metavar="DIR", help="where the backup goes (default: a temporary folder, removed after)")
+    drill.add_argument("--keep", action="store_true", help="keep the drill's database and bucket to look at")
     signing = sub.add_parser("signing", help="the units' signing keys")
     signing_sub = signing.add_subparsers(dest="signing_command", required=True)
     demo = signing_sub.add_parser(
@@ -452,6 +458,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if created is None:
                 return 1
             _write_credentials(created, args.output)
+        elif args.command == "drill":
+            from warehouse.drill import run_drill
+
+            return run_drill(settings, backup_dir=args.to, keep=args.keep)
         elif args.command == "signing":
             return _demo_key(settings, args.unit)
         elif args.command == "services":
