@@ -89,3 +89,19 @@ class Blobs:
                 if len(rows) < page:
                     break
                 after = rows[-1]["object_key"]
+
+    async def to_lock(self, *, limit: int = 500) -> list[tuple[str, str]]:
+        """(sha256, object key) of stored bytes a record accepted that carry no store lock yet."""
+        rows = await self._pool.fetch(
+            """
+            SELECT b.sha256, b.object_key FROM blobs b
+            WHERE b.locked_until IS NULL AND b.purged_at IS NULL
+              AND EXISTS (SELECT 1 FROM files f WHERE f.sha256 = b.sha256 AND f.state = 'ready')
+            LIMIT $1
+            """,
+            limit,
+        )
+        return [(r["sha256"], r["object_key"]) for r in rows]
+
+    async def record_lock(self, sha256: str, until: datetime) -> None:
+        await self._pool.execute("UPDATE blobs SET locked_until = $2 WHERE sha256 = $1", sha256, until)

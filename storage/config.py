@@ -58,6 +58,12 @@ class ServiceSettings(_Group):
     s3_access_key: str = "warehouse"
     s3_secret_key: str = "warehouse-local-secret"
     s3_bucket: str = "warehouse"
+    s3_object_lock: Literal["off", "governance", "compliance"] = Field(
+        default="off",
+        description="lock each accepted original in the store until a date nobody can shorten (compliance) or "
+        "only a bypass permission can (governance); the bucket must be created with object lock",
+    )
+    s3_object_lock_years: int = Field(default=10, ge=1, le=100, description="how long an accepted original is locked")
     s3_region: str = "us-east-1"
     s3_versioning: bool = Field(
         default=False, description="keep earlier versions of objects (on in production MinIO; see deploy/README.md)"

@@ -252,13 +252,14 @@ class ObjectStore:
             await self._http.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    async def ensure_bucket(self) -> bool:
-        """Create the bucket when the server lacks it. True when it was created."""
+    async def ensure_bucket(self, *, object_lock: bool = False) -> bool:
+        """Create the bucket when the server lacks it (with object lock, which only a new bucket can
+        have). True when it was created."""
         exists = await self._run(self._client.bucket_exists, bucket_name=self.bucket)
         if exists:
             return False
         try:
-            await self._run(self._client.make_bucket, bucket_name=self.bucket)
+            await self._run(self._client.make_bucket, bucket_name=self.bucket, object_lock=object_lock)
         except S3Error as exc:
             if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                 raise
@@ -637,6 +638,22 @@ class ObjectStore:
             object_name=target,
             source=CopySource(bucket_name=self.bucket, object_name=source),
         )
+
+    async def lock(self, key: str, *, mode: str, until: datetime) -> None:
+        """Lock the object's current version until ``until`` (``governance`` or ``compliance``): the store
+        then refuses to delete or overwrite that version, and to shorten the date."""
+        from minio.commonconfig import COMPLIANCE, GOVERNANCE
+        from minio.retention import Retention
+
+        config = Retention(COMPLIANCE if mode == "compliance" else GOVERNANCE, until)
+        await self._run(self._client.set_object_retention, bucket_name=self.bucket, object_name=key, config=config)
+
+    async def retention(self, key: str) -> tuple[str, datetime] | None:
+        """The object's lock: its mode and date, or None."""
+        config = await self._run(self._client.get_object_retention, bucket_name=self.bucket, object_name=key)
+        if config is None or config.retain_until_date is None:
+            return None
+        return str(config.mode).lower(), config.retain_until_date
 
     async def delete(self, key: str) -> None:
         await self._run(self._client.remove_object, bucket_name=self.bucket, object_name=key)

@@ -33,7 +33,7 @@ async def _ensure_bucket(settings: Settings, wait_seconds: float = 60) -> tuple[
     try:
         while True:
             try:
-                created = await store.ensure_bucket()
+                created = await store.ensure_bucket(object_lock=settings.s3_object_lock != "off")
                 break
             except Exception as exc:
                 if time.monotonic() > deadline:
@@ -62,6 +62,11 @@ async def _migrate(settings: Settings) -> None:
         f"bucket: {settings.s3_bucket} on {settings.s3_endpoint} ({'created now' if made else EXISTING}; "
         f"versioning {'on' if settings.s3_versioning else 'off'})"
     )
+    if settings.s3_object_lock != "off" and not made:
+        print(
+            f"bucket: object lock ({settings.s3_object_lock}) needs a bucket made with it; this one existed "
+            "already: if it was not made with object lock, accepted files are logged as not locked (see the runbook)"
+        )
     for what in missing:
         # SeaweedFS, the local server, lacks some of these; the hourly upload expiry covers stale parts.
         print(f"bucket: the object store did not accept {what}; MinIO in production does")

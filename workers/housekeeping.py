@@ -8,6 +8,8 @@
   that, and idempotency answers past their time.
 - ``check_fixity`` (nightly): re-reads the blobs verified longest ago, up to ``fixity_budget_mb``, and
   records when each was verified and any mismatch of size or SHA-256.
+- ``lock_originals`` (every minute, with ``WAREHOUSE_S3_OBJECT_LOCK``): accepted bytes get the store's
+  object lock.
 """
 
 from __future__ import annotations
@@ -95,3 +97,29 @@ async def check_fixity(ctx: dict[str, Any]) -> dict[str, int]:
     if failed:
         log.error("fixity: %d of %d blobs did not match their record", failed, checked + failed)
     return {"checked": checked, "failed": failed}
+
+
+async def lock_originals(ctx: dict[str, Any]) -> int:
+    """Lock in the store the bytes of every accepted file not locked yet (``WAREHOUSE_S3_OBJECT_LOCK``):
+    until ``WAREHOUSE_S3_OBJECT_LOCK_YEARS`` from now, a date no administrator can shorten in compliance
+    mode. Runs every minute; a store that refuses (a bucket made without object lock) is logged each
+    time, and the bytes are tried again."""
+    settings: Settings = ctx["settings"]
+    if settings.s3_object_lock == "off":
+        return 0
+    objects: ObjectStore = ctx["objects"]
+    blobs = Blobs(ctx["db"].pool)
+    until = datetime.now(UTC) + timedelta(days=365 * settings.s3_object_lock_years + 2)
+    locked = 0
+    for sha256, key in await blobs.to_lock():
+        try:
+            await objects.lock(key, mode=settings.s3_object_lock, until=until)
+        except ObjectStoreUnavailable as exc:
+            log.warning("object lock: the object store is unavailable (%s)", exc)
+            break
+        except Exception as exc:  # the store refuses: say so, try again next round
+            log.error("object lock: %s could not be locked: %s (was the bucket made with object lock?)", key, exc)
+            continue
+        await blobs.record_lock(sha256, until)
+        locked += 1
+    return locked

@@ -27,7 +27,7 @@ from storage import (
 )
 from workers import metrics
 from workers.deliveries import run_dispatcher
-from workers.housekeeping import check_fixity, expire_uploads, sweep_orphans
+from workers.housekeeping import check_fixity, expire_uploads, lock_originals, sweep_orphans
 from workers.inspection import inspect_file, requeue_stuck
 from workers.ocr import ocr_file, tesseract_languages
 from workers.outbox import run_drainer
@@ -115,6 +115,7 @@ def build_worker(
         queue_name, max_jobs = QUEUE_NAME, settings.worker_max_jobs
         cron_jobs = [
             cron(requeue_stuck, minute=set(range(60)), run_at_startup=True, unique=True),
+            cron(lock_originals, minute=set(range(60)), second={30}, unique=True),
             cron(expire_uploads, minute={7}, unique=True),
             cron(sweep_orphans, minute={37}, unique=True),
             cron(check_fixity, hour={settings.fixity_hour}, minute={17}, unique=True, timeout=6 * 3600),

@@ -88,6 +88,7 @@ ALTER TABLE files DROP CONSTRAINT files_state_check;
 ALTER TABLE files ADD CONSTRAINT files_state_check
     CHECK (state IN ('processing', 'ready', 'rejected', 'deleted', 'purged'));
 ALTER TABLE blobs ADD COLUMN purged_at timestamptz;  -- its bytes removed by a purge
+ALTER TABLE blobs ADD COLUMN locked_until timestamptz;  -- the store's object lock on its bytes, once set
 ALTER TABLE files ADD COLUMN deleted_at timestamptz;  -- when it was marked deleted (the undo window)
 
 CREATE TRIGGER dossiers_held BEFORE UPDATE OF state ON dossiers
