@@ -11,7 +11,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 
 export WAREHOUSE_DATA_DIR ?= $(CURDIR)/.data
 
-.PHONY: run test lint typecheck pytest fuzz bench drill load install install-dev lock ocr-tools deploy-tools services clean
+.PHONY: run test lint typecheck pytest fuzz bench drill cluster failover load install install-dev lock ocr-tools deploy-tools services clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -102,6 +102,14 @@ bench: $(DEV_STAMP) ocr-tools
 drill: install
 	$(BIN)/warehouse services up
 	$(BIN)/warehouse drill $(if $(BACKUP),--to $(BACKUP))
+
+# The warehouse as a cluster on this machine (API in two processes, two workers, SeaweedFS on three
+# volume servers), and the failover run against a cluster of its own (SECONDS of uploads).
+cluster: install
+	$(BIN)/warehouse cluster up
+
+failover: install
+	$(BIN)/warehouse cluster failover $(if $(SECONDS),--seconds $(SECONDS))
 
 load: $(DEV_STAMP) ocr-tools
 	$(BIN)/python -m loadtests.run $(if $(SHAPE),--shape $(SHAPE)) $(if $(DURATION),--duration $(DURATION)) $(if $(HOST),--host $(HOST))

@@ -114,6 +114,19 @@ async def drop_database(url: str) -> None:
         await conn.close()
 
 
+async def holds_records(url: str) -> bool:
+    """Whether the database exists and holds the warehouse's tables."""
+    try:
+        conn = await asyncpg.connect(url)
+    except asyncpg.InvalidCatalogNameError:
+        return False
+    try:
+        found: bool = await conn.fetchval("SELECT to_regclass('public.dossiers') IS NOT NULL")
+        return found
+    finally:
+        await conn.close()
+
+
 async def grant_app_role(conn: Any, app_url: str) -> None:
     """The API's and workers' role: it logs in, reads and writes the warehouse's tables, may only add
     to and read the audit trail, and owns nothing, so it cannot drop triggers, change tables or turn

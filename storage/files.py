@@ -394,6 +394,11 @@ class Files:
         )
         return [File.from_record(r) for r in rows]
 
+    async def count_all(self) -> int:
+        """Every file recorded, whatever its state."""
+        n: int = await self._pool.fetchval("SELECT count(*) FROM files")
+        return n
+
     async def stage_counts(self) -> dict[str, int]:
         rows = await self._pool.fetch(
             "SELECT stage, count(*) AS n FROM files WHERE state <> 'deleted' AND stage NOT IN ('ready', 'rejected') "

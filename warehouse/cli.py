@@ -384,6 +384,16 @@ def build_parser() -> argparse.ArgumentParser:
     prov.add_argument("--role", default="operator", choices=["unit_admin", "operator", "viewer", "signer"])
     prov.add_argument("--as-login", default="admin", help="the administrator the change is recorded for")
     prov.add_argument("--output", help="write the CSV of new accounts here instead of standard output")
+    cluster = sub.add_parser("cluster", help="the warehouse as a cluster on this machine, and its failover run")
+    cluster_sub = cluster.add_subparsers(dest="cluster_command", required=True)
+    cluster_sub.add_parser("up", help="API in two processes, two workers, SeaweedFS on three volume servers")
+    failover_cmd = cluster_sub.add_parser(
+        "failover",
+        help="start a cluster of its own, upload as the communes do, kill an API process, a worker and a storage "
+        "node in turn, then prove every acknowledged upload is there once with its bytes",
+    )
+    failover_cmd.add_argument("--seconds", type=float, default=300, help="how long the uploads run (default 300)")
+    failover_cmd.add_argument("--operators", type=int, default=8, help="operators uploading at once (default 8)")
     drill = sub.add_parser(
         "drill",
         help="the restore drill: back up, restore into an empty database and bucket, check every record's bytes",
@@ -463,6 +473,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             if created is None:
                 return 1
             _write_credentials(created, args.output)
+        elif args.command == "cluster":
+            from warehouse.cluster import run_cluster, run_failover
+
+            if args.cluster_command == "up":
+                signal.signal(signal.SIGTERM, _stop_on_sigterm)
+                return run_cluster(settings)
+            return run_failover(settings, seconds=args.seconds, operators=args.operators)
         elif args.command == "drill":
             from warehouse.drill import run_drill
 

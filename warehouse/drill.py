@@ -26,10 +26,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
-
-from storage import Database, ObjectNotFound, Settings, object_store
+from storage import Database, ObjectNotFound, Settings, drop_database, ensure_database, object_store
 from storage.blobs import Blobs
+from storage.db import holds_records
 
 
 class DrillRefused(Exception):
@@ -72,26 +71,6 @@ def _database_named(url: str, name: str) -> str:
 
 def _name_of(url: str) -> str:
     return urlsplit(url).path.lstrip("/")
-
-
-async def _empty_or_absent(url: str) -> bool:
-    """True when the database does not exist or has no table of ours."""
-    try:
-        conn = await asyncpg.connect(url)
-    except asyncpg.InvalidCatalogNameError:
-        return True
-    try:
-        return not await conn.fetchval("SELECT to_regclass('public.dossiers') IS NOT NULL")
-    finally:
-        await conn.close()
-
-
-async def _admin_execute(url: str, statement: str) -> None:
-    conn = await asyncpg.connect(_database_named(url, "postgres"))
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
 
 
 def _run(settings: Settings, args: list[str]) -> None:
@@ -141,17 +120,17 @@ async def backup(settings: Settings, folder: Path, report: DrillReport) -> None:
 
 async def restore(settings: Settings, folder: Path, target: Target, report: DrillReport) -> None:
     """The backup in ``folder`` into the target, which must hold nothing."""
-    if not await _empty_or_absent(target.url):
+    if await holds_records(target.url):
         raise DrillRefused(
             f"The drill restores into the database {target.name}, which is not empty (a drill kept with --keep?). "
-            f"Drop it first (DROP DATABASE {target.name}); a restore never goes over existing records."
+            "Remove it first (dropdb, or psql's drop database); a restore never goes over existing records."
         )
     store = object_store(settings.model_copy(update={"s3_bucket": target.bucket}))
     try:
         if not await store.ensure_bucket() and await store.older_than("", _far_future()):
             raise DrillRefused(f"The drill's bucket {target.bucket} is not empty; empty or remove it first.")
         started = time.monotonic()
-        await _admin_execute(settings.database_url, f'CREATE DATABASE "{target.name}"')
+        await ensure_database(target.url)
         _run(
             settings,
             ["pg_restore", "--no-owner", "--exit-on-error", "--dbname", target.url, str(folder / "warehouse.dump")],
@@ -195,7 +174,7 @@ async def remove(settings: Settings, target: Target) -> None:
                 await store.delete(key)
     finally:
         await store.aclose()
-    await _admin_execute(settings.database_url, f'DROP DATABASE IF EXISTS "{target.name}" WITH (FORCE)')
+    await drop_database(target.url)
 
 
 async def drill(settings: Settings, *, backup_dir: Path | None, keep: bool) -> DrillReport:

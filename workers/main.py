@@ -114,7 +114,8 @@ def build_worker(
         )
         queue_name, max_jobs = QUEUE_NAME, settings.worker_max_jobs
         cron_jobs = [
-            cron(requeue_stuck, minute=set(range(60)), run_at_startup=True, unique=True),
+            # every 15 s: a job lost with a killed worker comes back within stuck_after_seconds + 15 s
+            cron(requeue_stuck, minute=set(range(60)), second={0, 15, 30, 45}, run_at_startup=True, unique=True),
             cron(lock_originals, minute=set(range(60)), second={30}, unique=True),
             cron(expire_uploads, minute={7}, unique=True),
             cron(sweep_orphans, minute={37}, unique=True),
