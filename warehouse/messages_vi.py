@@ -12,6 +12,7 @@ TITLES = {
     405: "Phương thức không được phép",
     408: "Gửi quá chậm",
     409: "Xung đột",
+    410: "Không còn nữa",
     413: "Quá lớn",
     415: "Kiểu nội dung không được nhận",
     422: "Dữ liệu không hợp lệ",
@@ -194,6 +195,7 @@ DETAILS = {
     "purge_not_proposed": "Đợt hủy này không ở trạng thái chờ duyệt.",
     "purge_needs_second_admin": "Đợt hủy phải được một quản trị viên khác duyệt.",
     "purge_not_approved": "Đợt hủy chỉ được thực hiện sau khi một quản trị viên khác đã duyệt.",
+    "file_purged": "Tệp này đã bị hủy sau khi hết thời hạn lưu trữ; hồ sơ và mã kiểm tra của tệp vẫn được giữ.",
     "units_required": "Hãy nêu các đơn vị mà đăng ký nhận tin áp dụng (ít nhất một đơn vị).",
     "too_many_subscriptions": "Đơn vị của bạn đã có số đăng ký nhận tin tối đa; hãy xóa bớt một đăng ký.",
 }

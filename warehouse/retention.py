@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from storage import Dossier, StorageError, Unit
+from storage import Dossier, Unit
 from storage.retention import CLASS, HeldError, Hold, Purge, RetentionOf, longer
 from warehouse.context import Services
 from warehouse.dossiers import dossier_for_read
@@ -253,7 +253,7 @@ async def run_purge(services: Services, principal: Principal, purge: Purge) -> P
         for key in removal.object_keys:  # after the records say purged: no record points at missing bytes
             try:
                 await services.objects.delete(key)
-            except StorageError as exc:  # an object lock, or the store away: kept, and said
+            except Exception as exc:  # an object lock, or the store away: kept, and said
                 log.warning("purge %s: %s stays in the store: %s", purge.id, key, exc)
                 left.append(key)
         outcome[str(dossier_id)] = {"purged": True, "objects_removed": len(removal.object_keys) - len(left)}

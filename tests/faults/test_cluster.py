@@ -14,7 +14,7 @@ import pytest
 @pytest.mark.usefixtures("prepared")
 def test_killing_an_api_process_a_worker_and_a_storage_node_loses_nothing() -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "warehouse", "cluster", "failover", "--seconds", "20", "--operators", "3"],
+        [sys.executable, "-m", "warehouse", "cluster", "failover", "--seconds", "12", "--operators", "3"],
         capture_output=True,
         text=True,
         timeout=600,

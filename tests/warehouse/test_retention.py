@@ -261,5 +261,9 @@ async def test_a_purge_needs_two_administrators_and_spares_what_must_be_kept(
     assert content.status_code == 200 and content.content == shared
     state = await api.db.pool.fetchval("SELECT state FROM dossiers WHERE id = $1", UUID(old[0]["id"]))
     assert state == "purged"
+    r = await api.client.get(f"/api/v1/files/{uploads[0].json()['id']}/content", headers=auth(admin1))
+    assert (r.status_code, r.json()["code"]) == (410, "file_purged")
+    r = await api.client.get(f"/api/v1/files/{uploads[0].json()['id']}", headers=auth(admin1))
+    assert r.json()["state"] == "purged" and r.json()["sha256"]  # the tombstone: what it was
     r = await api.client.post(f"/api/v1/purges/{purge['id']}/run", headers=auth(admin1))
     assert (r.status_code, r.json()["code"]) == (409, "purge_not_approved")  # a purge runs once

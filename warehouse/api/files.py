@@ -217,6 +217,10 @@ class FilesController(Controller):
         `?variant=ocr` gives the OCR'd copy (searchable text over the same images) when there is one;
         `?variant=signed` the unit's newest signed copy (the QR and the signature added)."""
         f = await _file_for_read(services, request.user, file_id)
+        if f.state == "purged":
+            raise Problem(
+                410, "file_purged", "This file was purged after its retention ended; its record and checksum remain."
+            )
         key, size, sha256 = f.object_key, str(f.size), f.sha256
         if variant == "signed":
             copies = await services.legal.signed_copies(f.id)
