@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import os
 import random
 import signal
@@ -31,7 +30,7 @@ from typing import Any
 import httpx
 
 from storage import Database, Files, Settings, drop_database
-from warehouse.local_services import LocalServices, answers, s3_address, wait_until_answers
+from warehouse.local_services import LocalServices, answers, s3_address, wait_until_answers, write_s3_identities
 
 VOLUMES = 3
 WORKERS = 2
@@ -101,21 +100,7 @@ class Cluster:
         wait_until_answers(_address(master), 30, "the SeaweedFS master")
         for n in range(1, VOLUMES + 1):
             self.start_volume(n)
-        identities = self.root / "s3-identities.json"
-        identities.write_text(
-            json.dumps(
-                {
-                    "identities": [
-                        {
-                            "name": "warehouse",
-                            "credentials": [{"accessKey": s.s3_access_key, "secretKey": s.s3_secret_key}],
-                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                        }
-                    ]
-                }
-            )
-        )
-        identities.chmod(0o600)
+        identities = write_s3_identities(s, self.root / "s3-identities.json")
         filer = self._port(1220)
         s3 = s3_address(s).port
         self._weed(

@@ -86,6 +86,25 @@ def _wait_gone(pid: int, seconds: float) -> bool:
     return not _alive(pid)
 
 
+def write_s3_identities(settings: Settings, path: Path) -> Path:
+    """SeaweedFS's S3 credentials file: the warehouse's key, readable by this user only."""
+    path.write_text(
+        json.dumps(
+            {
+                "identities": [
+                    {
+                        "name": "warehouse",
+                        "credentials": [{"accessKey": settings.s3_access_key, "secretKey": settings.s3_secret_key}],
+                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                    }
+                ]
+            }
+        )
+    )
+    path.chmod(0o600)
+    return path
+
+
 class LocalServices:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -257,22 +276,7 @@ class LocalServices:
         weed = self._weed_binary()
         datadir = self.root / "seaweedfs"
         datadir.mkdir(parents=True, exist_ok=True)
-        config = self.root / "s3-identities.json"
-        s = self.settings
-        config.write_text(
-            json.dumps(
-                {
-                    "identities": [
-                        {
-                            "name": "warehouse",
-                            "credentials": [{"accessKey": s.s3_access_key, "secretKey": s.s3_secret_key}],
-                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                        }
-                    ]
-                }
-            )
-        )
-        config.chmod(0o600)
+        config = write_s3_identities(self.settings, self.root / "s3-identities.json")
         base = addr.port
         command = [
             weed,

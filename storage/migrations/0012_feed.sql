@@ -13,6 +13,7 @@ CREATE TABLE changes (
     id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     pos        bigint UNIQUE,                  -- the feed position; NULL until sequenced
     kind       text NOT NULL CHECK (kind IN ('dossier.created', 'dossier.changed', 'dossier.deleted',
+                                             'dossier.restored', 'dossier.purged',
                                              'file.accepted', 'file.rejected', 'file.deleted',
                                              'result.issued', 'result.withdrawn')),
     record     text NOT NULL,                  -- the dossier's or file's id, or the result code
@@ -60,9 +61,10 @@ DECLARE
 BEGIN
     IF TG_OP = 'INSERT' THEN
         k := 'dossier.created';
-    ELSIF NEW.state = 'deleted' AND OLD.state <> 'deleted' THEN
-        k := 'dossier.deleted';
-    ELSIF NEW.state = 'deleted' THEN
+    ELSIF NEW.state IS DISTINCT FROM OLD.state THEN
+        k := CASE NEW.state WHEN 'deleted' THEN 'dossier.deleted' WHEN 'purged' THEN 'dossier.purged'
+                            ELSE 'dossier.restored' END;
+    ELSIF NEW.state <> 'active' THEN
         RETURN NULL;
     ELSIF (OLD.code, OLD.unit_id, OLD.procedure_code, OLD.title, OLD.subject_name, OLD.subject_id_kind,
            OLD.subject_id_number, OLD.received_on, OLD.result_number, OLD.result_issued_on,
@@ -124,8 +126,9 @@ END $$;
 
 CREATE TRIGGER result_codes_feed_issued AFTER INSERT ON result_codes
     FOR EACH ROW EXECUTE FUNCTION feed_result();
+-- a code withdrawn, or given back (a delete undone): the result as it now stands
 CREATE TRIGGER result_codes_feed_withdrawn AFTER UPDATE OF withdrawn_at ON result_codes
-    FOR EACH ROW WHEN (OLD.withdrawn_at IS NULL AND NEW.withdrawn_at IS NOT NULL)
+    FOR EACH ROW WHEN (OLD.withdrawn_at IS DISTINCT FROM NEW.withdrawn_at)
     EXECUTE FUNCTION feed_result();
 
 -- Push subscriptions: a receiver, the kinds and units it wants, the secret deliveries are signed

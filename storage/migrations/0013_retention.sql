@@ -109,50 +109,6 @@ CREATE TRIGGER dossiers_reinstate_result_codes AFTER UPDATE OF state ON dossiers
     FOR EACH ROW WHEN (OLD.state = 'deleted' AND NEW.state = 'active')
     EXECUTE FUNCTION result_codes_reinstate_dossier();
 
--- The feed: a purge is a change too, and a reinstated code is issued again.
-ALTER TABLE changes DROP CONSTRAINT changes_kind_check;
-ALTER TABLE changes ADD CONSTRAINT changes_kind_check
-    CHECK (kind IN ('dossier.created', 'dossier.changed', 'dossier.deleted', 'dossier.restored', 'dossier.purged',
-                    'file.accepted', 'file.rejected', 'file.deleted', 'result.issued', 'result.withdrawn'));
-DROP TRIGGER result_codes_feed_withdrawn ON result_codes;
-CREATE TRIGGER result_codes_feed_withdrawn AFTER UPDATE OF withdrawn_at ON result_codes
-    FOR EACH ROW WHEN (OLD.withdrawn_at IS DISTINCT FROM NEW.withdrawn_at)
-    EXECUTE FUNCTION feed_result();
-
-CREATE OR REPLACE FUNCTION feed_dossier() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    k text;
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        k := 'dossier.created';
-    ELSIF NEW.state IS DISTINCT FROM OLD.state THEN
-        k := CASE NEW.state WHEN 'deleted' THEN 'dossier.deleted' WHEN 'purged' THEN 'dossier.purged'
-                            ELSE 'dossier.restored' END;
-    ELSIF NEW.state <> 'active' THEN
-        RETURN NULL;
-    ELSIF (OLD.code, OLD.unit_id, OLD.procedure_code, OLD.title, OLD.subject_name, OLD.subject_id_kind,
-           OLD.subject_id_number, OLD.received_on, OLD.result_number, OLD.result_issued_on,
-           OLD.result_issuer, OLD.result_valid_until, OLD.result_kind_code, OLD.returned_on,
-           OLD.complete_at IS NOT NULL, OLD.retention)
-          IS NOT DISTINCT FROM
-          (NEW.code, NEW.unit_id, NEW.procedure_code, NEW.title, NEW.subject_name, NEW.subject_id_kind,
-           NEW.subject_id_number, NEW.received_on, NEW.result_number, NEW.result_issued_on,
-           NEW.result_issuer, NEW.result_valid_until, NEW.result_kind_code, NEW.returned_on,
-           NEW.complete_at IS NOT NULL, NEW.retention) THEN
-        RETURN NULL;  -- only the warehouse's own bookkeeping changed (search text, counters)
-    ELSE
-        k := 'dossier.changed';
-    END IF;
-    INSERT INTO changes (kind, record, dossier_id, unit_id, data)
-    SELECT k, NEW.id::text, NEW.id, NEW.unit_id, jsonb_build_object(
-        'id', NEW.id, 'code', NEW.code, 'unit', u.code, 'procedure_code', NEW.procedure_code,
-        'title', NEW.title, 'received_on', NEW.received_on, 'returned_on', NEW.returned_on,
-        'state', NEW.state, 'complete', NEW.complete_at IS NOT NULL, 'complete_at', NEW.complete_at,
-        'result_number', NEW.result_number, 'result_valid_until', NEW.result_valid_until)
-    FROM units u WHERE u.id = NEW.unit_id;
-    RETURN NULL;
-END $$;
-
 -- Purges: which dossiers, why, who proposed and who approved, and what was removed.
 CREATE TABLE purges (
     id           uuid PRIMARY KEY,
