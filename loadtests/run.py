@@ -27,7 +27,15 @@ from loadtests.verdict import judge, plot, write_summary
 
 HERE = Path(__file__).resolve().parent
 LOCAL_CACHE_KEY = "local-warehouse_load"
-DEFAULT_DURATION = {"before": 120, "communes": 120, "campaign": 120, "soak": 7200, "capacity": 60, "smoke": 10}
+DEFAULT_DURATION = {
+    "before": 120,
+    "communes": 120,
+    "campaign": 120,
+    "soak": 7200,
+    "rollout": 3600,
+    "capacity": 60,
+    "smoke": 10,
+}
 
 
 @contextmanager

@@ -57,13 +57,14 @@ class Plan:
     classes: list[str]
     ramp_rate: float
     hold: float
+    judge_ramp: bool = False  # the arrival is what is judged (rollout): statistics are not reset after it
     _reset_done: bool = False
 
     def step(self, run_time: float, runner: Any) -> tuple[int, float, list[str]] | None:
         ramp = self.users / self.ramp_rate
         if run_time < ramp:
             return self.users, self.ramp_rate, self.classes
-        if not self._reset_done and runner is not None:
+        if not self._reset_done and runner is not None and not self.judge_ramp:
             runner.stats.reset_all()  # judge the held load, not the ramp
             self._reset_done = True
         if run_time < ramp + self.hold:
@@ -157,6 +158,12 @@ def plan_for(shape: str, duration: float, report_dir: str | None) -> Plan | Capa
     if shape in ("communes", "campaign", "soak"):
         scale = float(os.environ.get("LOAD_SCALE", "1"))  # e.g. 3 for a province three times as large
         return Plan(round(communes_total * scale), ALL, 10.0, duration)
+    if shape == "rollout":
+        # The first minutes of a campaign: every commune's operators sign in within five minutes
+        # (LOAD_ROLLOUT_SECONDS), then a normal hour; the sign-ins are judged with the rest.
+        users = round(communes_total * float(os.environ.get("LOAD_SCALE", "1")))
+        arrival = float(os.environ.get("LOAD_ROLLOUT_SECONDS", "300"))
+        return Plan(users, ALL, users / arrival, duration, judge_ramp=True)
     if shape == "capacity":
         return CapacityPlan(
             start=int(os.environ.get("LOAD_CAPACITY_START", "500")),
@@ -168,4 +175,4 @@ def plan_for(shape: str, duration: float, report_dir: str | None) -> Plan | Capa
         )
     if shape == "smoke":
         return Plan(8, ALL, 8.0, duration)
-    raise ValueError(f"unknown shape {shape!r}: before, communes, campaign, soak, capacity or smoke")
+    raise ValueError(f"unknown shape {shape!r}: before, communes, campaign, soak, rollout, capacity or smoke")

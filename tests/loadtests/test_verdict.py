@@ -52,3 +52,27 @@ def test_the_reset_at_the_end_of_the_ramp_is_no_outage(tmp_path: Path) -> None:
     assert all(v == 80 for series in history.p95.values() for v in series.values())
     plot(tmp_path, shape="communes")
     assert (tmp_path / "latency.png").stat().st_size > 0 and (tmp_path / "throughput.png").stat().st_size > 0
+
+
+def test_the_rollout_shape_brings_everyone_in_within_five_minutes_and_judges_the_arrival() -> None:
+    from loadtests.shapes import POPULATION, Plan, plan_for
+
+    class Runner:
+        resets = 0
+
+        class stats:
+            @staticmethod
+            def reset_all() -> None:
+                Runner.resets += 1
+
+    plan = plan_for("rollout", 3600, None)
+    assert isinstance(plan, Plan)
+    everyone = sum(POPULATION.values())
+    assert plan.users == everyone and abs(everyone / plan.ramp_rate - 300) < 1e-6
+    assert plan.step(10, Runner()) == (everyone, plan.ramp_rate, plan.classes)
+    assert plan.step(400, Runner()) is not None and Runner.resets == 0, "the sign-ins are judged, not reset away"
+    assert plan.step(300 + 3600 + 1, Runner()) is None
+    communes = plan_for("communes", 120, None)
+    assert isinstance(communes, Plan)
+    communes.step(100, Runner())
+    assert Runner.resets == 1, "other shapes judge the held load only"
