@@ -50,6 +50,8 @@ def _scan(pages: int, dpi: int) -> bytes:
 # Dossiers the users of this process created, with when the API answered, until the feed's consumer
 # reads them from the feed (only while a consumer runs in this process).
 _awaited: dict[str, float] = {}
+# Dossiers the consumer read before their creator had its answer (the feed can be that quick).
+_early: dict[str, float] = {}
 _feed_followed = False
 FEED_POLL_SECONDS = float(os.environ.get("LOAD_FEED_POLL_SECONDS", "0.25"))
 FEED_PATIENCE_SECONDS = 60.0  # a dossier not in the feed this long after it was made counts as missed
@@ -180,7 +182,7 @@ class WarehouseUser(FastHttpUser):
             return None
         self.subjects = ([*self.subjects, subject["id_number"]])[-20:]
         dossier_id: str = r.json()["id"]
-        if _feed_followed:  # the feed's consumer in this process waits for it
+        if _feed_followed:  # the feed's consumer in this process waits for it (unless it has it already)
             _awaited[dossier_id] = time.time()
         self.mine = ([*self.mine, dossier_id])[-50:]
         return dossier_id
@@ -489,12 +491,22 @@ class FeedConsumer(WarehouseUser):
                 if change["version"] <= before:
                     self._report(0, f"{change['kind']} of {change['id']}: version {change['version']} after {before}")
                 self.versions[change["id"]] = change["version"]
-                made = _awaited.pop(change["id"], None) if change["kind"] == "dossier.created" else None
+                if change["kind"] != "dossier.created":
+                    continue
+                made = _awaited.pop(change["id"], None)
                 if made is not None:
                     self._report(max(0.0, (seen - made) * 1000))
+                else:
+                    _early[change["id"]] = seen
             self.cursor = page["next"]
             if not page["more"]:
                 break
+        for dossier_id in [d for d in _awaited if d in _early]:  # read before its creator had the answer
+            _awaited.pop(dossier_id)
+            _early.pop(dossier_id)
+            self._report(0.0)
+        for dossier_id in [d for d, at in _early.items() if time.time() - at > 600]:
+            del _early[dossier_id]  # another process's dossier, or one made before this run
         overdue = [d for d, made in _awaited.items() if time.time() - made > FEED_PATIENCE_SECONDS]
         for dossier_id in overdue:
             _awaited.pop(dossier_id, None)

@@ -129,6 +129,7 @@ class Feed:
                 ORDER BY c.pos LIMIT $4
             ) c ON true
             LEFT JOIN units u ON u.id = c.unit_id
+            ORDER BY c.pos
             """,
             after,
             units,

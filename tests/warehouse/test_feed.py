@@ -42,6 +42,8 @@ async def read_all(
         r = await client.get("/api/v1/feed", params=query, headers=auth(token))
         assert r.status_code == 200, r.text
         page = r.json()
+        versions = [i["version"] for i in page["items"]]
+        assert versions == sorted(versions), "a page is in commit order"
         items += page["items"]
         after = page["next"]
         if not page["more"]:
