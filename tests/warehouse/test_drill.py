@@ -22,7 +22,9 @@ async def some_records(api: Api, tree: Subtree) -> None:
     d = await api.dossier(operator)
     for n in range(3):
         r = await api.upload(
-            operator, d["id"], build_pdf(_one_text_page(b"BT /F1 12 Tf 100 700 Td (drill %d) Tj ET" % n))
+            operator,
+            d["id"],
+            build_pdf(_one_text_page(b"BT /F1 12 Tf 100 700 Td (Ban sao luu kiem tra cua kho so hoa so %d) Tj ET" % n)),
         )
         assert r.status_code == 201, r.text
 

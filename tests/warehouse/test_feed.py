@@ -63,7 +63,11 @@ async def test_the_feed_shows_each_change_in_order_within_the_callers_units(
     d = await api.dossier(operator, title="Đăng ký khai sinh")
     r = await api.client.patch(f"/api/v1/dossiers/{d['id']}", json={"title": "Khai sinh (sửa)"}, headers=auth(operator))
     assert r.status_code == 200, r.text
-    r = await api.upload(operator, d["id"], build_pdf(_one_text_page(b"BT /F1 12 Tf 100 700 Td (Feed) Tj ET")))
+    r = await api.upload(
+        operator,
+        d["id"],
+        build_pdf(_one_text_page(b"BT /F1 12 Tf 100 700 Td (Giay chung nhan cua luong thay doi) Tj ET")),
+    )
     assert r.status_code == 201, r.text
     file_id = r.json()["id"]
     await api.run_worker()
