@@ -118,19 +118,7 @@ class PurgeOut(msgspec.Struct):
 
     @classmethod
     def of(cls, p: Purge) -> PurgeOut:
-        return cls(
-            p.id,
-            p.state,
-            p.reason,
-            p.dossier_ids,
-            p.proposed_by,
-            p.proposed_at,
-            p.approved_by,
-            p.approved_at,
-            p.done_by,
-            p.done_at,
-            p.outcome,
-        )
+        return msgspec.convert(p, cls, from_attributes=True)
 
 
 class KeepingController(Controller):
