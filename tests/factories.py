@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+import redis.asyncio as aioredis
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from minio import Minio
@@ -15,6 +16,7 @@ from minio import Minio
 from loadtests.harness import LiveApi, free_port
 from storage import Accounts, Database, Queue, Settings, drain_safely
 from storage import Settings as _Settings
+from storage.queue import OCR_QUEUE_NAME
 from warehouse.security import Passwords
 from warehouse.seed import org_code
 from workers import build_worker
@@ -143,15 +145,28 @@ class Api:
         }
         return await self.client.post(f"/api/v1/dossiers/{dossier_id}/files", content=data, headers=all_headers)
 
-    async def run_worker(self, settings: Settings | None = None, *, ocr: bool = False) -> int:
+    async def run_worker(
+        self, settings: Settings | None = None, *, ocr: bool = False, only: list[str] | None = None
+    ) -> int:
         """Drain the outbox, then run the inspection (or OCR) worker until its queue is empty; returns the
-        jobs it completed."""
+        jobs it completed. With ``only`` (file ids), the OCR queue's other jobs (image-only scans earlier
+        tests left, seconds each) are dropped first."""
         settings = settings or self.settings
         queue = Queue.from_url(settings.redis_url)
         try:
             await drain_safely(self.db, queue)
         finally:
             await queue.close()
+        if ocr and only is not None:
+            redis = aioredis.from_url(settings.redis_url)
+            try:
+                keep = {f"ocr:{file_id}" for file_id in only}
+                for job in await redis.zrange(OCR_QUEUE_NAME, 0, -1):
+                    if job.decode() not in keep:
+                        await redis.zrem(OCR_QUEUE_NAME, job)
+                        await redis.delete(f"arq:job:{job.decode()}")
+            finally:
+                await redis.aclose()
         worker = build_worker(
             settings, ocr=ocr, drain_outbox=False, burst=True, handle_signals=False, poll_delay=0.05, cron_jobs=[]
         )

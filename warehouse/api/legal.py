@@ -28,7 +28,7 @@ from warehouse.audit import NOT_AUDITED
 from warehouse.auth import visible_unit
 from warehouse.errors import Problem
 from warehouse.legal import issued_text, policy_of, set_policy, sign_file, verify, verify_url, vi_date
-from warehouse.uploads import MultipartUpload, content_length, multipart_file
+from warehouse.uploads import MultipartUpload, content_length, drain, multipart_file
 
 Policy = Literal["off", "warn", "reject"]
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -286,6 +286,16 @@ def _copy_too_large(settings: Settings) -> Problem:
     return Problem(413, "copy_too_large", f"The copy is larger than the {limit} that are checked.")
 
 
+async def _drain_refused(services: Deps, raw: AsyncIterator[bytes], declared: int) -> None:
+    """Read and drop a refused copy that is only a little too large, so its sender gets the 413 instead
+    of a broken connection; within the slots for copies being read, never past ``upload_drain_bytes``."""
+    settings = services.settings
+    if declared > settings.verify_max_bytes + settings.upload_drain_bytes or services.verify_reading.locked():
+        return
+    async with services.verify_reading:
+        await drain(raw, declared, seconds=settings.upload_idle_seconds)
+
+
 async def _digest_of_copy(services: Deps, request: Caller) -> str:
     """The SHA-256 of the copy in the body (raw, or the ``file`` part of a form), read as it arrives:
     at most ``verify_max_bytes``, and a sender that stalls or crawls is cut off (408) like an upload."""
@@ -299,10 +309,12 @@ async def _digest_of_copy(services: Deps, request: Caller) -> str:
             headers={"Retry-After": "5"},
         )
     declared = content_length(request.headers.get("content-length"))
+    raw = request.stream()
     if declared is not None and declared > settings.verify_max_bytes:
+        await _drain_refused(services, raw, declared)
         raise _copy_too_large(settings)
     content_type = request.headers.get("content-type", "")
-    body: AsyncIterator[bytes] = request.stream()
+    body: AsyncIterator[bytes] = raw
     if content_type.lower().startswith("multipart/form-data"):
         body = multipart_file(content_type, body, MultipartUpload())
     async with reading:
@@ -322,6 +334,7 @@ async def _digest_of_copy(services: Deps, request: Caller) -> str:
                 ) from None
             size += len(chunk)
             if size > settings.verify_max_bytes:
+                await drain(raw, settings.upload_drain_bytes, seconds=settings.upload_idle_seconds)
                 raise _copy_too_large(settings)
             elapsed = time.monotonic() - started
             if elapsed > settings.upload_rate_grace_seconds and size / elapsed < settings.upload_min_bytes_per_second:

@@ -112,7 +112,11 @@ ALTERNATIVES: dict[str, tuple[str, dict[str, Schema]]] = {
     "provision_accounts": ("201", {"text/csv": _TEXT}),
     "progress_report": ("200", {"text/csv": _TEXT, XLSX: _BINARY, "image/png": _BINARY}),
     "list_procedures": ("200", {"text/csv": _TEXT, XLSX: _BINARY}),
+    "verify_result": ("200", {"text/html": _TEXT}),
+    "verify_copy": ("200", {"text/html": _TEXT}),
 }
+# Errors some operations answer as a page when a page was asked for (a citizen's phone), else a problem.
+_PAGE_ERRORS = {"verify_result": ("404",), "verify_copy": ("404",)}
 # The JSON answer of those whose handler returns a Response of any shape.
 _JSON_ANSWERS = {
     "list_procedures": Schema(
@@ -120,7 +124,12 @@ _JSON_ANSWERS = {
         description="items (each procedure's newest version, as GET /api/v1/procedures/{code} gives them) "
         "and next_cursor",
     ),
+    "verify_result": Schema(
+        type=OpenAPIType.OBJECT,
+        description="whether the result is genuine and valid, which unit issued it, and what was compared",
+    ),
 }
+_JSON_ANSWERS["verify_copy"] = _JSON_ANSWERS["verify_result"]
 _DATE = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.DATE)
 _RETURN = Schema(
     type=OpenAPIType.OBJECT,
@@ -237,5 +246,9 @@ def declare_problems(openapi: OpenAPI) -> OpenAPI:
                     description=_SENTENCES.get(status, "An error; see the problem's detail."),
                     content={PROBLEM_JSON: OpenAPIMediaType(schema=Reference(ref="#/components/schemas/Problem"))},
                 )
+                if status in _PAGE_ERRORS.get(operation.operation_id or "", ()):
+                    content = responses[status].content
+                    assert content is not None
+                    content["text/html"] = OpenAPIMediaType(schema=_TEXT)
             operation.responses = responses
     return openapi
