@@ -242,13 +242,11 @@ def declare_problems(openapi: OpenAPI) -> OpenAPI:
             # Errors are always problem documents (the framework's own 400 says application/json).
             statuses += [status for status in responses if status[:1] in ("4", "5") and status not in statuses]
             for status in statuses:
-                responses[status] = OpenAPIResponse(
-                    description=_SENTENCES.get(status, "An error; see the problem's detail."),
-                    content={PROBLEM_JSON: OpenAPIMediaType(schema=Reference(ref="#/components/schemas/Problem"))},
-                )
+                content = {PROBLEM_JSON: OpenAPIMediaType(schema=Reference(ref="#/components/schemas/Problem"))}
                 if status in _PAGE_ERRORS.get(operation.operation_id or "", ()):
-                    content = responses[status].content
-                    assert content is not None
                     content["text/html"] = OpenAPIMediaType(schema=_TEXT)
+                responses[status] = OpenAPIResponse(
+                    description=_SENTENCES.get(status, "An error; see the problem's detail."), content=content
+                )
             operation.responses = responses
     return openapi
