@@ -247,6 +247,67 @@ async def test_watch_takes_a_file_once_it_stops_growing(api: Api, tmp_path: Path
         assert "Watching" in out and "sent" in out
 
 
+async def direct_sessions(api: Api, subjects: list[str]) -> int:
+    """How many of the subjects' files arrived through a direct upload (straight to the store)."""
+    count: int = await api.db.pool.fetchval(
+        "SELECT count(*) FROM upload_sessions s JOIN dossiers d ON d.id = s.dossier_id "
+        "WHERE s.mode = 'direct' AND s.state = 'completed' AND d.subject_id_number = ANY($1::text[])",
+        subjects,
+    )
+    return count
+
+
+async def test_files_go_straight_to_the_store_when_it_answers_and_through_the_warehouse_when_not(
+    api: Api, tmp_path: Path, tree: Subtree
+) -> None:
+    unit = tree.commune(1)
+
+    def folder_of(tag: str, subject: str) -> tuple[Path, Path]:
+        folder = tmp_path / tag
+        names = [f"{tag}-{i}.pdf" for i in range(2)]
+        scans(folder, names, seed=700 + len(tag))
+        manifest = tmp_path / f"{tag}.csv"
+        write_manifest(manifest, [[n, "", "D1", "1.002891", "Hà Văn Lâm", subject, "", ""] for n in names])
+        return folder, manifest
+
+    with LiveServer() as server:
+        config, _ = await signed_in(api, server, tmp_path, unit)
+        folder, manifest = folder_of("thang", "020190000701")
+        done = client(config, "upload", str(folder), "--manifest", str(manifest))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert sorted(next(iter((await files_of(api, "020190000701")).values()))) == sorted(
+            digest(p) for p in folder.glob("*.pdf")
+        )
+        assert await direct_sessions(api, ["020190000701"]) == 2, "both went straight to the store"
+
+    # A store the station cannot reach (the warehouse gives an address only it can use): through the
+    # warehouse, said once, nothing lost and no session left open.
+    with LiveServer(WAREHOUSE_S3_PUBLIC_ENDPOINT=f"127.0.0.1:{free_port()}") as server:
+        config, _ = await signed_in(api, server, tmp_path, unit)
+        folder, manifest = folder_of("vong", "020190000702")
+        done = client(config, "upload", str(folder), "--manifest", str(manifest))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert len(next(iter((await files_of(api, "020190000702")).values()))) == 2
+        assert await direct_sessions(api, ["020190000702"]) == 0
+        assert (
+            done.stdout.count("cannot be reached from this station")
+            + done.stderr.count("cannot be reached from this station")
+            == 1
+        ), done.stdout + done.stderr
+        left_open = await api.db.pool.fetchval(
+            "SELECT count(*) FROM upload_sessions s JOIN dossiers d ON d.id = s.dossier_id "
+            "WHERE d.subject_id_number = '020190000702' AND s.state = 'open'"
+        )
+        assert left_open == 0
+
+        # Only straight to the store, when it cannot be reached: the files fail and say why.
+        folder, manifest = folder_of("chi", "020190000703")
+        done = client(config, "upload", str(folder), "--manifest", str(manifest), "--direct", "always")
+        assert done.returncode != 0
+        assert "object store cannot be reached" in done.stdout + done.stderr
+        assert not await files_of(api, "020190000703")
+
+
 @contextmanager
 def flaky_proxy(target: str, failures: int) -> Iterator[tuple[str, list[int]]]:
     """A proxy that answers the first ``failures`` uploads with 503 and Retry-After: 1 (the warehouse
@@ -317,7 +378,8 @@ async def test_429_and_503_are_waited_out(api: Api, tmp_path: Path, tree: Subtre
             login, _ = await api.account("operator", unit)
             config = tmp_path / "client.json"
             assert client(config, "login", "--host", url, "--login", login).returncode == 0
-            done = client(config, "upload", str(folder), "--manifest", str(manifest), "--concurrency", "4")
+            args = ["upload", str(folder), "--manifest", str(manifest), "--concurrency", "4", "--direct", "never"]
+            done = client(config, *args)
         assert done.returncode == 0, done.stdout + done.stderr
         assert answered.count(503) == 2 and 429 in answered, answered
         assert "503" in done.stdout and "429" in done.stdout, "the operator sees why it waits"

@@ -77,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
             "--session-above-mb", type=float, default=16, help="files larger than this go in resumable parts"
         )
         p.add_argument(
+            "--direct",
+            choices=("auto", "always", "never"),
+            default="auto",
+            help="send files straight to the object store when it answers from here (auto, the default), "
+            "only so (always), or always through the warehouse (never)",
+        )
+        p.add_argument(
             "--replace",
             action="store_true",
             help="send files changed since they were sent (a corrected scan after a rejection) as new files",
@@ -284,6 +291,7 @@ async def _send(config: cfg.ClientConfig, args: argparse.Namespace, *, watch: bo
         concurrency=max(1, args.concurrency),
         session_above=int(args.session_above_mb * MiB),
         replace=args.replace,
+        direct=args.direct,
     )
     uploader = Uploader(transport, journal, options)
     results = args.results or folder / "ket-qua.csv"

@@ -109,6 +109,44 @@ class Bandwidth:
                 await asyncio.sleep(-self._allowance / self.rate)
 
 
+class StoreUnreachable(Exception):
+    """The object store named by a direct upload's policy could not be reached from this station."""
+
+
+class StoreRefused(Exception):
+    """The object store refused a direct upload (its policy expired, or the bytes broke its conditions)."""
+
+    def __init__(self, status: int, text: str) -> None:
+        self.status = status
+        super().__init__(f"the store answered {status}: {text[:300]}")
+
+
+def form_body(
+    fields: dict[str, str], filename: str, length: int, chunks: Callable[[], AsyncIterator[bytes]]
+) -> tuple[str, int, Callable[[], AsyncIterator[bytes]]]:
+    """A multipart/form-data body of the policy's fields then the file, streamed from ``chunks`` (so the
+    bandwidth limit and the progress bars hold): (content type, length, body factory)."""
+    boundary = f"kho-so-hoa-{random.getrandbits(64):016x}"
+    head = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items()
+    )
+    safe_name = filename.replace('"', "_").replace("\r", "_").replace("\n", "_")
+    head += (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{safe_name}"\r\n'
+        "Content-Type: application/pdf\r\n\r\n"
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+
+    async def body() -> AsyncIterator[bytes]:
+        yield head
+        async for chunk in chunks():
+            yield chunk
+        yield tail
+
+    return f"multipart/form-data; boundary={boundary}", len(head) + length + len(tail), body
+
+
 class Transport:
     def __init__(
         self,
@@ -127,9 +165,49 @@ class Transport:
         self._last_told: tuple[str, float] = ("", 0.0)
         self.on_wait = on_wait or (lambda _: None)
         self.reached = False  # a wrong address fails at once; a link that dropped later is waited out
+        self._store: httpx.AsyncClient | None = None  # direct uploads' client: no warehouse credentials
+        self.store_reached = False
+        self.store_connect_seconds = 5.0
 
     async def aclose(self) -> None:
         await self.http.aclose()
+        if self._store is not None:
+            await self._store.aclose()
+
+    async def post_to_store(
+        self, url: str, fields: dict[str, str], filename: str, length: int, chunks: Callable[[], AsyncIterator[bytes]]
+    ) -> None:
+        """Send a file with a direct upload's presigned POST, straight to the object store. A store that
+        cannot be reached at all raises StoreUnreachable at once (the caller sends through the warehouse
+        instead); a link that drops on the way is retried like the warehouse's; a refusal raises
+        StoreRefused. The warehouse's credentials never go to the store."""
+        if self._store is None:
+            self._store = httpx.AsyncClient(
+                timeout=httpx.Timeout(60.0, connect=self.store_connect_seconds, write=600.0)
+            )
+        content_type, size, body = form_body(fields, filename, length, chunks)
+        delay = 1.0
+        give_up = time.monotonic() + self.patience
+        while True:
+            try:
+                response = await self._store.post(
+                    url, content=body(), headers={"Content-Type": content_type, "Content-Length": str(size)}
+                )
+            except httpx.TransportError as exc:
+                if not self.store_reached:
+                    raise StoreUnreachable(f"{httpx.URL(url).host}: {exc or type(exc).__name__}") from exc
+                if time.monotonic() + delay > give_up:
+                    raise Unreachable(f"the object store: {exc}") from exc
+                self._tell(f"connection to the store lost ({type(exc).__name__}); waiting {delay:.0f}s")
+            else:
+                self.store_reached = True
+                if response.status_code < 300:
+                    return
+                if response.status_code not in RETRY_STATUSES or time.monotonic() + delay > give_up:
+                    raise StoreRefused(response.status_code, response.text)
+                self._tell(f"the store answered {response.status_code}; waiting {delay:.0f}s")
+            await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))
+            delay = min(60.0, delay * 2)
 
     async def request(
         self,

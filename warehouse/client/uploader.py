@@ -20,7 +20,7 @@ from typing import Any
 
 from warehouse.client.journal import FileRecord, Journal
 from warehouse.client.manifest import Entry, dossier_body
-from warehouse.client.transport import Refused, Transport, Unreachable
+from warehouse.client.transport import Refused, StoreRefused, StoreUnreachable, Transport, Unreachable
 
 MiB = 1024 * 1024
 
@@ -38,6 +38,12 @@ class Options:
     concurrency: int = 2
     session_above: int = 16 * MiB  # larger files go through resumable upload sessions
     replace: bool = False  # send a file whose bytes changed after it was sent, as a new file
+    # Direct mode: the file goes straight to the object store with a presigned POST, and the warehouse
+    # checks and records it. "auto": when the store answers from this station (else through the
+    # warehouse, for the rest of the run); "always": only so; "never": always through the warehouse.
+    # Files above session_above go in resumable parts through the warehouse either way (on a flaky link
+    # a failed part is sent again alone; a direct upload starts over).
+    direct: str = "auto"
 
 
 @dataclass
@@ -137,6 +143,7 @@ class Uploader:
         self._dossier_locks: dict[str, asyncio.Lock] = {}
         self._created: set[str] = set()  # dossiers this run created: nothing can be in them yet
         self._digests: dict[str, str] = {}  # each file's bytes now, by name
+        self.store_reachable: bool | None = None  # found out by the first direct upload
 
     async def send_all(
         self, entries: list[Entry], note: Callable[[str], None] = print, progress: Progress | None = None
@@ -215,7 +222,12 @@ class Uploader:
             if held:
                 self.journal.update(record.name, file_id=held, state="sent", error=None)
                 return "sent"
-            if record.size > self.options.session_above:
+            file_id = None
+            if self.wants_direct(record):
+                file_id = await self.send_direct(record, dossier_id, entry.path, progress, entry.part_code)
+            if file_id is not None:
+                pass
+            elif record.size > self.options.session_above:
                 file_id = await self.send_in_parts(record, dossier_id, entry.path, progress, entry.part_code)
             else:
                 file_id = await self.send_whole(record, dossier_id, entry.path, progress, entry.part_code)
@@ -257,14 +269,97 @@ class Uploader:
         )
         return str(r.json()["id"])
 
+    def wants_direct(self, record: FileRecord) -> bool:
+        if self.options.direct == "never" or self.store_reachable is False:
+            return False
+        return self.options.direct == "always" or record.size <= self.options.session_above
+
+    async def _direct_session(
+        self, record: FileRecord, dossier_id: str, path: Path, part_code: str | None
+    ) -> dict[str, Any] | None:
+        """The file's open direct session: the one the journal names, else a new one. None when the
+        journal's session went another way (parts, or it ended) and the file is to go as before."""
+        if record.upload_id:
+            r = await self.t.request("GET", f"/api/v1/uploads/{record.upload_id}", ok=(404,))
+            session: dict[str, Any] = r.json() if r.status_code == 200 else {}
+            if session.get("mode") == "direct" and (session.get("file_id") or session.get("state") == "open"):
+                return session
+            if session.get("mode") == "parts" and session.get("state") == "open":
+                return None  # an earlier run started it in parts: finish it so
+        r = await self.t.request(
+            "POST",
+            "/api/v1/uploads",
+            json={
+                "dossier_id": dossier_id,
+                "filename": path.name,
+                "kind": record.kind,
+                "size": record.size,
+                "sha256": record.sha256,
+                "mode": "direct",
+                **({"part_code": part_code} if part_code else {}),
+            },
+            headers={"Idempotency-Key": f"{record.idem_key}-direct-{record.upload_id or 0}"},
+        )
+        session = r.json()
+        self.journal.update(record.name, upload_id=session["id"])
+        return session
+
+    async def send_direct(
+        self, record: FileRecord, dossier_id: str, path: Path, progress: Progress, part_code: str | None = None
+    ) -> str | None:
+        """Send the file straight to the object store, then ask the warehouse to check and record it.
+        None when the store cannot be reached from here (the file, and every later one, then goes
+        through the warehouse; the session is given up)."""
+        session = await self._direct_session(record, dossier_id, path, part_code)
+        if session is None:
+            return None
+        for attempt in (1, 2):
+            if session.get("file_id"):
+                return str(session["file_id"])
+            direct = session["direct"]
+            try:
+                await self.t.post_to_store(
+                    direct["url"],
+                    direct["fields"],
+                    path.name,
+                    record.size,
+                    self.t.file_body(path, 0, record.size, on_sent=progress.sent),
+                )
+            except StoreUnreachable as exc:
+                if self.options.direct == "always":
+                    raise Unreachable(f"the object store cannot be reached from this station: {exc}") from exc
+                if self.store_reachable is None:
+                    progress.note(
+                        "Kho lưu trữ tệp không truy cập được từ máy này, gửi qua kho số hóa / the object store "
+                        f"cannot be reached from this station ({exc}); sending through the warehouse"
+                    )
+                self.store_reachable = False
+                await self.t.request("DELETE", f"/api/v1/uploads/{session['id']}", ok=(404, 409))
+                self.journal.update(record.name, upload_id=None)
+                return None
+            except StoreRefused as exc:
+                if attempt == 2 or exc.status != 403:
+                    raise Unreachable(f"the object store refused the file: {exc}") from exc
+                # the policy ran out (a long wait on a slow link): the session's status gives a fresh one
+                session = (await self.t.request("GET", f"/api/v1/uploads/{session['id']}")).json()
+                continue
+            self.store_reachable = True
+            break
+        r = await self.t.request("POST", f"/api/v1/uploads/{session['id']}/complete")
+        body = r.json()
+        return str(body.get("file_id") or body["id"])
+
     async def send_in_parts(
         self, record: FileRecord, dossier_id: str, path: Path, progress: Progress, part_code: str | None = None
     ) -> str:
         session = None
         if record.upload_id:
             r = await self.t.request("GET", f"/api/v1/uploads/{record.upload_id}", ok=(404,))
-            if r.status_code == 200 and r.json()["state"] not in ("failed", "expired", "aborted"):
-                session = r.json()
+            earlier = r.json() if r.status_code == 200 else {}
+            if earlier.get("file_id") or (
+                earlier.get("mode") == "parts" and earlier.get("state") not in ("failed", "expired", "aborted")
+            ):
+                session = earlier
         if session is None:
             r = await self.t.request(
                 "POST",
