@@ -11,7 +11,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 
 export WAREHOUSE_DATA_DIR ?= $(CURDIR)/.data
 
-.PHONY: run test lint typecheck pytest fuzz bench drill cluster failover load install install-dev lock ocr-tools deploy-tools services clean
+.PHONY: run test lint typecheck pytest fuzz bench profile drill cluster failover load install install-dev lock ocr-tools deploy-tools services clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -96,6 +96,12 @@ fuzz: install-dev
 bench: $(DEV_STAMP) ocr-tools
 	$(BIN)/warehouse services up
 	$(BIN)/python -m loadtests.bench $(if $(SCALE),--scale $(SCALE))
+
+# Where the API's CPU goes: flame graphs of uploads and of the communes' metadata mix, and the top
+# functions, into loadtests/reports/profile-<time>/.
+profile: $(DEV_STAMP)
+	$(BIN)/warehouse services up
+	$(BIN)/python -m loadtests.profile
 
 # The restore drill: back up the warehouse (pg_dump and every object, into BACKUP or a temporary
 # folder), restore into an empty database and bucket beside it, check every record's SHA-256.

@@ -15,7 +15,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-PHASES = ("upload", "fairness", "inspect", "search", "intake", "legal", "feed")
+PHASES = ("upload", "api", "fairness", "inspect", "search", "intake", "legal", "feed")
 
 
 @dataclass

@@ -6,19 +6,27 @@ a separate process (through the ``warehouse`` command, over HTTP only), and ends
 
 - ``upload_ratio_c1``, ``upload_ratio_c8``: API uploads per second divided by raw S3 PUTs per second
   of the same generated scans (about 3 MB, 5 pages, colour, 200 dpi) from as many concurrent clients.
+- ``upload_ratio_direct_c8``: uploads per second in direct mode (an upload session whose presigned POST
+  sends the file straight to the store, then completed through the API, which checks its size and
+  SHA-256 and moves it under its record) from 8 clients, over raw S3 PUTs per second of the same bytes.
 - ``api_peak_rss_mb``: the API process's peak resident memory while one 1 GiB body streams through it.
+
+With ``--profile DIR`` a sampling profiler records the API during the 8-client uploads through it
+(``DIR/upload.svg``, ``DIR/upload.txt``; see ``loadtests.profile``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import os
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,6 +34,7 @@ from minio import Minio
 
 from loadtests.harness import NO_LIMITS, MiB, Warehouse, auth, bench_dossier, clear_bucket, prepare, s3_client, serving
 from loadtests.pdfgen import scanned_pdf
+from loadtests.profile import sampling
 from warehouse.client.transport import warehouse_http
 
 # Uploads go through the fair-share limits like everyone's; the benchmark measures the path, not them.
@@ -78,12 +87,30 @@ async def _throughput(
         return count / (time.perf_counter() - started)
 
 
-async def bench_ratio(target: Target, s3: Minio, bucket: str, files: list[bytes], clients: int, count: int) -> float:
+async def bench_ratio(
+    target: Target,
+    s3: Minio,
+    bucket: str,
+    files: list[bytes],
+    clients: int,
+    count: int,
+    *,
+    pid: int = 0,
+    profile: Path | None = None,
+) -> tuple[float, float]:
+    """(through the API, direct to the store) over raw PUT, with ``clients`` concurrent clients."""
     headers = auth(target.token, **{"Content-Type": "application/pdf", "X-File-Kind": "component"})
+
+    # Each upload is a scan of its own (a comment after the end marker makes its bytes unique), as at a
+    # station: the same bytes again would be found already held and measure the dedupe instead.
+    def body(n: int) -> bytes:
+        return files[n % len(files)] + b"\n%% upload %d %d\n" % (clients, n)
+
+    digests = {n: hashlib.sha256(body(n)).hexdigest() for n in range(count, 2 * count + 1)}  # direct's
 
     async def api_upload(http: httpx.AsyncClient, i: int) -> None:
         r = await http.post(
-            f"{target.api}/api/v1/dossiers/{target.dossier_id}/files", content=files[i % len(files)], headers=headers
+            f"{target.api}/api/v1/dossiers/{target.dossier_id}/files", content=body(i + 1), headers=headers
         )
         r.raise_for_status()
 
@@ -94,13 +121,43 @@ async def bench_ratio(target: Target, s3: Minio, bucket: str, files: list[bytes]
     ]
 
     async def raw_put(http: httpx.AsyncClient, i: int) -> None:
-        r = await http.put(urls[i + 1], content=files[i % len(files)])
+        r = await http.put(urls[i + 1], content=body(i + 1))
+        r.raise_for_status()
+
+    async def direct_upload(http: httpx.AsyncClient, i: int) -> None:
+        data = body(count + i + 1)
+        r = await http.post(
+            f"{target.api}/api/v1/uploads",
+            json={
+                "dossier_id": target.dossier_id,
+                "filename": f"direct-{i}.pdf",
+                "kind": "component",
+                "size": len(data),
+                "sha256": digests[count + i + 1],
+                "mode": "direct",
+            },
+            headers=auth(target.token),
+        )
+        r.raise_for_status()
+        session = r.json()
+        sent = await http.post(
+            session["direct"]["url"],
+            data=session["direct"]["fields"],
+            files={"file": ("scan.pdf", data, "application/pdf")},
+        )
+        sent.raise_for_status()
+        r = await http.post(f"{target.api}/api/v1/uploads/{session['id']}/complete", headers=auth(target.token))
         r.raise_for_status()
 
     raw = await _throughput(clients, count, raw_put)
-    api = await _throughput(clients, count, api_upload)
-    print(f"  c={clients}: api {api:.1f} files/s, raw S3 PUT {raw:.1f} files/s", flush=True)
-    return api / raw
+    with sampling(pid, profile / "upload" if profile else None):
+        api = await _throughput(clients, count, api_upload)
+    direct = await _throughput(clients, count, direct_upload)
+    print(
+        f"  c={clients}: api {api:.1f} files/s, direct {direct:.1f} files/s, raw S3 PUT {raw:.1f} files/s",
+        flush=True,
+    )
+    return api / raw, direct / raw
 
 
 async def bench_memory(target: Target, pid: int, gib: float) -> tuple[float, float]:
@@ -138,6 +195,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=48, help="uploads per concurrency level")
     parser.add_argument("--memory-gib", type=float, default=1.0, help="size of the streamed body for RSS")
+    parser.add_argument("--profile", type=Path, help="record a flame graph of the API into this folder")
     args = parser.parse_args()
 
     env, password = prepare("bench", **UNLIMITED)
@@ -150,7 +208,19 @@ def main() -> int:
         with serving(env, password) as server:
             target = asyncio.run(_target(server))
             ratios = {
-                clients: asyncio.run(bench_ratio(target, s3, bucket, files, clients, args.count)) for clients in (1, 8)
+                clients: asyncio.run(
+                    bench_ratio(
+                        target,
+                        s3,
+                        bucket,
+                        files,
+                        clients,
+                        args.count,
+                        pid=server.pid,
+                        profile=args.profile if clients == 8 else None,
+                    )
+                )
+                for clients in (1, 8)
             }
             idle, peak = asyncio.run(bench_memory(target, server.pid, args.memory_gib))
             print(
@@ -160,8 +230,10 @@ def main() -> int:
             )
     finally:
         clear_bucket(env)
-    print(f"upload_ratio_c1={ratios[1]:.2f}")
-    print(f"upload_ratio_c8={ratios[8]:.2f}")
+    print(f"upload_ratio_c1={ratios[1][0]:.2f}")
+    print(f"upload_ratio_c8={ratios[8][0]:.2f}")
+    print(f"upload_ratio_direct_c1={ratios[1][1]:.2f}")
+    print(f"upload_ratio_direct_c8={ratios[8][1]:.2f}")
     print(f"api_peak_rss_mb={peak:.0f}")
     return 0
 

@@ -66,13 +66,14 @@ class LiveApi:
         self.ready_path = ready_path
         self.timeout = timeout
         self.also = also or []
+        self.command = ["-m", "warehouse", "serve"]  # the API's; a benchmark's floor serves another app
         self.proc: subprocess.Popen[bytes] | None = None
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def __enter__(self) -> LiveApi:
         os.makedirs(os.path.dirname(self.log) or ".", exist_ok=True)
         with open(self.log, "ab") as out:  # each child keeps its own copy of the file
-            for args in [["-m", "warehouse", "serve"], *self.also]:
+            for args in [self.command, *self.also]:
                 self.procs.append(
                     subprocess.Popen(
                         [sys.executable, *args], env=self.env, stdout=out, stderr=out, start_new_session=True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -137,6 +138,16 @@ def issue_token(secret: str, account_id: int, ttl_seconds: int, *, credentials_v
 
 
 def read_token(secret: str, token: str) -> TokenClaims:
+    """The claims of a valid, unexpired access token. A token is verified once and its claims kept
+    (a bounded cache: every request of a sign-in carries the same token); its expiry is checked each time."""
+    claims = _verified(secret, token)
+    if claims.expires_at <= time.time():
+        raise InvalidToken("Signature has expired")
+    return claims
+
+
+@functools.lru_cache(maxsize=4096)
+def _verified(secret: str, token: str) -> TokenClaims:
     try:
         payload = jwt.decode(token, secret, algorithms=[_ALGORITHM], options={"require": ["sub", "exp", "iat", "ver"]})
     except jwt.PyJWTError as exc:

@@ -75,6 +75,25 @@ async def test_tampered_expired_and_garbage_tokens_are_401(api: Api, tree: Subtr
     assert r.status_code == 401
 
 
+async def test_a_token_used_before_is_refused_once_it_expires(api: Api, tree: Subtree) -> None:
+    """Tokens are verified once and their claims kept for the requests after; the expiry still holds."""
+    import asyncio
+
+    from warehouse.security import issue_token
+
+    account = await api.db.pool.fetchrow(
+        "SELECT id, credentials_version FROM accounts WHERE login = $1",
+        (await api.account("operator", tree.commune(1)))[0],
+    )
+    token = issue_token(
+        api.settings.secret_key, account["id"], ttl_seconds=2, credentials_version=account["credentials_version"]
+    )
+    assert (await api.client.get("/api/v1/me", headers=auth(token))).status_code == 200
+    await asyncio.sleep(3)
+    r = await api.client.get("/api/v1/me", headers=auth(token))
+    assert r.status_code == 401 and r.json()["code"] == "unauthenticated"
+
+
 async def test_disabled_account_stops_at_once(api: Api, tree: Subtree) -> None:
     login, token = await api.account("operator", tree.commune(1))
     assert (await api.client.get("/api/v1/me", headers=auth(token))).status_code == 200
