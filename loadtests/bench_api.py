@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import random
 import sys
@@ -110,6 +111,10 @@ class Communes:
         return await http.get("/api/v1/dossiers", params={"subject_id": subject, "valid": "true"}, headers=auth(token))
 
 
+async def _one_kind(communes: Communes, what: str, http: httpx.AsyncClient, i: int) -> httpx.Response:
+    return await communes.one(http, communes.tokens[i % len(communes.tokens)], what)
+
+
 async def drive(
     url: str, count: int, clients: int, send: Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]
 ) -> float:
@@ -159,9 +164,7 @@ async def warehouse_figures(
         for name, _ in MIX:
             each = max(200, count // 10)
             before = cpu_seconds(pid)
-            await drive(
-                url, each, clients, lambda http, i, name=name: communes.one(http, tokens[i % len(tokens)], name)
-            )
+            await drive(url, each, clients, functools.partial(_one_kind, communes, name))
             print(f"    {name}: {(cpu_seconds(pid) - before) * 1000 / each:.2f} ms of CPU each", flush=True)
     return used * 1000 / count
 
