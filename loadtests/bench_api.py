@@ -35,7 +35,7 @@ from pathlib import Path
 
 import httpx
 
-from loadtests.harness import NO_LIMITS, LiveApi, auth, free_port, operator_tokens, prepare, serving
+from loadtests.harness import NO_LIMITS, LiveApi, auth, cpu_seconds, free_port, operator_tokens, prepare, serving
 from loadtests.profile import sampling
 from warehouse.client.transport import warehouse_http
 
@@ -43,26 +43,6 @@ DISTRICT = "000.00.22.HXX"  # Tràng Định: 22 communes
 GIVEN = ["Nguyễn Văn An", "Hoàng Thị Bình", "Lương Văn Chiến", "Vi Thị Dung", "Nông Văn Hải", "Lộc Thị Hoa"]
 # The communes operators' metadata calls, in the load suite's proportions (its task weights).
 MIX = [("list", 4), ("search", 2), ("open", 2), ("reuse", 1), ("create", 1)]
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def _tree(pid: int) -> list[int]:
-    out = [pid]
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/children") as fh:
-            for child in fh.read().split():
-                out += _tree(int(child))
-    return out
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU of the process and its children still running (the API's workers)."""
-    total = 0
-    for p in _tree(pid):
-        with open(f"/proc/{p}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return total / CLK_TCK
 
 
 def _subject(i: int) -> dict[str, str]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import os
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -32,7 +31,19 @@ from typing import Any
 import httpx
 from minio import Minio
 
-from loadtests.harness import NO_LIMITS, MiB, Warehouse, auth, bench_dossier, clear_bucket, prepare, s3_client, serving
+from loadtests.harness import (
+    NO_LIMITS,
+    MiB,
+    Warehouse,
+    auth,
+    bench_dossier,
+    clear_bucket,
+    cpu_seconds,
+    prepare,
+    process_tree,
+    s3_client,
+    serving,
+)
 from loadtests.pdfgen import scanned_pdf
 from loadtests.profile import sampling
 from warehouse.client.transport import warehouse_http
@@ -48,20 +59,10 @@ class Target:
     dossier_id: str
 
 
-def _tree(pid: int) -> list[int]:
-    """The process and its descendants (the API server and its worker processes)."""
-    out = [pid]
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/children") as fh:
-            for child in fh.read().split():
-                out += _tree(int(child))
-    return out
-
-
 def _rss_mb(pid: int, field: str) -> float:
     """The largest value of a /proc status field (VmRSS, VmHWM) among the API's processes, in MiB."""
     best = 0.0
-    for p in _tree(pid):
+    for p in process_tree(pid):
         with open(f"/proc/{p}/status") as fh:
             for line in fh:
                 if line.startswith(field + ":"):
@@ -151,8 +152,16 @@ async def bench_ratio(
 
     raw = await _throughput(clients, count, raw_put)
     with sampling(pid, profile / "upload" if profile else None):
+        before = cpu_seconds(pid)
         api = await _throughput(clients, count, api_upload)
+        api_cpu = (cpu_seconds(pid) - before) * 1000 / (count + 1)
+    before = cpu_seconds(pid)
     direct = await _throughput(clients, count, direct_upload)
+    direct_cpu = (cpu_seconds(pid) - before) * 1000 / (count + 1)
+    print(
+        f"  c={clients}: API CPU per upload {api_cpu:.1f} ms through it, {direct_cpu:.1f} ms for a direct one",
+        flush=True,
+    )
     print(
         f"  c={clients}: api {api:.1f} files/s, direct {direct:.1f} files/s, raw S3 PUT {raw:.1f} files/s",
         flush=True,

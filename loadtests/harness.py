@@ -35,6 +35,26 @@ NO_LIMITS = {
 }
 
 
+def process_tree(pid: int) -> list[int]:
+    """The process and its descendants (the API server and its worker processes)."""
+    out = [pid]
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as fh:
+            for child in fh.read().split():
+                out += process_tree(int(child))
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU of the process and its children still running (the API's workers)."""
+    total = 0
+    for p in process_tree(pid):
+        with open(f"/proc/{p}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

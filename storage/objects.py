@@ -30,7 +30,7 @@ from minio.error import S3Error
 log = logging.getLogger(__name__)
 
 _READ_CHUNK = 256 * 1024
-_WRITE_BLOCK = 1024 * 1024
+_GATHER = 128 * 1024
 
 
 class StorageError(Exception):
@@ -420,8 +420,9 @@ class ObjectStore:
         size = 0
 
         async def counted() -> AsyncIterator[bytes]:
-            # Network chunks are small (tens of KiB); each costs the HTTP client a round of work, so
-            # they are gathered into blocks of _WRITE_BLOCK before going out.
+            # Each chunk costs the HTTP client a round of work, so small ones (a slow link's tens of
+            # KiB) are gathered into blocks of at least _GATHER before going out; the server's usual
+            # chunks (hundreds of KiB) go out as they are, as a copy of a few MiB costs milliseconds.
             nonlocal size
             block: list[bytes] = []
             pending = 0
@@ -430,10 +431,13 @@ class ObjectStore:
                 if size > max_bytes:
                     raise ObjectTooLarge(max_bytes)
                 digest.update(chunk)
+                if not block and len(chunk) >= _GATHER:
+                    yield chunk
+                    continue
                 block.append(chunk)
                 pending += len(chunk)
-                if pending >= _WRITE_BLOCK:
-                    yield b"".join(block)
+                if pending >= _GATHER:
+                    yield b"".join(block) if len(block) > 1 else block[0]
                     block.clear()
                     pending = 0
             if block:

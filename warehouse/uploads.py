@@ -128,18 +128,21 @@ def looks_like_pdf(head: bytes) -> bool:
 
 async def pdf_stream(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     """The same bytes, after checking they start like a PDF: a 4xx before anything is stored if not."""
-    head = bytearray()
+    seen: list[bytes] = []  # the first chunks, kept as they came (a scan's first chunk is enough)
+    size = 0
     async for chunk in chunks:
-        head += chunk
-        if len(head) >= _HEADER_WINDOW:
+        seen.append(chunk)
+        size += len(chunk)
+        if size >= _HEADER_WINDOW:
             break
-    if not head:
+    if not size:
         raise Unreadable("empty_body", "The request carried no file. Attach the PDF and send it again.")
-    if not looks_like_pdf(bytes(head)):
+    if not looks_like_pdf(b"".join(seen)[:_HEADER_WINDOW] if len(seen) > 1 else seen[0][:_HEADER_WINDOW]):
         raise not_a_pdf()
 
     async def replay() -> AsyncIterator[bytes]:
-        yield bytes(head)
+        for chunk in seen:
+            yield chunk
         async for chunk in chunks:
             yield chunk
 
