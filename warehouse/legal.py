@@ -150,7 +150,7 @@ async def _make_copy(
         digest = hashlib.sha256()
         try:
             with source.open("wb") as out:  # into the page cache: not worth a thread hop per chunk
-                async for chunk in services.objects.stream(f.object_key, chunk_size=_CHUNK):
+                async for chunk in services.objects.stream(f.object_key):
                     digest.update(chunk)
                     out.write(chunk)
         except ObjectNotFound:
