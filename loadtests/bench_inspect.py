@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -51,6 +52,7 @@ from loadtests.harness import (
     serving,
 )
 from loadtests.pdfgen import VIETNAMESE_LINES, scanned_pdf, text_document_pdf, vietnamese_scan_pdf
+from loadtests.profile import sampling
 from warehouse.client.transport import warehouse_http
 
 
@@ -151,15 +153,17 @@ def stop(worker: subprocess.Popen[bytes]) -> None:
 
 
 def time_inspection(
-    server: Warehouse, env: dict[str, str], files: list[bytes], jobs: int
+    server: Warehouse, env: dict[str, str], files: list[bytes], jobs: int, profile: Path | None = None
 ) -> tuple[int, float, str, list[str]]:
     """Upload ``files`` with no worker running, then let one worker inspect them: the pages timed, the
     job's pages per second in steady state (from the first file begun after the first batch to the
-    last one finished), and the token and ids for what follows."""
+    last one finished), and the token and ids for what follows. With ``profile`` (a path without
+    suffix) the worker and its children are sampled meanwhile."""
     token, ids = asyncio.run(upload_all(server, files))
     worker = start_worker(env, ocr=False)
     try:
-        done = asyncio.run(wait_for(server, token, ids, 600, waiting=("queued", "inspecting")))
+        with sampling(worker.pid, profile):
+            done = asyncio.run(wait_for(server, token, ids, 600, waiting=("queued", "inspecting")))
     finally:
         stop(worker)
     bad = [f["state"] for f in done if f["state"] != "ready"]
@@ -182,6 +186,7 @@ def main() -> int:
     )
     parser.add_argument("--ocr-files", type=int, default=3, help="one-page Vietnamese scans OCR'd")
     parser.add_argument("--documents", type=int, default=60, help="text documents (20 pages each) generated")
+    parser.add_argument("--profile", type=Path, help="record a flame graph of the worker (scans) into this folder")
     args = parser.parse_args()
 
     # OCR on, as in production: inspection leaves the pixels (blank pages) to the OCR stage, whose
@@ -195,7 +200,9 @@ def main() -> int:
     files = [scan + f"\n% copy {c}\n".encode() for c in range(args.copies) for scan in scans]
     try:
         with serving(env, password) as server:
-            pages, job_rate, token, ids = time_inspection(server, env, files, jobs)
+            pages, job_rate, token, ids = time_inspection(
+                server, env, files, jobs, args.profile / "inspect" if args.profile else None
+            )
             bare_rate = pages_per_second(bare_pypdf, [(f,) for f in files], jobs)
             with tempfile.TemporaryDirectory(prefix="bench-inspect-") as tmp:
                 paths = [os.path.join(tmp, f"{i}.pdf") for i in range(len(files))]
