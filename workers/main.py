@@ -8,6 +8,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+import uvloop
 from arq.cron import cron
 from arq.worker import Worker, func
 
@@ -151,4 +152,7 @@ def run(*, ocr: bool = False) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = get_settings()
     metrics.serve(settings.worker_metrics_port, settings.worker_metrics_host)
+    # The worker's loop is uvloop, as the API's is: most of its own work is small reads and writes to
+    # Postgres, Redis and the children's pipes, which uvloop does in C.
+    asyncio.set_event_loop(uvloop.new_event_loop())
     build_worker(settings, ocr=ocr).run()
