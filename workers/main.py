@@ -148,8 +148,22 @@ def build_worker(
 HEALTH_CHECK_SECONDS = 30
 
 
+class _QuietSweeps(logging.Filter):
+    """Drops the job queue's lines for what runs every few seconds: the start and end of the frequent
+    sweeps (most find nothing; what they do, they log themselves) and the heartbeat it records."""
+
+    FREQUENT = ("cron:requeue_stuck", "cron:lock_originals", "recording health")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO:
+            return True
+        message = record.getMessage()
+        return not any(name in message for name in self.FREQUENT)
+
+
 def run(*, ocr: bool = False) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("arq.worker").addFilter(_QuietSweeps())
     settings = get_settings()
     metrics.serve(settings.worker_metrics_port, settings.worker_metrics_host)
     # The worker's loop is uvloop, as the API's is: most of its own work is small reads and writes to

@@ -98,3 +98,26 @@ async def test_fixity_records_verified_blobs_and_finds_a_changed_one(
     assert rows[good["sha256"]]["verified_at"] is not None and rows[good["sha256"]]["fixity_failed_at"] is None
     assert rows[bad["sha256"]]["fixity_failed_at"] is not None
     assert "SHA-256" in rows[bad["sha256"]]["fixity_detail"]
+
+
+async def test_the_worker_log_leaves_out_the_sweeps_that_run_every_few_seconds(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    from workers.main import _QuietSweeps
+
+    arq = logging.getLogger("arq.worker.quiet-test")
+    arq.addFilter(_QuietSweeps())
+    with caplog.at_level(logging.INFO, logger="arq.worker.quiet-test"):
+        arq.info("%6.2fs → %s(%s)%s", 0.01, "cron:requeue_stuck", "", "")  # as the job queue words them
+        arq.info("%6.2fs ← %s ● %s", 0.02, "cron:requeue_stuck", "0")
+        arq.info("recording health: %s", "Dec-03 20:40:00 j_complete=3 j_failed=0")
+        arq.info("%6.2fs → %s(%s)%s", 0.05, "ab12:inspect_file", "'6f1c'", "")
+        arq.info("%6.2fs ← %s ● %s", 0.02, "cron:sweep_orphans", "3")
+        arq.error("%6.2fs ! %s failed", 0.02, "cron:requeue_stuck")
+    assert [r.getMessage().split(maxsplit=2)[1:] for r in caplog.records] == [
+        ["→", "ab12:inspect_file('6f1c')"],
+        ["←", "cron:sweep_orphans ● 3"],
+        ["!", "cron:requeue_stuck failed"],
+    ]
