@@ -286,6 +286,13 @@ class Uploader:
                 return session
             if session.get("mode") == "parts" and session.get("state") == "open":
                 return None  # an earlier run started it in parts: finish it so
+        return await self._new_session(record, dossier_id, path, part_code, mode="direct")
+
+    async def _new_session(
+        self, record: FileRecord, dossier_id: str, path: Path, part_code: str | None, *, mode: str
+    ) -> dict[str, Any]:
+        """Open an upload session (``parts`` or ``direct``) for the file, named in the journal; its key
+        makes a repeat after a lost answer the same session."""
         r = await self.t.request(
             "POST",
             "/api/v1/uploads",
@@ -295,12 +302,15 @@ class Uploader:
                 "kind": record.kind,
                 "size": record.size,
                 "sha256": record.sha256,
-                "mode": "direct",
+                # (parts is the default, left out so a run before direct mode existed is repeated alike)
+                **({"mode": mode} if mode != "parts" else {}),
                 **({"part_code": part_code} if part_code else {}),
             },
-            headers={"Idempotency-Key": f"{record.idem_key}-direct-{record.upload_id or 0}"},
+            headers={
+                "Idempotency-Key": f"{record.idem_key}-{'session' if mode == 'parts' else mode}-{record.upload_id or 0}"
+            },
         )
-        session = r.json()
+        session: dict[str, Any] = r.json()
         self.journal.update(record.name, upload_id=session["id"])
         return session
 
@@ -361,21 +371,7 @@ class Uploader:
             ):
                 session = earlier
         if session is None:
-            r = await self.t.request(
-                "POST",
-                "/api/v1/uploads",
-                json={
-                    "dossier_id": dossier_id,
-                    "filename": path.name,
-                    "kind": record.kind,
-                    "size": record.size,
-                    "sha256": record.sha256,
-                    **({"part_code": part_code} if part_code else {}),
-                },
-                headers={"Idempotency-Key": f"{record.idem_key}-session-{record.upload_id or 0}"},
-            )
-            session = r.json()
-            self.journal.update(record.name, upload_id=session["id"])
+            session = await self._new_session(record, dossier_id, path, part_code, mode="parts")
         if session.get("file_id"):
             return str(session["file_id"])
         part = int(session["part_size"])
