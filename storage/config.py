@@ -175,6 +175,11 @@ class UploadSettings(_Group):
         default=24 * 3600, ge=60, description="stored objects with no record are removed after this long"
     )
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60, description="how long first answers are kept")
+    idempotency_claim_seconds: int = Field(
+        default=60,
+        ge=5,
+        description="a key whose first request never answered (its API process died) is taken over after this",
+    )
     fixity_budget_mb: int = Field(default=10_240, ge=1, description="bytes the nightly fixity job re-reads")
     fixity_hour: int = Field(default=1, ge=0, le=23, description="hour (UTC) the fixity job runs")
     page_size_default: int = 50

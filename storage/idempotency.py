@@ -21,13 +21,25 @@ class IdempotencyKeys:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def claim(self, account_id: int, key: str, endpoint: str, request_sha256: str) -> Remembered | None:
-        """Take the key for this request; None if it was free, else what was recorded under it."""
+    async def claim(
+        self, account_id: int, key: str, endpoint: str, request_sha256: str, *, abandoned_after: float = 60
+    ) -> Remembered | None:
+        """Take the key for this request; None if it was free, else what was recorded under it.
+
+        A claim still unanswered after ``abandoned_after`` seconds was left by a process that died while
+        answering (a request is over long before): the same request takes it over, so the client's retry
+        is answered instead of being told to wait for ever."""
         r = await self._pool.fetchrow(
             """
             WITH taken AS (
                 INSERT INTO idempotency_keys (account_id, key, endpoint, request_sha256)
-                VALUES ($1, $2, $3, $4) ON CONFLICT (account_id, key) DO NOTHING RETURNING true AS mine
+                VALUES ($1, $2, $3, $4)
+                ON CONFLICT (account_id, key) DO UPDATE SET created_at = clock_timestamp()
+                WHERE idempotency_keys.status IS NULL
+                  AND idempotency_keys.endpoint = EXCLUDED.endpoint
+                  AND idempotency_keys.request_sha256 = EXCLUDED.request_sha256
+                  AND idempotency_keys.created_at < clock_timestamp() - make_interval(secs => $5)
+                RETURNING true AS mine
             )
             SELECT NULL AS endpoint, NULL AS request_sha256, NULL::int AS status, NULL::jsonb AS headers,
                    NULL::bytea AS body, true AS mine FROM taken
@@ -40,6 +52,7 @@ class IdempotencyKeys:
             key,
             endpoint,
             request_sha256,
+            float(abandoned_after),
         )
         if r is None or r["mine"]:
             return None

@@ -242,7 +242,9 @@ async def _call(
     while True:
         try:
             r = await http.request(method, path, **kwargs)
-            if r.status_code < 500 and r.status_code != 429:
+            # 409 idempotency_in_progress: the first try's answer was cut off with its process; sent again
+            in_progress = r.status_code == 409 and "idempotency_in_progress" in r.text
+            if r.status_code < 500 and r.status_code != 429 and not in_progress:
                 report.outcomes.append(Outcome(time.monotonic(), r.status_code < 400))
                 return r
         except httpx.HTTPError:
@@ -394,6 +396,9 @@ def failover_overrides(base: Settings, port: int, s3_port: int) -> dict[str, Any
         "data_dir": str(Path(base.data_dir).resolve() / "failover"),
         "ocr_enabled": False,
         "stuck_after_seconds": 20,  # a job lost with its worker comes back this soon
+        # a request cut off with the killed API process is answered on its retry this soon (the run is
+        # seconds long; in production a minute)
+        "idempotency_claim_seconds": 5,
         "rate_account_rps": 100_000,
         "rate_unit_rps": 100_000,
         "rate_account_uploads": 1000,

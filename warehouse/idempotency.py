@@ -70,7 +70,9 @@ def idempotency_middleware(app: ASGIApp) -> ASGIApp:
         services = scope["app"].state.services
         account_id: int = principal.account.id
         digest = hashlib.sha256(path.encode() + b"\0" + body).hexdigest()
-        earlier = await services.idempotency.claim(account_id, key, f"POST {path}", digest)
+        earlier = await services.idempotency.claim(
+            account_id, key, f"POST {path}", digest, abandoned_after=services.settings.idempotency_claim_seconds
+        )
         if earlier is not None:
             if earlier.endpoint != f"POST {path}" or earlier.request_sha256 != digest:
                 raise Problem(

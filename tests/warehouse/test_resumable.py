@@ -231,6 +231,47 @@ async def test_idempotency_keys_replay_creations_and_refuse_other_bodies(api: Ap
     assert (r.status_code, r.json()["code"]) == (422, "idempotency_key_reused")
 
 
+async def test_a_key_whose_first_request_died_with_its_process_is_answered_on_a_retry(api: Api, tree: Subtree) -> None:
+    """The API process answering the first request was killed after claiming the key: a retry is told
+    to wait (409, Retry-After) while that request could still be running, then takes the key over."""
+    import hashlib
+    import json
+
+    login, token = await api.account("operator", tree.commune(1))
+    account_id = await api.db.pool.fetchval("SELECT id FROM accounts WHERE login = $1", login)
+    body = json.dumps(
+        {
+            "procedure_code": "1.002891.000.00.00.H40",
+            "subject": {"name": "Lò Văn Quý", "id_kind": "cccd", "id_number": "020190000778"},
+        }
+    ).encode()
+    digest = hashlib.sha256(b"/api/v1/dossiers\0" + body).hexdigest()
+    await api.db.pool.execute(  # the claim the killed process left
+        "INSERT INTO idempotency_keys (account_id, key, endpoint, request_sha256) VALUES ($1, $2, $3, $4)",
+        account_id,
+        "dossier-cut-0001",
+        "POST /api/v1/dossiers",
+        digest,
+    )
+    headers = {**auth(token), "Idempotency-Key": "dossier-cut-0001", "Content-Type": "application/json"}
+    r = await api.client.post("/api/v1/dossiers", content=body, headers=headers)
+    assert (r.status_code, r.json()["code"], r.headers["retry-after"]) == (409, "idempotency_in_progress", "1")
+
+    await api.db.pool.execute(
+        "UPDATE idempotency_keys SET created_at = created_at - make_interval(secs => $3) "
+        "WHERE account_id = $1 AND key = $2",
+        account_id,
+        "dossier-cut-0001",
+        api.settings.idempotency_claim_seconds + 1,
+    )
+    first = await api.client.post("/api/v1/dossiers", content=body, headers=headers)
+    assert first.status_code == 201, first.text
+    again = await api.client.post("/api/v1/dossiers", content=body, headers=headers)
+    assert again.json()["id"] == first.json()["id"] and again.headers.get("idempotent-replayed") == "true"
+    other = await api.client.post("/api/v1/dossiers", content=body.replace(b"Q", b"K"), headers=headers)
+    assert (other.status_code, other.json()["code"]) == (422, "idempotency_key_reused")
+
+
 async def test_provisioning_with_the_same_key_answers_the_same_accounts(api: Api) -> None:
     admin = await api.admin()
     body = {"parent_unit_code": "000.00.31.HXX", "level": "commune", "per_unit": 1, "role": "viewer"}
