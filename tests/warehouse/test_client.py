@@ -481,3 +481,43 @@ async def test_owed_results_are_listed_and_filled_from_scans_named_by_dossier_co
     found = (await api.client.get("/api/v1/dossiers", params={"q": codes[0]}, headers=auth(operator))).json()
     dossier = (await api.client.get(f"/api/v1/dossiers/{found['items'][0]['id']}", headers=auth(operator))).json()
     assert [(f["kind"], f["part_code"], f["state"]) for f in dossier["files"]] == [("result", "KQ1", "ready")]
+
+
+async def test_a_create_still_being_answered_is_sent_again_after_its_retry_after() -> None:
+    """409 idempotency_in_progress (the first try cut off with the process answering it) is waited out
+    like a 429, then the same request is sent again; another 409 is a refusal."""
+    from aiohttp import web
+
+    from warehouse.client.transport import Bandwidth, Refused, Transport
+
+    seen: list[str] = []
+
+    async def create(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Idempotency-Key", ""))
+        if len(seen) <= 2:
+            return web.json_response(
+                {"code": "idempotency_in_progress", "detail": "still being answered"},
+                status=409,
+                headers={"Retry-After": "0"},
+            )
+        return web.json_response({"id": "d1"}, status=201)
+
+    async def conflict(request: web.Request) -> web.Response:
+        return web.json_response({"code": "dossier_exists", "detail": "exists"}, status=409)
+
+    app = web.Application()
+    app.router.add_post("/api/v1/dossiers", create)
+    app.router.add_post("/api/v1/other", conflict)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    transport = Transport(f"http://127.0.0.1:{port}", {}, bandwidth=Bandwidth(0))
+    try:
+        r = await transport.request("POST", "/api/v1/dossiers", json={}, headers={"Idempotency-Key": "k-1"})
+        assert r.status_code == 201 and seen == ["k-1", "k-1", "k-1"]
+        with pytest.raises(Refused, match="dossier_exists"):
+            await transport.request("POST", "/api/v1/other", json={})
+    finally:
+        await transport.aclose()
+        await runner.cleanup()
