@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 
 from storage import Database, Files, Settings, drop_database
+from warehouse.client.transport import still_answering
 from warehouse.local_services import LocalServices, answers, s3_address, wait_until_answers, write_s3_identities
 
 VOLUMES = 3
@@ -243,8 +244,7 @@ async def _call(
         try:
             r = await http.request(method, path, **kwargs)
             # 409 idempotency_in_progress: the first try's answer was cut off with its process; sent again
-            in_progress = r.status_code == 409 and "idempotency_in_progress" in r.text
-            if r.status_code < 500 and r.status_code != 429 and not in_progress:
+            if r.status_code < 500 and r.status_code != 429 and not still_answering(r):
                 report.outcomes.append(Outcome(time.monotonic(), r.status_code < 400))
                 return r
         except httpx.HTTPError:

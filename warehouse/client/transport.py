@@ -77,7 +77,7 @@ class Unreachable(Exception):
     """The warehouse could not be reached (or kept answering 5xx) after every retry."""
 
 
-def _still_answering(response: httpx.Response) -> bool:
+def still_answering(response: httpx.Response) -> bool:
     """A 409 saying the first request with this Idempotency-Key is still being answered (or was cut off
     with the process that answered it, taken over after a minute): the same request is sent again."""
     if response.status_code != 409:
@@ -250,7 +250,7 @@ class Transport:
                     raise Unreachable(f"{method} {path}: {exc}") from exc
             else:
                 self.reached = True
-                if response.status_code in RETRY_STATUSES or _still_answering(response):
+                if response.status_code in RETRY_STATUSES or still_answering(response):
                     wait = min(self.max_wait, retry_after(response, delay))
                     why = f"the warehouse answered {response.status_code}"
                     if time.monotonic() + wait > give_up:

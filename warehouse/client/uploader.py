@@ -223,13 +223,11 @@ class Uploader:
                 self.journal.update(record.name, file_id=held, state="sent", error=None)
                 return "sent"
             file_id = None
-            if self.wants_direct(record):
+            if self.wants_direct(record):  # None when the store cannot be reached: through the warehouse
                 file_id = await self.send_direct(record, dossier_id, entry.path, progress, entry.part_code)
-            if file_id is not None:
-                pass
-            elif record.size > self.options.session_above:
+            if file_id is None and record.size > self.options.session_above:
                 file_id = await self.send_in_parts(record, dossier_id, entry.path, progress, entry.part_code)
-            else:
+            elif file_id is None:
                 file_id = await self.send_whole(record, dossier_id, entry.path, progress, entry.part_code)
         except Refused as exc:
             self.journal.update(record.name, state="failed", error=f"{exc.code}: {exc.detail}")
