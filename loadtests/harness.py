@@ -6,12 +6,14 @@ Everything goes through the ``warehouse`` command and HTTP, as a real deployment
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import secrets
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,6 +55,51 @@ def cpu_seconds(pid: int) -> float:
             fields = fh.read().rsplit(")", 1)[1].split()
         total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy since boot, over all cores (``/proc/stat``: user,
+    nice, system, irq and softirq; not idle, I/O wait or time stolen by the host)."""
+    with open("/proc/stat") as fh:
+        fields = fh.readline().split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in fields[:7])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+class MachineCpu:
+    """Samples ``machine_busy_seconds`` in a thread, so the CPU spent in a stretch of time known only
+    afterwards (the steady state of a benchmark) can be read off: ``busy_between(t0, t1)``, wall times
+    from ``time.time()``."""
+
+    def __init__(self, interval: float = 0.1) -> None:
+        self._interval = interval
+        self._samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> MachineCpu:
+        self._samples.append((time.time(), machine_busy_seconds()))
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._samples.append((time.time(), machine_busy_seconds()))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._samples.append((time.time(), machine_busy_seconds()))
+
+    def _at(self, t: float) -> float:
+        samples = self._samples
+        for (t0, b0), (t1, b1) in itertools.pairwise(samples):
+            if t0 <= t <= t1:
+                return b0 + (b1 - b0) * ((t - t0) / (t1 - t0) if t1 > t0 else 0.0)
+        return samples[0][1] if t < samples[0][0] else samples[-1][1]
+
+    def busy_between(self, t0: float, t1: float) -> float:
+        return self._at(t1) - self._at(t0)
 
 
 def free_port() -> int:

@@ -10,7 +10,7 @@ from storage.blobs import Blob, Blobs
 from storage.config import Settings, app_database_url, get_settings
 from storage.db import Database, Transaction, drop_database, ensure_database, migrate
 from storage.dossiers import Dossier, DossierFilter, Dossiers, InvalidCursor, decode_cursor, encode_cursor
-from storage.files import File, Files, Inspection, NewFile
+from storage.files import File, Files, Inspection, NewFile, Verdict
 from storage.keys import incoming_key, original_key
 from storage.limits import Budget, BudgetState, Counters, SignIns, Window, WindowState
 from storage.objects import (
@@ -77,6 +77,7 @@ __all__ = [
     "Units",
     "UploadSession",
     "UploadSessions",
+    "Verdict",
     "Window",
     "WindowState",
     "app_database_url",

@@ -218,6 +218,15 @@ class WorkerSettings(_Group):
         ge=1,
         description="inspections in flight per worker process (fetching, waiting for a child, recording)",
     )
+    inspect_batch_files: int = Field(
+        default=16, ge=1, description="claims or verdicts of inspections sent to Postgres in one statement, at most"
+    )
+    inspect_batch_ms: float = Field(
+        default=20,
+        ge=0,
+        le=1000,
+        description="how long an inspection's claim or verdict waits for others to go in the same statement",
+    )
     inspect_children: int = Field(
         default=4, ge=1, description="limited child processes reading files at once per worker process"
     )

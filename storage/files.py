@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
@@ -84,6 +85,17 @@ class Inspection:
     reason_code: str | None = None
     reason: str | None = None
     page_texts: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A verdict to record: the file, what inspection concluded, the pages left for OCR, and the result
+    code an accepted result is given."""
+
+    file: File
+    result: Inspection
+    ocr_pages: list[int]
+    code: NewResultCode | None = None
 
 
 _COLUMNS = """
@@ -223,16 +235,20 @@ class Files:
 
     async def start_inspection(self, file_id: UUID) -> File | None:
         """Mark the file as being inspected (one more attempt); None if it waits for no inspection."""
-        r = await self._pool.fetchrow(
+        return (await self.start_inspections([file_id])).get(file_id)
+
+    async def start_inspections(self, file_ids: Sequence[UUID]) -> dict[UUID, File]:
+        """``start_inspection`` of several files in one statement: those that waited for it, by id."""
+        rows = await self._pool.fetch(
             f"""
             UPDATE files f SET stage = 'inspecting', attempts = attempts + 1,
                 stage_times = stage_times || jsonb_build_object('inspecting', clock_timestamp())
-            WHERE id = $1 AND state = 'processing' AND stage IN ('queued', 'inspecting')
+            WHERE id = ANY($1::uuid[]) AND state = 'processing' AND stage IN ('queued', 'inspecting')
             RETURNING {_COLUMNS}
             """,
-            file_id,
+            list(file_ids),
         )
-        return File.from_record(r) if r else None
+        return {r["id"]: File.from_record(r) for r in rows}
 
     async def record_inspection(
         self, file: File, result: Inspection, *, ocr_pages: list[int], code: NewResultCode | None = None
@@ -243,57 +259,85 @@ class Files:
         it can be used while OCR runs); otherwise the stage is the verdict. An accepted result gets its
         digitization result ``code`` in the same statement (a file has one code at most).
         """
-        stage = "ocr" if result.state == "ready" and ocr_pages else result.state
-        details = storable(
-            {**result.details.stored(), "ocr_pages": ocr_pages, "result_code": code.code if code else None}
-        )
-        page_texts: list[str] = storable(result.page_texts)
-        text: str = storable(result.text)
-        numbers = [n for n, t in enumerate(page_texts, start=1) if t.strip()]
-        # One statement (so one round trip, and atomic): the verdict, and the text layer per page when
-        # the verdict was taken.
+        return (await self.record_inspections([Verdict(file, result, ocr_pages, code)]))[0]
+
+    async def record_inspections(self, verdicts: Sequence[Verdict]) -> list[bool]:
+        """``record_inspection`` of several files in one statement (atomic: all of them or, when Postgres
+        refuses one, none); for each, whether it still waited for its verdict."""
+        if len({v.file.id for v in verdicts}) != len(verdicts):
+            raise ValueError("a file appears twice in one batch of verdicts")
+        rows: list[tuple[Any, ...]] = []
+        pages: list[tuple[UUID, int, str]] = []
+        codes: list[tuple[Any, ...]] = []
+        for v in verdicts:
+            result = v.result
+            stage = "ocr" if result.state == "ready" and v.ocr_pages else result.state
+            details = storable(
+                {**result.details.stored(), "ocr_pages": v.ocr_pages, "result_code": v.code.code if v.code else None}
+            )
+            page_texts: list[str] = storable(result.page_texts)
+            text: str = storable(result.text)
+            rows.append(
+                (
+                    v.file.id,
+                    result.state,
+                    result.pages,
+                    details,
+                    text or None,
+                    fold(v.file.name + " " + text),
+                    result.reason_code,
+                    result.reason,
+                    stage,
+                )
+            )
+            pages += [(v.file.id, n, t) for n, t in enumerate(page_texts, start=1) if t.strip()]
+            if v.code is not None and result.state == "ready":
+                c = v.code
+                codes.append((v.file.id, c.code, c.seq, c.result_type, c.holder, c.document_name, c.valid_until))
+        columns = list(zip(*rows, strict=True))
+        page_columns = list(zip(*pages, strict=True)) or [(), (), ()]
+        code_columns = list(zip(*codes, strict=True)) or [()] * 7
+        # One statement (so one round trip, and atomic): the verdicts, and the text layer per page and
+        # the result codes of the files whose verdict was taken.
         updated = await self._pool.fetchval(
             """
-            WITH updated AS (
-                UPDATE files SET state = $2, pages = $3, inspection = $4, text_content = $5,
-                    search_text = $6, reason_code = $7, reason = $8, stage = $9, last_error = NULL,
-                    stage_times = stage_times || jsonb_build_object($9::text, clock_timestamp()),
+            WITH v AS (
+                SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::jsonb[], $5::text[], $6::text[],
+                                     $7::text[], $8::text[], $9::text[])
+                    AS v(id, state, pages, inspection, text_content, search_text, reason_code, reason, stage)
+            ), updated AS (
+                UPDATE files f SET state = v.state, pages = v.pages, inspection = v.inspection,
+                    text_content = v.text_content, search_text = v.search_text, reason_code = v.reason_code,
+                    reason = v.reason, stage = v.stage, last_error = NULL,
+                    stage_times = f.stage_times || jsonb_build_object(v.stage, clock_timestamp()),
                     inspected_at = clock_timestamp(), updated_at = clock_timestamp()
-                WHERE id = $1 AND state = 'processing'
-                RETURNING id, dossier_id
+                FROM v WHERE f.id = v.id AND f.state = 'processing'
+                RETURNING f.id, f.dossier_id
             ), kept AS (
                 INSERT INTO file_pages (file_id, page, source, text)
-                SELECT u.id, p.n, 'layer', p.t FROM updated u, unnest($10::int[], $11::text[]) AS p(n, t)
+                SELECT u.id, p.n, 'layer', p.t
+                FROM updated u JOIN unnest($10::uuid[], $11::int[], $12::text[]) AS p(f, n, t) ON p.f = u.id
                 ON CONFLICT (file_id, page) DO UPDATE SET source = excluded.source, text = excluded.text
             ), coded AS (
                 INSERT INTO result_codes (code, seq, file_id, dossier_id, unit_id, result_type, holder,
                                           document_name, valid_until)
-                SELECT $12, $13, u.id, u.dossier_id, d.unit_id, $14, $15, $16, $17
-                FROM updated u JOIN dossiers d ON d.id = u.dossier_id
-                WHERE $12::text IS NOT NULL AND $2 = 'ready'
+                SELECT c.code, c.seq, u.id, u.dossier_id, d.unit_id, c.result_type, c.holder, c.document_name,
+                       c.valid_until
+                FROM updated u
+                JOIN unnest($13::uuid[], $14::text[], $15::bigint[], $16::text[], $17::text[], $18::text[],
+                            $19::date[]) AS c(f, code, seq, result_type, holder, document_name, valid_until)
+                    ON c.f = u.id
+                JOIN dossiers d ON d.id = u.dossier_id
                 ON CONFLICT (file_id) DO NOTHING
             )
-            SELECT count(*) > 0 FROM updated
+            SELECT coalesce(array_agg(id), '{}') FROM updated
             """,
-            file.id,
-            result.state,
-            result.pages,
-            details,
-            text or None,
-            fold(file.name + " " + text),
-            result.reason_code,
-            result.reason,
-            stage,
-            numbers,
-            [page_texts[n - 1] for n in numbers],
-            code.code if code else None,
-            code.seq if code else None,
-            code.result_type if code else None,
-            code.holder if code else None,
-            code.document_name if code else None,
-            code.valid_until if code else None,
+            *(list(c) for c in columns),
+            *(list(c) for c in page_columns),
+            *(list(c) for c in code_columns),
         )
-        return bool(updated)
+        taken = set(updated)
+        return [v.file.id in taken for v in verdicts]
 
     async def record_error(self, file_id: UUID, error: str, *, give_up: bool) -> None:
         """A transient fault (object store down); ``give_up`` parks the file in the dead-letter list."""

@@ -21,34 +21,40 @@ CHANNEL = "file_recorded"
 async def drain(db: Database, queue: Queue, *, limit: int = 200) -> int:
     """Queue the inspection, or the OCR, of files waiting in the outbox. Returns how many were queued.
 
-    Rows are claimed with SKIP LOCKED, so several workers drain side by side without doubling work;
-    when Redis refuses, the transaction rolls back and the rows wait for the next round.
+    Each outbox is claimed and marked in one statement (SKIP LOCKED, so several workers drain side by
+    side without doubling work), then its jobs are queued in order. When Redis refuses, the files not
+    queued are unmarked and wait for the next round; a worker that dies between the two leaves them
+    marked, and the sweeper (``requeue_lost``) returns them after ``stuck_after_seconds``.
     """
     queued = 0
-    for select, mark, enqueue in (
+    for claim, enqueue in (
         (
-            "SELECT id FROM files WHERE state = 'processing' AND queued_at IS NULL "
-            "AND stage IN ('queued', 'inspecting') ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED",
-            "UPDATE files SET queued_at = clock_timestamp() WHERE id = ANY($1)",
+            """
+            UPDATE files SET queued_at = clock_timestamp()
+            WHERE id IN (SELECT id FROM files WHERE state = 'processing' AND queued_at IS NULL
+                         AND stage IN ('queued', 'inspecting') ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+            RETURNING id, created_at AS waiting_since
+            """,
             queue.enqueue_inspection,
         ),
         (
-            "SELECT id FROM files WHERE stage = 'ocr' AND ocr_queued_at IS NULL "
-            "ORDER BY updated_at LIMIT $1 FOR UPDATE SKIP LOCKED",
-            "UPDATE files SET ocr_queued_at = clock_timestamp() WHERE id = ANY($1)",
+            """
+            UPDATE files SET ocr_queued_at = clock_timestamp()
+            WHERE id IN (SELECT id FROM files WHERE stage = 'ocr' AND ocr_queued_at IS NULL
+                         ORDER BY updated_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+            RETURNING id, updated_at AS waiting_since
+            """,
             queue.enqueue_ocr,
         ),
     ):
-        async with db.transaction() as conn:
-            rows = await conn.fetch(select, limit)
-            if not rows:
-                continue
-            ids = [r["id"] for r in rows]
-            for file_id in ids:
-                if not await enqueue(file_id):
-                    raise _QueueDown
-            await conn.execute(mark, ids)
-            queued += len(ids)
+        rows = sorted(await db.pool.fetch(claim, limit), key=lambda r: r["waiting_since"])
+        ids = [r["id"] for r in rows]
+        for n, file_id in enumerate(ids):
+            if not await enqueue(file_id):
+                column = "queued_at" if enqueue == queue.enqueue_inspection else "ocr_queued_at"
+                await db.pool.execute(f"UPDATE files SET {column} = NULL WHERE id = ANY($1::uuid[])", ids[n:])
+                raise _QueueDown
+        queued += len(ids)
     return queued
 
 
@@ -56,11 +62,15 @@ class _QueueDown(Exception):
     pass
 
 
-async def drain_safely(db: Database, queue: Queue) -> int:
+async def drain_safely(db: Database, queue: Queue, *, limit: int = 200) -> int:
+    """``drain`` until the outboxes hold less than a round; what could not be queued is logged and waits."""
     total = 0
     try:
-        while n := await drain(db, queue):
+        while True:
+            n = await drain(db, queue, limit=limit)
             total += n
+            if n < limit:
+                break
     except _QueueDown:
         log.warning("the queue is unreachable; %d files queued, the rest wait in the outbox", total)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:

@@ -20,13 +20,15 @@ from storage import (
     ObjectStoreUnavailable,
     ObjectTooLarge,
     Settings,
+    Verdict,
     drain_safely,
     fetch_signed,
     requeue_lost,
 )
 from storage.inspection import InspectionDetails, OcrOutcome
-from storage.legal import Legal, default_policy
+from storage.legal import FileFacts, Legal, default_policy
 from storage.objects import ObjectStore
+from workers.batching import Batch
 from workers.metrics import record_verdict, timed
 from workers.pdfcheck import MIN_TEXT_CHARS_PER_PAGE, Report, inspect_pdf
 from workers.sandbox import Sandbox
@@ -106,13 +108,29 @@ def read_stored(url: str, fetch_seconds: float, max_bytes: int, limit_seconds: f
     return "report", report
 
 
+def batches(files: Files, legal: Legal, settings: Settings) -> dict[str, Batch[Any, Any]]:
+    """The claims and the verdicts of the jobs in flight, each sent to Postgres as one statement per
+    batch (``WAREHOUSE_INSPECT_BATCH_FILES`` at most, gathered for ``WAREHOUSE_INSPECT_BATCH_MS``)."""
+
+    async def claim(ids: list[UUID]) -> list[tuple[File | None, FileFacts | None]]:
+        started = await files.start_inspections(ids)
+        facts = await legal.files_facts(list(started)) if started else {}
+        return [(started.get(i), facts.get(i)) for i in ids]
+
+    size, wait = settings.inspect_batch_files, settings.inspect_batch_ms / 1000
+    return {
+        "claims": Batch(claim, size=size, wait_seconds=wait),
+        "verdicts": Batch(files.record_inspections, size=size, wait_seconds=wait),
+    }
+
+
 @timed("inspect_file")
 async def inspect_file(ctx: dict[str, Any], file_id: str) -> str:
     """Inspect one file. Idempotent: a file already inspected (or deleted) is left as it is."""
     settings: Settings = ctx["settings"]
     files: Files = ctx["files"]
     objects: ObjectStore = ctx["objects"]
-    f = await files.start_inspection(UUID(file_id))
+    f, facts = await ctx["claims"](UUID(file_id))
     if f is None:  # already inspected, deleted, or parked as failed
         return "skipped: not waiting for inspection"
     if f.attempts > settings.worker_job_tries + 1:  # started again and again, never ended (a dying worker)
@@ -147,7 +165,7 @@ async def inspect_file(ctx: dict[str, Any], file_id: str) -> str:
             return "failed: object store unavailable"
         raise Retry(defer=min(300, 5 * 2**f.attempts))
     try:
-        return await _conclude(ctx, f, fault, value)
+        return await _conclude(ctx, f, facts, fault, value)
     except Exception as exc:
         # A fault of ours after the file was read (a report the verdict cannot take, a value Postgres
         # refuses): said in the file's record, tried again a bounded number of times, then parked as
@@ -160,12 +178,10 @@ async def inspect_file(ctx: dict[str, Any], file_id: str) -> str:
         raise Retry(defer=min(300, 5 * 2**f.attempts)) from exc
 
 
-async def _conclude(ctx: dict[str, Any], f: File, fault: str, value: Any) -> str:
+async def _conclude(ctx: dict[str, Any], f: File, facts: FileFacts | None, fault: str, value: Any) -> str:
     """The verdict on what the child answered, recorded."""
     settings: Settings = ctx["settings"]
-    files: Files = ctx["files"]
     legal = Legal(ctx["db"].pool)
-    facts = await legal.file_facts(f.id)
     if fault == "report":
         policy = facts.policy(f.kind, settings) if facts is not None else default_policy(settings, f.kind)
         result = judge(Report(**value), ctx["standard"], signature_policy=policy)
@@ -192,7 +208,7 @@ async def _conclude(ctx: dict[str, Any], f: File, fault: str, value: Any) -> str
             settings.result_code_format, facts, part_code=f.part_code, file_name=f.name, today=date.today()
         )
     # not counted twice by a repeated job
-    if await files.record_inspection(f, result, ocr_pages=ocr_pages, code=code):
+    if await ctx["verdicts"](Verdict(f, result, ocr_pages, code)):
         record_verdict(result.details, result.state)
     log.info("file %s: %s %s", f.id, result.state, result.reason_code or "")
     return f"{result.state}: {result.reason_code or 'ok'}"

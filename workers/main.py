@@ -26,10 +26,11 @@ from storage import (
     object_store,
     redis_settings,
 )
+from storage.legal import Legal
 from workers import metrics
 from workers.deliveries import run_dispatcher
 from workers.housekeeping import check_fixity, expire_uploads, lock_originals, sweep_orphans
-from workers.inspection import inspect_file, requeue_stuck
+from workers.inspection import batches, inspect_file, requeue_stuck
 from workers.ocr import ocr_file, tesseract_languages
 from workers.outbox import run_drainer
 from workers.sandbox import Sandbox
@@ -64,6 +65,8 @@ def build_worker(
         ctx["objects"] = object_store(settings)
         ctx["queue"] = Queue.from_url(settings.redis_url)
         ctx["standard"] = standard
+        if not ocr:
+            ctx.update(batches(ctx["files"], Legal(ctx["db"].pool), settings))
         if ocr:
             ctx["sandbox"] = Sandbox(
                 workers=settings.ocr_max_jobs,
@@ -81,11 +84,21 @@ def build_worker(
                 preload=("workers.inspection", "pypdf"),
             )
         if drain_outbox:
-            ctx["drainer"] = asyncio.create_task(run_drainer(ctx["db"], app_database_url(settings), ctx["queue"]))
+            ctx["drainer"] = asyncio.create_task(
+                run_drainer(
+                    ctx["db"],
+                    app_database_url(settings),
+                    ctx["queue"],
+                    gather_seconds=settings.inspect_batch_ms / 1000,
+                )
+            )
             if not ocr:  # the change feed's sequencer and the push deliveries
                 ctx["dispatcher"] = asyncio.create_task(run_dispatcher(ctx["db"], settings, ctx["objects"]))
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        for name in ("claims", "verdicts"):
+            if name in ctx and ctx[name].calls:
+                log.info("%s of %d inspections sent in %d statements", name, ctx[name].items, ctx[name].calls)
         for name in ("drainer", "dispatcher"):
             if name in ctx:
                 ctx[name].cancel()

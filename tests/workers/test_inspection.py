@@ -131,3 +131,49 @@ async def test_a_lost_job_is_queued_again_by_the_sweeper(api: Api, tree: Subtree
         await queue.close()
     await api.run_worker()
     assert (await api.file(token, file_id))["state"] == "ready"
+
+
+async def test_claims_and_verdicts_go_in_batches_and_a_refused_verdict_fails_alone(api: Api, tree: Subtree) -> None:
+    import asyncio
+    from uuid import UUID
+
+    from storage import Files, Inspection, Verdict
+    from storage.inspection import InspectionRecord
+    from storage.legal import Legal, NewResultCode
+    from workers.inspection import batches
+
+    _, token = await api.account("operator", tree.commune(1))
+    dossier = await api.dossier(token)
+    ids = [
+        UUID((await api.upload(token, dossier["id"], text_pdf(f"Giay chung nhan so {n:04d}"))).json()["id"])
+        for n in range(4)
+    ]
+    # Long enough that only the batch's size sends it: the four claims must go as one statement.
+    settings = api.settings.model_copy(update={"inspect_batch_files": 4, "inspect_batch_ms": 5000})
+    files = Files(api.db.pool)
+    batch = batches(files, Legal(api.db.pool), settings)
+    claimed = await asyncio.gather(*(batch["claims"](i) for i in ids))
+    assert batch["claims"].calls == 1
+    assert [f.id for f, _ in claimed if f is not None] == ids
+    assert all(facts is not None and facts.dossier_code == dossier["code"] for _, facts in claimed)
+
+    def verdict(n: int, code: str | None) -> Verdict:
+        f = claimed[n][0]
+        assert f is not None
+        result = Inspection("ready", 1, InspectionRecord(verdict="ready"), f"text {n}", page_texts=[f"text {n}"])
+        given = NewResultCode(code, 10**12 + n, None, "", "Giấy chứng nhận", None) if code else None
+        return Verdict(f, result, [], given)
+
+    # The third verdict carries a result code Postgres refuses (not of the code's form): the batch is
+    # refused whole, then sent file by file, so only that file fails.
+    answers = await asyncio.gather(
+        *(batch["verdicts"](verdict(n, "KSH.2026.BAD CODE" if n == 2 else None)) for n in range(4)),
+        return_exceptions=True,
+    )
+    assert answers[0] is True and answers[1] is True and answers[3] is True
+    assert isinstance(answers[2], Exception)
+    assert batch["verdicts"].calls == 1 + 4
+    states = [(await api.file(token, str(i)))["state"] for i in ids]
+    assert states == ["ready", "ready", "processing", "ready"]
+    # A verdict recorded once is not recorded again (a repeated job): answered False.
+    assert await batch["verdicts"](verdict(0, None)) is False
