@@ -78,10 +78,18 @@ async def drain_safely(db: Database, queue: Queue, *, limit: int = 200) -> int:
     return total
 
 
-async def requeue_lost(db: Database, *, older_than_seconds: int, max_attempts: int = 5) -> int:
+async def requeue_lost(
+    db: Database, queue: Queue | None = None, *, older_than_seconds: int, max_attempts: int = 5
+) -> int:
     """Put back into the outbox files queued long ago and still not inspected (their job was lost);
     a file whose inspection was started ``max_attempts`` times without an end is parked as 'failed'
-    (the dead-letter list) with the reason, so nothing stays 'inspecting' for ever."""
+    (the dead-letter list) with the reason, so nothing stays 'inspecting' for ever.
+
+    A job lost with a killed worker still holds its id in the queue (marked as running for as long as
+    the longest job a worker runs may take: hours, for the fixity check), so queueing it again would be
+    refused as a duplicate; the lost jobs are first forgotten from the ``queue``, then their files go
+    back to the outbox. A job that was only slow and still ends is harmless: the file's verdict is
+    recorded once."""
     await db.pool.execute(
         """
         UPDATE files SET stage = 'failed',
@@ -95,13 +103,26 @@ async def requeue_lost(db: Database, *, older_than_seconds: int, max_attempts: i
         older_than_seconds,
         max_attempts,
     )
+    lost = [
+        r["id"]
+        for r in await db.pool.fetch(
+            """
+            SELECT id FROM files WHERE state = 'processing' AND stage IN ('queued', 'inspecting')
+              AND queued_at < clock_timestamp() - make_interval(secs => $1)
+            """,
+            older_than_seconds,
+        )
+    ]
+    if lost and queue is not None:
+        await queue.forget_inspections(lost)
     status: str = await db.pool.execute(
         """
         UPDATE files SET queued_at = NULL
-        WHERE state = 'processing' AND stage IN ('queued', 'inspecting')
+        WHERE id = ANY($2::uuid[]) AND state = 'processing' AND stage IN ('queued', 'inspecting')
           AND queued_at < clock_timestamp() - make_interval(secs => $1)
         """,
         older_than_seconds,
+        lost,
     )
     # OCR waits behind a backlog that can last hours at peak: queue its job again after a longer
     # while (the job id keeps a job that is still waiting from being queued twice).

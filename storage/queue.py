@@ -10,6 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from arq.connections import ArqRedis, RedisSettings
+from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
 from redis.asyncio import ConnectionPool
 from redis.exceptions import RedisError
 
@@ -62,6 +63,21 @@ class Queue:
     async def enqueue_ocr(self, file_id: UUID | str) -> bool:
         """Queue the OCR of a file's image-only pages. False when Redis is unreachable."""
         return await self._enqueue(OCR_FILE, str(file_id), job_id=f"ocr:{file_id}", queue=OCR_QUEUE_NAME)
+
+    async def forget_inspections(self, file_ids: list[UUID]) -> bool:
+        """Remove the inspection jobs of these files from the queue, running or not, so they can be
+        queued again (a job lost with its worker). False when Redis is unreachable."""
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for file_id in file_ids:
+                    job_id = inspection_job_id(file_id)
+                    pipe.delete(in_progress_key_prefix + job_id, job_key_prefix + job_id, retry_key_prefix + job_id)
+                    pipe.zrem(QUEUE_NAME, job_id)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.warning("could not forget %d lost inspection jobs: %s", len(file_ids), exc)
+            return False
+        return True
 
     async def depths(self) -> dict[str, int]:
         """Jobs waiting per queue."""

@@ -218,7 +218,10 @@ async def requeue_stuck(ctx: dict[str, Any]) -> int:
     """Return to the outbox files whose job was lost (a worker killed mid-job, Redis flushed)."""
     settings: Settings = ctx["settings"]
     n = await requeue_lost(
-        ctx["db"], older_than_seconds=settings.stuck_after_seconds, max_attempts=settings.worker_job_tries
+        ctx["db"],
+        ctx["queue"],
+        older_than_seconds=settings.stuck_after_seconds,
+        max_attempts=settings.worker_job_tries,
     )
     if n:
         log.info("returned %d files with lost jobs to the outbox", n)

@@ -177,3 +177,38 @@ async def test_claims_and_verdicts_go_in_batches_and_a_refused_verdict_fails_alo
     assert states == ["ready", "ready", "processing", "ready"]
     # A verdict recorded once is not recorded again (a repeated job): answered False.
     assert await batch["verdicts"](verdict(0, None)) is False
+
+
+async def test_a_job_lost_with_a_killed_worker_is_run_again_not_refused_as_a_duplicate(api: Api, tree: Subtree) -> None:
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    from storage import Queue, drain_safely
+    from storage.queue import inspection_job_id
+    from workers.inspection import requeue_stuck
+
+    _, token = await api.account("operator", tree.commune(1))
+    dossier = await api.dossier(token)
+    file_id = (await api.upload(token, dossier["id"], text_pdf())).json()["id"]
+    queue = Queue.from_url(api.settings.redis_url)
+    redis = aioredis.from_url(api.settings.redis_url)
+    try:
+        assert await drain_safely(api.db, queue) >= 1
+        # As a worker killed mid-job leaves it: the job still queued and marked running (arq keeps that
+        # mark for as long as the longest job a worker runs may take: hours), the file 'inspecting'.
+        job_id = inspection_job_id(file_id)
+        await redis.set(f"arq:in-progress:{job_id}", b"1", ex=6 * 3600)
+        await api.db.pool.execute(
+            "UPDATE files SET stage = 'inspecting', attempts = 1, queued_at = now() - interval '1 hour' "
+            "WHERE id = $1::uuid",
+            file_id,
+        )
+        ctx = {"settings": api.settings, "db": api.db, "queue": queue}
+        assert await requeue_stuck(ctx) == 1
+        assert not await redis.exists(f"arq:in-progress:{job_id}")
+    finally:
+        await queue.close()
+        await redis.aclose()
+    await asyncio.wait_for(api.run_worker(), timeout=60)
+    assert (await api.file(token, file_id))["state"] == "ready"
