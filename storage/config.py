@@ -219,7 +219,10 @@ class WorkerSettings(_Group):
         description="inspections in flight per worker process (fetching, waiting for a child, recording)",
     )
     inspect_batch_files: int = Field(
-        default=16, ge=1, description="claims or verdicts of inspections sent to Postgres in one statement, at most"
+        default=16,
+        ge=1,
+        le=1000,
+        description="claims or verdicts of inspections sent to Postgres in one statement, at most",
     )
     inspect_batch_ms: float = Field(
         default=20,

@@ -233,12 +233,9 @@ class Files:
         r = await self._pool.fetchrow(f"SELECT {_COLUMNS} FROM files f WHERE f.id = $1", file_id)
         return File.from_record(r) if r else None
 
-    async def start_inspection(self, file_id: UUID) -> File | None:
-        """Mark the file as being inspected (one more attempt); None if it waits for no inspection."""
-        return (await self.start_inspections([file_id])).get(file_id)
-
     async def start_inspections(self, file_ids: Sequence[UUID]) -> dict[UUID, File]:
-        """``start_inspection`` of several files in one statement: those that waited for it, by id."""
+        """Mark the files as being inspected (one more attempt each), in one statement; those that
+        waited for inspection, by id (a file already inspected, deleted or parked is left out)."""
         rows = await self._pool.fetch(
             f"""
             UPDATE files f SET stage = 'inspecting', attempts = attempts + 1,
@@ -250,20 +247,14 @@ class Files:
         )
         return {r["id"]: File.from_record(r) for r in rows}
 
-    async def record_inspection(
-        self, file: File, result: Inspection, *, ocr_pages: list[int], code: NewResultCode | None = None
-    ) -> bool:
-        """Store the verdict and the text layer per page; False when the file no longer waits for one.
-
-        A ready file with ``ocr_pages`` moves on to the ``ocr`` stage (its state is already ``ready``:
-        it can be used while OCR runs); otherwise the stage is the verdict. An accepted result gets its
-        digitization result ``code`` in the same statement (a file has one code at most).
-        """
-        return (await self.record_inspections([Verdict(file, result, ocr_pages, code)]))[0]
-
     async def record_inspections(self, verdicts: Sequence[Verdict]) -> list[bool]:
-        """``record_inspection`` of several files in one statement (atomic: all of them or, when Postgres
-        refuses one, none); for each, whether it still waited for its verdict."""
+        """Store the verdicts and each file's text layer per page, in one statement (atomic: all of them
+        or, when Postgres refuses one, none); for each, whether the file still waited for its verdict.
+
+        A ready file with pages for OCR moves on to the ``ocr`` stage (its state is already ``ready``:
+        it can be used while OCR runs); otherwise the stage is the verdict. An accepted result gets its
+        digitization result code in the same statement (a file has one code at most).
+        """
         if len({v.file.id for v in verdicts}) != len(verdicts):
             raise ValueError("a file appears twice in one batch of verdicts")
         rows: list[tuple[Any, ...]] = []

@@ -175,12 +175,9 @@ class Legal:
 
     # -- result codes ----------------------------------------------------------------------------------
 
-    async def file_facts(self, file_id: UUID) -> FileFacts | None:
-        """The file's dossier and unit, and the signature policies that apply there, in one query."""
-        return (await self.files_facts([file_id])).get(file_id)
-
     async def files_facts(self, file_ids: Sequence[UUID]) -> dict[UUID, FileFacts]:
-        """``file_facts`` of several files in one query, by file id."""
+        """Each file's dossier and unit, and the signature policies that apply there, in one query, by
+        file id."""
         rows = await self._pool.fetch(
             """
             SELECT f.id AS file_id, d.unit_id, u.code AS unit_code, d.code AS dossier_code, d.procedure_code,

@@ -27,7 +27,7 @@ async def drain(db: Database, queue: Queue, *, limit: int = 200) -> int:
     marked, and the sweeper (``requeue_lost``) returns them after ``stuck_after_seconds``.
     """
     queued = 0
-    for claim, enqueue in (
+    for claim, column, enqueue in (
         (
             """
             UPDATE files SET queued_at = clock_timestamp()
@@ -35,6 +35,7 @@ async def drain(db: Database, queue: Queue, *, limit: int = 200) -> int:
                          AND stage IN ('queued', 'inspecting') ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED)
             RETURNING id, created_at AS waiting_since
             """,
+            "queued_at",
             queue.enqueue_inspection,
         ),
         (
@@ -44,6 +45,7 @@ async def drain(db: Database, queue: Queue, *, limit: int = 200) -> int:
                          ORDER BY updated_at LIMIT $1 FOR UPDATE SKIP LOCKED)
             RETURNING id, updated_at AS waiting_since
             """,
+            "ocr_queued_at",
             queue.enqueue_ocr,
         ),
     ):
@@ -51,7 +53,6 @@ async def drain(db: Database, queue: Queue, *, limit: int = 200) -> int:
         ids = [r["id"] for r in rows]
         for n, file_id in enumerate(ids):
             if not await enqueue(file_id):
-                column = "queued_at" if enqueue == queue.enqueue_inspection else "ocr_queued_at"
                 await db.pool.execute(f"UPDATE files SET {column} = NULL WHERE id = ANY($1::uuid[])", ids[n:])
                 raise _QueueDown
         queued += len(ids)
@@ -78,9 +79,7 @@ async def drain_safely(db: Database, queue: Queue, *, limit: int = 200) -> int:
     return total
 
 
-async def requeue_lost(
-    db: Database, queue: Queue | None = None, *, older_than_seconds: int, max_attempts: int = 5
-) -> int:
+async def requeue_lost(db: Database, queue: Queue, *, older_than_seconds: int, max_attempts: int = 5) -> int:
     """Put back into the outbox files queued long ago and still not inspected (their job was lost);
     a file whose inspection was started ``max_attempts`` times without an end is parked as 'failed'
     (the dead-letter list) with the reason, so nothing stays 'inspecting' for ever.
@@ -113,7 +112,7 @@ async def requeue_lost(
             older_than_seconds,
         )
     ]
-    if lost and queue is not None:
+    if lost:
         await queue.forget_inspections(lost)
     status: str = await db.pool.execute(
         """

@@ -65,8 +65,6 @@ def build_worker(
         ctx["objects"] = object_store(settings)
         ctx["queue"] = Queue.from_url(settings.redis_url)
         ctx["standard"] = standard
-        if not ocr:
-            ctx.update(batches(ctx["files"], Legal(ctx["db"].pool), settings))
         if ocr:
             ctx["sandbox"] = Sandbox(
                 workers=settings.ocr_max_jobs,
@@ -83,6 +81,7 @@ def build_worker(
                 max_tasks=settings.inspect_child_max_files,
                 preload=("workers.inspection", "pypdf"),
             )
+            ctx.update(batches(ctx["files"], Legal(ctx["db"].pool), settings))
         if drain_outbox:
             ctx["drainer"] = asyncio.create_task(
                 run_drainer(
