@@ -6,30 +6,35 @@ a separate process (through the ``warehouse`` command, over HTTP only), and ends
 
 - ``upload_ratio_c1``, ``upload_ratio_c8``: API uploads per second divided by raw S3 PUTs per second
   of the same generated scans (about 3 MB, 5 pages, colour, 200 dpi) from as many concurrent clients.
-- ``upload_ratio_direct_c8``: uploads per second in direct mode (an upload session whose presigned POST
-  sends the file straight to the store, then completed through the API, which checks its size and
-  SHA-256 and moves it under its record) from 8 clients, over raw S3 PUTs per second of the same bytes.
+- ``upload_ratio_direct_c1``, ``upload_ratio_direct_c8``: uploads per second in direct mode (an upload
+  session whose presigned POST sends the file straight to the store, then completed through the API,
+  which checks its size and SHA-256 and records it) over raw S3 PUTs per second of the same bytes.
+- ``upload_direct_floor_c1``, ``upload_direct_floor_c8``: the store's own presigned POST of the same
+  bytes (pinned to their SHA-256, no API) over raw PUT: what direct mode could reach on this store.
+- ``upload_ratio_direct_post_c1``, ``upload_ratio_direct_post_c8``: direct mode over that POST floor.
 - ``api_peak_rss_mb``: the API process's peak resident memory while one 1 GiB body streams through it.
 
 With ``--profile DIR`` a sampling profiler records the API during the 8-client uploads through it
-(``DIR/upload.svg``, ``DIR/upload.txt``; see ``loadtests.profile``).
+and in direct mode (``DIR/upload.svg``, ``DIR/direct.svg`` and their ``.txt``; see ``loadtests.profile``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import hashlib
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 from minio import Minio
+from minio.datatypes import PostPolicy
 
 from loadtests.harness import (
     NO_LIMITS,
@@ -55,6 +60,7 @@ UNLIMITED = {**NO_LIMITS, "WAREHOUSE_MAX_FILE_BYTES": str(2 * 1024 * MiB)}
 @dataclass
 class Target:
     api: str
+    store: str  # the bucket's URL, where presigned POSTs go
     token: str
     dossier_id: str
 
@@ -98,8 +104,9 @@ async def bench_ratio(
     *,
     pid: int = 0,
     profile: Path | None = None,
-) -> tuple[float, float]:
-    """(through the API, direct to the store) over raw PUT, with ``clients`` concurrent clients."""
+) -> tuple[float, float, float]:
+    """(through the API, direct to the store, the store's own POST) over raw PUT, with ``clients``
+    concurrent clients."""
     headers = auth(target.token, **{"Content-Type": "application/pdf", "X-File-Kind": "component"})
 
     # Each upload is a scan of its own (a comment after the end marker makes its bytes unique), as at a
@@ -150,23 +157,47 @@ async def bench_ratio(
         r = await http.post(f"{target.api}/api/v1/uploads/{session['id']}/complete", headers=auth(target.token))
         r.raise_for_status()
 
+    # The direct floor: the same bytes POSTed to the store under a policy pinned to their SHA-256, as
+    # the warehouse's policies are, by the same HTTP client, without the API.
+    def pinned_post(n: int) -> dict[str, str]:
+        data = body(n)
+        checksum = base64.b64encode(hashlib.sha256(data).digest()).decode()
+        key = f"raw-post/{clients}/{n}"
+        policy = PostPolicy(bucket, datetime.now(UTC) + timedelta(hours=1))
+        policy.add_equals_condition("key", key)
+        policy.add_content_length_range_condition(len(data), len(data))
+        pinned = {"x-amz-checksum-algorithm": "SHA256", "x-amz-checksum-sha256": checksum}
+        for name, value in pinned.items():
+            policy.add_equals_condition(name, value)
+        return {**s3.presigned_post_policy(policy), **pinned, "key": key}
+
+    posts = {n: pinned_post(n) for n in range(2 * count + 1, 3 * count + 2)}
+
+    async def raw_post(http: httpx.AsyncClient, i: int) -> None:
+        n = 2 * count + i + 2
+        r = await http.post(target.store, data=posts[n], files={"file": ("scan.pdf", body(n), "application/pdf")})
+        r.raise_for_status()
+
     raw = await _throughput(clients, count, raw_put)
+    post = await _throughput(clients, count, raw_post)
     with sampling(pid, profile / "upload" if profile else None):
         before = cpu_seconds(pid)
         api = await _throughput(clients, count, api_upload)
         api_cpu = (cpu_seconds(pid) - before) * 1000 / (count + 1)
-    before = cpu_seconds(pid)
-    direct = await _throughput(clients, count, direct_upload)
-    direct_cpu = (cpu_seconds(pid) - before) * 1000 / (count + 1)
+    with sampling(pid, profile / "direct" if profile else None):
+        before = cpu_seconds(pid)
+        direct = await _throughput(clients, count, direct_upload)
+        direct_cpu = (cpu_seconds(pid) - before) * 1000 / (count + 1)
     print(
         f"  c={clients}: API CPU per upload {api_cpu:.1f} ms through it, {direct_cpu:.1f} ms for a direct one",
         flush=True,
     )
     print(
-        f"  c={clients}: api {api:.1f} files/s, direct {direct:.1f} files/s, raw S3 PUT {raw:.1f} files/s",
+        f"  c={clients}: api {api:.1f} files/s, direct {direct:.1f} files/s, raw S3 PUT {raw:.1f} files/s, "
+        f"raw S3 POST {post:.1f} files/s",
         flush=True,
     )
-    return api / raw, direct / raw
+    return api / raw, direct / raw, post / raw
 
 
 async def bench_memory(target: Target, pid: int, gib: float) -> tuple[float, float]:
@@ -194,10 +225,12 @@ async def bench_memory(target: Target, pid: int, gib: float) -> tuple[float, flo
     return idle, _rss_mb(pid, "VmHWM")
 
 
-async def _target(server: Warehouse) -> Target:
+async def _target(server: Warehouse, env: dict[str, str]) -> Target:
     async with warehouse_http(base_url=server.url, timeout=30) as http:
         token, dossier_id = await bench_dossier(http, server.admin_password)
-        return Target(api=server.url, token=token, dossier_id=dossier_id)
+    scheme = "https" if env.get("WAREHOUSE_S3_SECURE", "false").lower() == "true" else "http"
+    store = f"{scheme}://{env.get('WAREHOUSE_S3_ENDPOINT', '127.0.0.1:8333')}/{env['WAREHOUSE_S3_BUCKET']}"
+    return Target(api=server.url, store=store, token=token, dossier_id=dossier_id)
 
 
 def main() -> int:
@@ -215,7 +248,7 @@ def main() -> int:
     print(f"  {len(files)} files, {sum(map(len, files)) / len(files) / MiB:.2f} MiB on average", flush=True)
     try:
         with serving(env, password) as server:
-            target = asyncio.run(_target(server))
+            target = asyncio.run(_target(server, env))
             ratios = {
                 clients: asyncio.run(
                     bench_ratio(
@@ -243,6 +276,10 @@ def main() -> int:
     print(f"upload_ratio_c8={ratios[8][0]:.2f}")
     print(f"upload_ratio_direct_c1={ratios[1][1]:.2f}")
     print(f"upload_ratio_direct_c8={ratios[8][1]:.2f}")
+    for clients in (1, 8):
+        print(f"upload_direct_floor_c{clients}={ratios[clients][2]:.2f}")
+    for clients in (1, 8):
+        print(f"upload_ratio_direct_post_c{clients}={ratios[clients][1] / ratios[clients][2]:.2f}")
     print(f"api_peak_rss_mb={peak:.0f}")
     return 0
 

@@ -168,6 +168,11 @@ class UploadSettings(_Group):
         le=24 * 3600,
         description="lifetime of a direct upload's presigned POST policy (a new one comes with the session's status)",
     )
+    direct_upload_pinned: bool = Field(
+        default=True,
+        description="where the store checks a POST's SHA-256 (probed), a direct upload's policy names the file's own "
+        "key and pins its SHA-256, and completing reads nothing back; off: stage, copy and read back",
+    )
     upload_session_ttl_seconds: int = Field(
         default=48 * 3600, ge=60, description="an upload session with no new part for this long is aborted"
     )

@@ -12,9 +12,9 @@ def original_key(file_id: UUID, received_at: datetime) -> str:
 
 
 def incoming_key(session_id: UUID) -> str:
-    """Where a direct upload's client writes with its presigned POST policy. The warehouse copies the
-    bytes from here to their ``original_key`` before checking them, so no credential a client ever held
-    can write the object a record points at."""
+    """Where a direct upload's client writes with its presigned POST policy when the store cannot pin
+    the bytes by their SHA-256. The warehouse copies the bytes from here to their ``original_key``
+    before checking them, so no credential a client ever held can write other bytes under a record."""
     return f"incoming/{session_id}.pdf"
 
 

@@ -7,10 +7,13 @@ event loop to the SDK part by part, never held whole in memory or written to loc
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import hashlib
 import logging
 import time
+import zlib
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,19 +21,24 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
+from uuid import uuid4
 from xml.etree import ElementTree
 
 import aiohttp
 import certifi
 import urllib3
 from minio import Minio
+from minio.credentials.credentials import Credentials
 from minio.datatypes import PostPolicy
 from minio.error import S3Error
+from minio.signer import sign_v4_s3
+from minio.time import to_amz_date
 
 log = logging.getLogger(__name__)
 
 _GATHER = 128 * 1024
+_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
 class StorageError(Exception):
@@ -225,6 +233,11 @@ class ObjectStore:
         self._public_endpoint = public_endpoint or endpoint
         self._http: aiohttp.ClientSession | None = None  # made on first use, inside the event loop
         self._request_seconds = request_seconds
+        self._endpoint = endpoint
+        self._region = region
+        self._credentials = Credentials(access_key=access_key, secret_key=secret_key)
+        self._pins: bool | None = None  # whether the store checks a POST's SHA-256 (probed once)
+        self._pins_lock = asyncio.Lock()
         self.breaker = breaker or Breaker()
 
     async def _run(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
@@ -373,11 +386,12 @@ class ObjectStore:
         query: dict[str, str] | None = None,
         content: Any = None,
         headers: dict[str, str] | None = None,
+        url: str | None = None,
     ) -> _Answer:
         self.breaker.check()
         try:
             async with self._session().request(
-                method, self._signed(method, key, query), data=content, headers=headers
+                method, url or self._signed(method, key, query), data=content, headers=headers
             ) as response:
                 headers = {k.lower(): v for k, v in response.headers.items()}
                 # The store has this long to answer once the request is sent (a body that streams in
@@ -614,14 +628,129 @@ class ObjectStore:
         keys: list[str] = await self._run(listing)
         return keys
 
-    def presigned_post(self, key: str, *, size: int, ttl_seconds: int) -> tuple[str, dict[str, str]]:
-        """A browser-style POST upload straight to the store: exactly ``key``, exactly ``size`` bytes."""
+    def presigned_post(
+        self, key: str, *, size: int, ttl_seconds: int, sha256: str | None = None
+    ) -> tuple[str, dict[str, str]]:
+        """A browser-style POST upload straight to the store: exactly ``key``, exactly ``size`` bytes and,
+        with ``sha256`` (hex), only bytes with that SHA-256 (the store checks them and refuses others)."""
+        _, fields = self._post_policy(key, size=size, ttl_seconds=ttl_seconds, sha256=sha256)
+        scheme = "https" if self._secure else "http"
+        return f"{scheme}://{self._public_endpoint}/{self.bucket}", fields
+
+    def _post_policy(self, key: str, *, size: int, ttl_seconds: int, sha256: str | None) -> tuple[str, dict[str, str]]:
         policy = PostPolicy(self.bucket, datetime.now(UTC) + timedelta(seconds=ttl_seconds))
         policy.add_equals_condition("key", key)
         policy.add_content_length_range_condition(size, size)
+        pinned: dict[str, str] = {}
+        if sha256 is not None:
+            pinned = {
+                "x-amz-checksum-algorithm": "SHA256",
+                "x-amz-checksum-sha256": base64.b64encode(bytes.fromhex(sha256)).decode(),
+            }
+            for name, value in pinned.items():
+                policy.add_equals_condition(name, value)
+        # The policy's signature does not name the endpoint: the same fields serve both addresses.
         fields: dict[str, str] = self._presigner.presigned_post_policy(policy)
         scheme = "https" if self._secure else "http"
-        return f"{scheme}://{self._public_endpoint}/{self.bucket}", {**fields, "key": key}
+        return f"{scheme}://{self._endpoint}/{self.bucket}", {**fields, **pinned, "key": key}
+
+    async def pins_post_checksums(self) -> bool:
+        """Whether a POST policy can pin the bytes by their SHA-256 on this store: the store refuses a
+        POST whose bytes do not match the ``x-amz-checksum-sha256`` field, refuses one that leaves out a
+        field the policy requires or adds one it does not name (another checksum), and keeps the checked
+        SHA-256 with the object. SeaweedFS does; for any other store the probe finds out, once per
+        process, with four small POSTs whose object is removed. A store that cannot be reached raises,
+        and is asked again next time."""
+        if self._pins is None:
+            async with self._pins_lock:
+                if self._pins is None:
+                    self._pins = await self._probe_pins()
+                    log.info(
+                        "object store %s: direct uploads %s",
+                        "checks the SHA-256 of POSTed bytes" if self._pins else "does not check POSTed bytes",
+                        "go to the file's own key, pinned to their SHA-256"
+                        if self._pins
+                        else "are staged and copied, then read back",
+                    )
+        return self._pins
+
+    async def _probe_pins(self) -> bool:
+        key = f"incoming/checksum-probe-{uuid4()}"
+        data = b"%PDF-1.4\n% checksum probe " + uuid4().bytes
+        other = data[:-1] + bytes([data[-1] ^ 1])
+        url, fields = self._post_policy(key, size=len(data), ttl_seconds=60, sha256=hashlib.sha256(data).hexdigest())
+        bare = {k: v for k, v in fields.items() if not k.startswith("x-amz-checksum-")}
+
+        async def post(form_fields: dict[str, str], body: bytes) -> int:
+            form = aiohttp.FormData()
+            for name, value in form_fields.items():
+                form.add_field(name, value)
+            form.add_field("file", body, filename="probe.pdf", content_type="application/pdf")
+            payload = form()  # the session sends no Content-Type of its own: name the form's
+            try:
+                async with self._session().post(
+                    url, data=payload, headers={"Content-Type": payload.content_type}
+                ) as response:
+                    await response.read()
+                    return response.status
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise ObjectStoreUnavailable(f"POST probe: {type(exc).__name__}: {exc}") from exc
+
+        try:
+            crc32 = base64.b64encode(zlib.crc32(other).to_bytes(4, "big")).decode()
+            refused = (
+                (bare, data),  # a field the policy requires left out
+                (fields, other),  # other bytes than the SHA-256 pinned
+                ({**fields, "x-amz-checksum-crc32": crc32}, other),  # a field the policy does not name
+            )
+            for form_fields, body in refused:
+                if await post(form_fields, body) < 400:
+                    return False
+            if await post(fields, data) >= 300:
+                return False
+            try:
+                size, attested = await self.attested(key)
+            except (ObjectStoreError, ObjectNotFound):  # a store that cannot show what it checked
+                return False
+            return size == len(data) and attested == hashlib.sha256(data).hexdigest()
+        finally:
+            with contextlib.suppress(StorageError):
+                await self.delete(key)
+
+    async def attested(self, key: str) -> tuple[int, str | None]:
+        """The object's size and the SHA-256 (hex) the store checked its bytes against when they were
+        written, or None when it keeps none for the object (written without one, or in parts). One HEAD
+        on the event loop, its headers signed (a presigned URL cannot carry ``x-amz-checksum-mode``)."""
+        date = datetime.now(UTC)
+        url = urlsplit(f"{'https' if self._secure else 'http'}://{self._endpoint}/{self.bucket}/{quote(key)}")
+        headers = sign_v4_s3(
+            method="HEAD",
+            url=url,
+            region=self._region,
+            headers={
+                "Host": url.netloc,
+                "x-amz-checksum-mode": "ENABLED",
+                "x-amz-content-sha256": _EMPTY_SHA256,
+                "x-amz-date": to_amz_date(date),
+            },
+            credentials=self._credentials,
+            content_sha256=_EMPTY_SHA256,
+            date=date,
+        )
+        signed = {name: str(value) for name, value in headers.items()}
+        answer = await self._request("HEAD", key, url=url.geturl(), headers=signed)
+        value = answer.headers.get("x-amz-checksum-sha256")
+        checked: str | None = None
+        if value and "-" not in value:  # "...-N" is a checksum of the parts' checksums
+            with contextlib.suppress(binascii.Error, ValueError):
+                raw = base64.b64decode(value, validate=True)
+                checked = raw.hex() if len(raw) == 32 else None
+        return int(answer.headers.get("content-length", "0")), checked
+
+    async def first_bytes(self, key: str, count: int = 1024) -> bytes:
+        """The object's first ``count`` bytes (one ranged GET)."""
+        answer = await self._request("GET", key, headers={"Range": f"bytes=0-{count - 1}"})
+        return answer.body[:count]
 
     async def put_file(self, key: str, path: Path, *, content_type: str) -> None:
         """Store a file the worker made (derived objects such as the OCR'd copy)."""

@@ -4,11 +4,13 @@ A session is created with the file's size and SHA-256. In ``parts`` mode every p
 bytes, the last one shorter) becomes a part of one S3 multipart upload; a part sent again replaces
 the earlier one, and the client asks which parts have arrived to resume after a dropped link or an API
 restart (the state is in Postgres and the store, not in the process). In ``direct`` mode the client
-POSTs the bytes straight to the store with a presigned policy for a staging key (``incoming/``,
-exactly that size, valid for ``direct_upload_ttl_seconds``; the session's status hands out a fresh
-one while it is open). Completing copies the staged bytes to the file's own key, which only the
-warehouse writes, and checks them there: a policy used again after completion changes nothing a
-record points at.
+POSTs the bytes straight to the store with a presigned policy for exactly that size, valid for
+``direct_upload_ttl_seconds`` (the session's status hands out a fresh one while it is open). Where the
+store checks a POST's SHA-256 (probed once per process), the policy names the file's own key and pins
+the declared SHA-256: the store refuses any other bytes, so the policy used again, before or after
+completion, can only write the same bytes, and completing reads no byte back. Elsewhere the policy
+names a staging key (``incoming/``) and completing copies the bytes to the file's own key, which no
+client can write, and checks them there.
 
 ``complete`` checks that every part is there, joins them, re-reads the stored object and compares
 its SHA-256 with the one declared before anything is recorded; a mismatch records nothing, removes
@@ -26,7 +28,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
-from storage import BodyLengthMismatch, ObjectNotFound, ObjectStoreError, StoredObject, incoming_key, original_key
+from storage import (
+    BodyLengthMismatch,
+    ObjectNotFound,
+    ObjectStoreError,
+    StorageError,
+    StoredObject,
+    incoming_key,
+    original_key,
+)
 from storage.sessions import Part, UploadSession
 from warehouse.catalogue import check_part
 from warehouse.context import Services
@@ -180,6 +190,7 @@ async def complete(services: Services, principal: Principal, session: UploadSess
         return Received(earlier, replayed=True)
     _require_open(session)
     dossier = await dossier_for_write(services, principal, session.dossier_id)
+    stored: tuple[int, str, bytes] | None = None
     if session.mode == "parts":
         parts = await services.sessions.parts_of(session.id)
         have = {p.n for p in parts}
@@ -198,23 +209,15 @@ async def complete(services: Services, principal: Principal, session: UploadSess
             # An earlier complete joined the parts and died before recording the file: the object is
             # there (checked below) and the multipart upload is gone.
             log.info("upload %s: parts already joined, checking the stored object", session.id)
+        with contextlib.suppress(ObjectNotFound):
+            stored = await services.objects.digest(session.object_key)
     else:
-        # Copy first, then check the copy: the staging key stays writable by the client's policy, the
-        # file's own key never was.
-        try:
-            await services.objects.copy(incoming_key(session.id), session.object_key)
-        except ObjectNotFound:
-            raise Conflict(
-                "upload_missing", "Nothing has been uploaded for this session yet. Upload the file, then complete."
-            ) from None
-        with contextlib.suppress(Exception):
-            await services.objects.delete(incoming_key(session.id))
-    try:
-        size, digest, head = await services.objects.digest(session.object_key)
-    except ObjectNotFound:
+        stored = await _direct_object(services, session)
+    if stored is None:
         raise Conflict(
             "upload_missing", "Nothing has been uploaded for this session yet. Upload the file, then complete."
-        ) from None
+        )
+    size, digest, head = stored
     problem: Refusal | None = None
     if size != session.size:
         problem = Invalid("size_mismatch", f"The stored file has {size} bytes, not the {session.size} declared.")
@@ -246,6 +249,39 @@ async def complete(services: Services, principal: Principal, session: UploadSess
     return Received(recorded, replayed=False)
 
 
+async def _direct_object(services: Services, session: UploadSession) -> tuple[int, str, bytes] | None:
+    """The size, SHA-256 and first kilobyte of a direct upload's bytes under the file's own key, or None
+    when nothing was uploaded. Bytes a pinned policy POSTed there carry the SHA-256 the store checked
+    them against, and no other bytes can be written there, so they are not read again. Bytes staged
+    by an unpinned policy are copied there first (a key no client can write) and read back."""
+    objects = services.objects
+    try:
+        size, checked = await objects.attested(session.object_key)
+    except ObjectNotFound:
+        try:
+            await objects.copy(incoming_key(session.id), session.object_key)
+        except ObjectNotFound:
+            return None
+        with contextlib.suppress(Exception):
+            await objects.delete(incoming_key(session.id))
+        checked = None
+    if checked is not None:
+        return size, checked, await objects.first_bytes(session.object_key)
+    # Our own copy (this time, or by an earlier complete that died before recording the file).
+    return await objects.digest(session.object_key)
+
+
+async def _pinned(services: Services) -> bool:
+    """Whether direct policies pin the bytes by SHA-256 (allowed, and the store checks them)."""
+    if not services.settings.direct_upload_pinned:
+        return False
+    try:
+        return await services.objects.pins_post_checksums()
+    except StorageError as exc:  # unavailable, or an answer the probe did not expect: stage, ask again later
+        log.warning("could not learn whether the store checks POSTed bytes (%s); staging this upload", exc)
+        return False
+
+
 async def abort(services: Services, principal: Principal, session: UploadSession) -> None:
     _require_open(session)
     if session.s3_upload_id:
@@ -257,18 +293,27 @@ async def abort(services: Services, principal: Principal, session: UploadSession
     await services.sessions.finish(session.id, "aborted")
 
 
-async def direct_policy(services: Services, principal: Principal, session: UploadSession) -> dict[str, Any] | None:
-    """A fresh presigned POST for an open direct session (its staging key, exactly its size); the
-    session's upload slot is held again for the policy's lifetime."""
+async def direct_policy(
+    services: Services, principal: Principal, session: UploadSession, *, slot_taken: bool = False
+) -> dict[str, Any] | None:
+    """A fresh presigned POST for an open direct session (exactly its size, and its bytes where the
+    store pins them); the session's upload slot is held again for the policy's lifetime, unless it was
+    just taken (``slot_taken``, as the session was created)."""
     if session.mode != "direct" or session.state != "open":
         return None
-    await take_slot(
-        services,
-        principal.account,
-        _direct_holder(session.id),
-        expiry_seconds=services.settings.direct_upload_ttl_seconds,
-    )
+    if not slot_taken:
+        await take_slot(
+            services,
+            principal.account,
+            _direct_holder(session.id),
+            expiry_seconds=services.settings.direct_upload_ttl_seconds,
+        )
+    if await _pinned(services):
+        # Only the declared bytes can ever be written under the file's own key with this policy.
+        key, sha256 = session.object_key, session.sha256
+    else:
+        key, sha256 = incoming_key(session.id), None
     url, fields = services.objects.presigned_post(
-        incoming_key(session.id), size=session.size, ttl_seconds=services.settings.direct_upload_ttl_seconds
+        key, size=session.size, ttl_seconds=services.settings.direct_upload_ttl_seconds, sha256=sha256
     )
     return {"url": url, "fields": fields}

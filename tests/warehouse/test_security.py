@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import os
 from typing import Any
 
@@ -10,6 +12,7 @@ import httpx
 import pytest
 
 from loadtests.pdfgen import scanned_pdf
+from tests.conftest import make_client
 from tests.factories import Api, Subtree, auth, raw_s3
 from tests.pdfs import javascript_pdf
 from tests.warehouse.test_resumable import start
@@ -27,18 +30,61 @@ async def direct_session(api: Api, token: str, dossier_id: str, data: bytes) -> 
     return await start(api.client, token, dossier_id, data, mode="direct")
 
 
-async def test_a_direct_upload_policy_cannot_change_bytes_after_completion(api: Api, tree: Subtree) -> None:
+def hostile_forms(fields: dict[str, str], hostile: bytes) -> list[list[tuple[str, str]]]:
+    """The policy's fields as a hostile client would bend them to slip other bytes past the store: as
+    given, with another checksum added, with the pinned SHA-256 replaced or named twice."""
+    import zlib
+
+    crc32 = base64.b64encode(zlib.crc32(hostile).to_bytes(4, "big")).decode()
+    other = base64.b64encode(hashlib.sha256(hostile).digest()).decode()
+    given = list(fields.items())
+    forms = [given, [*given, ("x-amz-checksum-crc32", crc32)]]
+    if "x-amz-checksum-sha256" in fields:
+        unpinned = [(k, v) for k, v in given if k != "x-amz-checksum-sha256"]
+        forms += [
+            [*unpinned, ("x-amz-checksum-sha256", other)],
+            [*unpinned, ("x-amz-checksum-sha256", other), ("x-amz-checksum-sha256", fields["x-amz-checksum-sha256"])],
+            [*given, ("x-amz-checksum-sha256", other)],
+            [(k, v) for k, v in given if not k.startswith("x-amz-checksum-")],
+        ]
+    return forms
+
+
+async def post_form(s3: httpx.AsyncClient, url: str, form: list[tuple[str, str]], body: bytes) -> httpx.Response:
+    """A POST upload with exactly these fields, in this order (a field may come twice), then the file."""
+    return await s3.post(url, files=[*((k, (None, v)) for k, v in form), ("file", ("x.pdf", body))])
+
+
+@pytest.mark.parametrize("pinned", [True, False], ids=["pinned", "staged"])
+async def test_a_direct_upload_policy_cannot_change_bytes_after_completion(
+    api: Api, tree: Subtree, pinned: bool
+) -> None:
     """Commune A completes a direct upload; commune B uploads the same bytes (deduplicated to A's
-    object); A posts other bytes with its old policy. Nothing either commune downloads changes."""
+    object); A posts other bytes with its old policy, bending its fields every way it can. Nothing
+    either commune downloads changes. On a store that checks a POST's SHA-256 the policy names the
+    file's own key and pins its SHA-256, and the store refuses every such POST; otherwise the policy
+    names a staging key the record never points at."""
+    settings = api.settings.model_copy(update={"direct_upload_pinned": pinned})
+    async with make_client(settings) as client:
+        await _policy_used_again(Api(client, api.db, settings), tree, pinned)
+
+
+async def _policy_used_again(api: Api, tree: Subtree, pinned: bool) -> None:
     _, a = await api.account("operator", tree.commune(1))
     _, b = await api.account("operator", tree.commune(2))
-    original = scanned_pdf(pages=1, dpi=100, seed=151)
+    original = scanned_pdf(pages=1, dpi=100, seed=151 if pinned else 161)
     hostile = same_size(javascript_pdf(), len(original))
     dossier_a = await api.dossier(a)
     session = await direct_session(api, a, dossier_a["id"], original)
     direct = session["direct"]
-    assert not direct["fields"]["key"].startswith("originals/"), "the client never holds a file's own key"
+    if pinned:
+        assert direct["fields"]["x-amz-checksum-sha256"] == base64.b64encode(hashlib.sha256(original).digest()).decode()
+    else:
+        assert not direct["fields"]["key"].startswith("originals/"), "the client never holds a file's own key"
     async with httpx.AsyncClient(timeout=60) as s3:
+        if pinned:  # before completion too, only the declared bytes are taken
+            for form in hostile_forms(direct["fields"], hostile):
+                assert (await post_form(s3, direct["url"], form, hostile)).status_code >= 400, form
         posted = await s3.post(direct["url"], data=direct["fields"], files={"file": ("x.pdf", original)})
         assert posted.status_code < 300, posted.text
         r = await api.client.post(f"/api/v1/uploads/{session['id']}/complete", headers=auth(a))
@@ -48,8 +94,11 @@ async def test_a_direct_upload_policy_cannot_change_bytes_after_completion(api: 
         r = await api.upload(b, dossier_b["id"], original)
         assert r.status_code == 201, r.text
         file_b = r.json()
-        # The same policy again, with other bytes of the same size.
-        await s3.post(direct["url"], data=direct["fields"], files={"file": ("x.pdf", hostile)})
+        # The same policy again, with other bytes of the same size, its fields bent every way.
+        for form in hostile_forms(direct["fields"], hostile):
+            answer = await post_form(s3, direct["url"], form, hostile)
+            if pinned:
+                assert answer.status_code >= 400, form
     for token, f in ((a, file_a), (b, file_b)):
         r = await api.client.get(f"/api/v1/files/{f['id']}/content", headers=auth(token))
         assert r.status_code == 200
@@ -72,7 +121,6 @@ async def test_a_direct_upload_policy_cannot_change_bytes_after_completion(api: 
 
 
 async def test_a_direct_policy_lives_minutes_and_the_status_hands_out_a_fresh_one(api: Api, tree: Subtree) -> None:
-    import base64
     import json
     from datetime import UTC, datetime
 
@@ -279,7 +327,6 @@ async def test_crawling_stalled_and_lying_bodies_end_quickly_and_free_their_slot
 
 async def test_a_file_larger_than_a_slice_of_the_volume_budget_is_taken_at_its_pace(api: Api, tree: Subtree) -> None:
     """300 MB a minute runs 10 s (50 MiB) ahead at most: a 60 MiB file is taken, not refused for ever."""
-    from tests.conftest import make_client
 
     strict = api.settings.model_copy(update={"rate_account_upload_mb_per_minute": 300})
     _, token = await api.account("operator", tree.commune(1))
@@ -304,7 +351,6 @@ async def test_a_file_larger_than_a_slice_of_the_volume_budget_is_taken_at_its_p
 
 
 async def test_requests_refused_for_one_account_do_not_use_up_its_unit(api: Api, tree: Subtree) -> None:
-    from tests.conftest import make_client
 
     strict = api.settings.model_copy(update={"rate_account_rps": 3, "rate_unit_rps": 6})
     _, greedy = await api.account("operator", tree.commune(1))
@@ -378,7 +424,6 @@ async def test_sign_in_takes_as_long_for_an_unknown_login_as_for_a_known_one(api
 
 
 async def test_a_stranger_cannot_lock_a_user_out_and_addresses_are_limited(api: Api, tree: Subtree) -> None:
-    from tests.conftest import make_client
     from tests.factories import PASSWORD
 
     behind_proxy = api.settings.model_copy(update={"trusted_proxies": ["testclient"], "login_address_per_minute": 30})

@@ -91,7 +91,7 @@ class UploadsController(Controller):
         (`direct.url`, `direct.fields`) to send the file straight to the object store, then complete."""
         require_writer(request.user)
         session = await create_session(services, request.user, data)
-        return SessionOut.of(session, [], await direct_policy(services, request.user, session))
+        return SessionOut.of(session, [], await direct_policy(services, request.user, session, slot_taken=True))
 
     @get("/{session_id:uuid}", operation_id="get_upload")
     async def status(self, session_id: FromPath[UUID], request: Caller, services: Deps) -> SessionOut:
