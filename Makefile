@@ -11,7 +11,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 
 export WAREHOUSE_DATA_DIR ?= $(CURDIR)/.data
 
-.PHONY: run test lint typecheck pytest fuzz bench profile drill cluster failover load install install-dev lock ocr-tools deploy-tools services clean
+.PHONY: run test lint typecheck pytest fuzz bench profile drill cluster failover load install install-dev lock ocr-tools deploy-tools browser-tools services clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -43,6 +43,17 @@ ocr-tools:
 		     $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(OCR_PACKAGES) >/dev/null; }; \
 	else echo "install Tesseract with the Vietnamese language data ($(OCR_PACKAGES)) for OCR" >&2; exit 1; fi
 
+# The console's browser tests drive Debian's Chromium (Playwright comes from PyPI with the dev
+# dependencies and does not download a browser of its own).
+browser-tools:
+	@if command -v chromium >/dev/null; then :; \
+	elif command -v apt-get >/dev/null; then \
+		echo "installing chromium for the console's browser tests"; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null \
+		|| { $(SUDO) apt-get update -q >/dev/null && \
+		     $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null; }; \
+	else echo "install Chromium for the console's browser tests (tests/web/test_browser.py)" >&2; exit 1; fi
+
 # The deployment checks read the manifests with `kubectl kustomize` (Debian's kubernetes-client when
 # kubectl is missing); check-jsonschema and hadolint come from PyPI with the dev dependencies.
 deploy-tools:
@@ -56,7 +67,7 @@ deploy-tools:
 
 install: $(RUN_STAMP) ocr-tools
 
-install-dev: $(DEV_STAMP) ocr-tools deploy-tools
+install-dev: $(DEV_STAMP) ocr-tools deploy-tools browser-tools
 
 services: install
 	$(BIN)/warehouse services up

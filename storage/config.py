@@ -94,6 +94,10 @@ class SecuritySettings(_Group):
 
     secret_key: str = Field(default="", description="JWT signing key; generated under data_dir when empty")
     token_ttl_seconds: int = 3600
+    console_cookie_secure: Literal["auto", "always", "never"] = Field(
+        default="auto",
+        description="the console's sign-in cookie is Secure: auto (when the request came over HTTPS), always, never",
+    )
     admin_password: str = ""
     # argon2id cost: the OWASP Password Storage Cheat Sheet's first option (19 MiB, 2 passes, 1 lane),
     # about 37 ms a login here; the library default (64 MiB, 3 passes, 4 lanes) costs 150 ms, and a

@@ -794,8 +794,8 @@ class ObjectStore:
         with contextlib.suppress(ObjectNotFound):
             await self._request("DELETE", key)
 
-    def presigned_url(self, key: str, *, ttl_seconds: int, filename: str) -> str:
-        disposition = f"attachment; filename*=UTF-8''{quote(filename)}"
+    def presigned_url(self, key: str, *, ttl_seconds: int, filename: str, inline: bool = False) -> str:
+        disposition = f"{'inline' if inline else 'attachment'}; filename*=UTF-8''{quote(filename)}"
         url: str = self._presigner.presigned_get_object(
             bucket_name=self.bucket,
             object_name=key,

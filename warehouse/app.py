@@ -45,6 +45,7 @@ from warehouse.errors import EXCEPTION_HANDLERS, Problem, answer_problems
 from warehouse.fair_share import rate_headers
 from warehouse.idempotency import idempotency_middleware
 from warehouse.metrics import refresh_if_stale
+from warehouse.web import CONSOLE_PATHS, console_handlers, template_config
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ApiKeysController,
             AuditController,
             MetricsController,
+            *console_handlers(settings),
         ],
         dependencies={"services": Provide(_services, sync_to_thread=False)},
         middleware=[
@@ -178,12 +180,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             prometheus.middleware,
             answer_problems,
             clean_paths,
-            DefineMiddleware(AuthMiddleware, exclude=PUBLIC_PATHS),
+            DefineMiddleware(AuthMiddleware, exclude=[*PUBLIC_PATHS, CONSOLE_PATHS]),
             idempotency_middleware,
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[_rate_limit_headers],
         openapi_config=openapi,
+        template_config=template_config(),
         lifespan=[lifespan],
         request_max_body_size=1024 * 1024,  # JSON bodies; file uploads set their own limit
     )

@@ -57,6 +57,9 @@ DETAILS = {
     "empty_import": "Tệp nhập không có dòng nào.",
     "import_too_large": "Tệp nhập quá lớn.",
     "invalid_year": "Năm phải từ 2000 đến 2100.",
+    "invalid_date": "Ngày phải ghi theo dạng năm-tháng-ngày (YYYY-MM-DD).",
+    "sign_in_fields_missing": "Hãy nhập tên đăng nhập và mật khẩu.",
+    "dossier_fields_missing": "Hãy chọn thủ tục và nhập họ tên, số giấy tờ của người nộp.",
     "invalid_target_rate": "Chỉ tiêu là tỷ lệ từ 0 đến 1 (ví dụ 0.55 cho 55%).",
     "invalid_declared_total": "Tổng số hồ sơ phải là số nguyên không âm.",
     # Dossiers

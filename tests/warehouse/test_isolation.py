@@ -17,14 +17,18 @@ from loadtests.pdfgen import scanned_pdf
 from storage import Accounts
 from storage.feed import Subscriptions
 from storage.retention import Retention
-from tests.factories import Api, auth, commune
+from tests.conftest import make_client
+from tests.factories import PASSWORD, Api, auth, commune
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 A, B = commune(27, 20), commune(27, 21)
 # Routes that are public or act only on the caller itself (and would end its own sign-in).
 # The public check of a result (/verify) is open to anyone by design: it says what the QR carries.
-SELF_OR_PUBLIC = re.compile(r"^/(health|schema|metrics|verify)|^/api/v1/(auth/login|me|me/password)$")
+SELF_OR_PUBLIC = re.compile(
+    r"^/(health|schema|metrics|verify)|^/api/v1/(auth/login|me|me/password)$"
+    r"|^/console/(sign-in|sign-out|password|language|static)"
+)
 # The procedure catalogue is the province's, read by every account: its path names no commune's thing.
 SHARED_READS = re.compile(r"^GET /api/v1/procedures/")
 
@@ -195,7 +199,21 @@ def accepted_fields(openapi: dict[str, Any], method: str, template: str) -> set[
 async def test_no_route_lets_one_commune_reach_anothers_records(api: Api) -> None:
     openapi = (await api.client.get("/schema/openapi.json")).json()
     b = await commune_b(api)
-    callers = {role: (await api.account(role, A))[1] for role in ("operator", "unit_admin", "viewer", "signer")}
+    made = {role: await api.account(role, A) for role in ("operator", "unit_admin", "viewer", "signer")}
+    callers = {role: token for role, (_, token) in made.items()}
+    # The console's routes, as each of the same accounts signed in to the console in a browser.
+    consoles = {}
+    for role, (login, _) in made.items():
+        console = make_client(api.settings)
+        await console.__aenter__()
+        await console.get("/console/sign-in")
+        signed = await console.post(
+            "/console/sign-in",
+            data={"login": login, "password": PASSWORD, "_csrf_token": console.cookies.get("kho_csrf") or ""},
+            follow_redirects=False,
+        )
+        assert signed.status_code == 303, signed.text
+        consoles[role] = console
     values = path_values(b)
     secrets = [B, b["dossier"]["id"], b["file"]["id"], b["session"]["id"], b["login"], b["sha256"], b["subject"]]
     secrets.append(b["result"]["result_code"])
@@ -207,20 +225,57 @@ async def test_no_route_lets_one_commune_reach_anothers_records(api: Api) -> Non
         path = re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: values[m.group(1)], template)
         for role, token in callers.items():
             kwargs: dict[str, Any] = {"headers": auth(token), "params": query_naming_b(b)}
-            if method in ("POST", "PUT", "PATCH") and takes_json(openapi, method, template):
+            client = api.client
+            if template.startswith("/console"):
+                client = consoles[role]
+                kwargs = {
+                    "headers": {"x-csrftoken": client.cookies.get("kho_csrf") or ""},
+                    "params": query_naming_b(b),
+                    "follow_redirects": False,
+                }
+                if not template.startswith("/console/api/"):  # a page's form
+                    if method == "POST":
+                        kwargs["data"] = {k: str(v) for k, v in body_naming_b(b).items() if not isinstance(v, dict)}
+                    template_for_doc = None
+                else:
+                    template_for_doc = template.removeprefix("/console")
+                if (
+                    template_for_doc
+                    and method in ("POST", "PUT", "PATCH")
+                    and takes_json(openapi, method, template_for_doc)
+                ):
+                    fields = accepted_fields(openapi, method, template_for_doc)
+                    kwargs["json"] = {k: v for k, v in body_naming_b(b).items() if fields is None or k in fields}
+                elif template_for_doc and method in ("POST", "PUT"):
+                    kwargs["content"] = b["bytes"]
+                    kwargs["headers"] = {
+                        **kwargs["headers"],
+                        "Content-Type": "application/pdf",
+                        "X-File-Kind": "component",
+                    }
+            elif method in ("POST", "PUT", "PATCH") and takes_json(openapi, method, template):
                 fields = accepted_fields(openapi, method, template)
                 kwargs["json"] = {k: v for k, v in body_naming_b(b).items() if fields is None or k in fields}
             elif method in ("POST", "PUT"):  # a streamed body: a file, or a part of one
                 kwargs["content"] = b["bytes"]
                 kwargs["headers"] = {**auth(token), "Content-Type": "application/pdf", "X-File-Kind": "component"}
-            r = await api.client.request(method, path, **kwargs)
+            r = await client.request(method, path, **kwargs)
             walked += 1
             where = f"{role} {method} {template} -> {r.status_code} {r.text[:200]}"
             assert r.status_code < 500, where
+            text = r.text
+            if template.startswith("/console") and r.headers.get("content-type", "").startswith("text/html"):
+                # A page shows the caller's own query back in its search fields: that is not B's record.
+                for value in query_naming_b(b).values():
+                    text = text.replace(f'value="{value}"', 'value=""')
             if names and not SHARED_READS.match(f"{method} {template}"):
                 assert r.status_code in (403, 404), where
             elif r.status_code < 300:
-                assert not any(s in r.text for s in secrets), f"leaks commune B's records: {where}"
+                assert not any(s in text for s in secrets), f"leaks commune B's records: {where}"
+            elif r.status_code in (301, 302, 303, 307):
+                assert not any(s in r.headers.get("location", "") for s in secrets), where
+    for console in consoles.values():
+        await console.__aexit__(None, None, None)
     assert walked >= 3 * 30
 
     # And commune B's things are as they were.

@@ -732,7 +732,7 @@ async def test_a_request_cut_off_midway_does_not_spend_its_idempotency_key(api: 
 
 async def test_trusted_proxies_may_be_networks() -> None:
     """A proxy on a container network has no fixed address: WAREHOUSE_TRUSTED_PROXIES takes networks."""
-    from warehouse.api.session import _trusted
+    from warehouse.api.session import trusted as _trusted
 
     proxies = ["172.16.0.0/12", "10.1.2.3", "not-an-address/99"]
     assert _trusted("172.18.0.5", proxies) and _trusted("10.1.2.3", proxies)

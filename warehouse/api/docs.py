@@ -82,6 +82,7 @@ def front_page(title: str, links: list[tuple[str, str, str]]) -> str:
 
 
 FRONT_LINKS = [
+    ("/console", "Bảng điều khiển / Console", "đăng nhập để số hóa, tra cứu, xem tiến độ và quản trị tài khoản"),
     ("/schema", "Tài liệu API / API documentation", "các thao tác, tham số và mã lỗi (Swagger UI, không cần Internet)"),
     ("/schema/openapi.json", "OpenAPI (JSON)", "tài liệu máy đọc được, để sinh mã client"),
     ("/health/ready", "Tình trạng / Health", "200 khi cơ sở dữ liệu, Redis và kho lưu trữ đều sẵn sàng"),

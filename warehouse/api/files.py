@@ -212,8 +212,10 @@ class FilesController(Controller):
         services: Deps,
         redirect: FromQuery[bool] = False,
         variant: FromQuery[Literal["original", "ocr", "signed"]] = "original",
+        inline: FromQuery[bool] = False,
     ) -> Stream | Redirect:
-        """The file's bytes, streamed; with ?redirect=1 a 307 to a short-lived presigned URL.
+        """The file's bytes, streamed; with ?redirect=1 a 307 to a short-lived presigned URL; with
+        ?inline=true for the browser to show rather than save (its own PDF viewer).
         `?variant=ocr` gives the OCR'd copy (searchable text over the same images) when there is one;
         `?variant=signed` the unit's newest signed copy (the QR and the signature added)."""
         f = await _file_for_read(services, request.user, file_id)
@@ -237,7 +239,7 @@ class FilesController(Controller):
             key, size, sha256 = f.ocr_object_key, "", ""
         if redirect:
             url = services.objects.presigned_url(
-                key, ttl_seconds=services.settings.presign_ttl_seconds, filename=f.name
+                key, ttl_seconds=services.settings.presign_ttl_seconds, filename=f.name, inline=inline
             )
             return Redirect(url, status_code=HTTP_307_TEMPORARY_REDIRECT, media_type=MediaType.TEXT)
         body = services.objects.stream(key)
@@ -275,7 +277,8 @@ class FilesController(Controller):
             checked() if sha256 else chunks(),
             media_type=PDF_MEDIA_TYPE,
             headers={
-                "Content-Disposition": f"attachment; filename*=UTF-8''{quote(f.name)}",
+                "Content-Disposition": f"{'inline' if inline else 'attachment'}; filename*=UTF-8''{quote(f.name)}",
+                "X-Content-Type-Options": "nosniff",
                 **({"Content-Length": size, "ETag": f'"{sha256}"', "X-Content-SHA256": sha256} if sha256 else {}),
             },
         )

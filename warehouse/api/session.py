@@ -105,7 +105,7 @@ class SessionController(Controller):
         return PasswordChangedOut(access_token=signed.token, expires_in=signed.expires_in)
 
 
-def _trusted(address: str, trusted_proxies: list[str]) -> bool:
+def trusted(address: str, trusted_proxies: list[str]) -> bool:
     """Whether ``address`` is one of the proxies: named exactly, or inside a network given as CIDR."""
     if address in trusted_proxies:
         return True
@@ -126,10 +126,10 @@ def _trusted(address: str, trusted_proxies: list[str]) -> bool:
 def client_address(request: Request[Any, Any, Any], trusted_proxies: list[str]) -> str:
     """The caller's address: the peer's, or the nearest untrusted one a trusted proxy forwarded."""
     peer = request.client.host if request.client else "unknown"
-    if not _trusted(peer, trusted_proxies):
+    if not trusted(peer, trusted_proxies):
         return peer
     forwarded = [a.strip() for a in request.headers.get("x-forwarded-for", "").split(",") if a.strip()]
     for address in reversed(forwarded):
-        if not _trusted(address, trusted_proxies):
+        if not trusted(address, trusted_proxies):
             return address[:64]
     return peer

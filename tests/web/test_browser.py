@@ -1,0 +1,159 @@
+"""The console in a real browser (the machine's Chromium, driven by Playwright), as its people use it.
+
+An operator signs in for the first time, changes the one-time password, creates a dossier and drops
+two scans on it, one of which is rejected with its reason; an official finds the dossier without
+diacritics and opens the PDF; an administrator provisions a district and downloads the credentials; a
+leader reads the dashboard; another commune's operator gets a 404 for the dossier's page. Each page
+is photographed into ``$WAREHOUSE_DATA_DIR/screenshots`` (the README's pictures come from there).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from loadtests.pdfgen import scanned_pdf
+from tests.factories import PASSWORD, Api, LiveServer, Subtree
+from tests.pdfs import javascript_pdf
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+CHROMIUM = os.environ.get("WAREHOUSE_CHROMIUM", "/usr/bin/chromium")
+# As root, on a closed network: no sandbox, nothing fetched in the background.
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SHOTS = Path(os.environ.get("WAREHOUSE_DATA_DIR", ".data")) / "screenshots"
+
+
+@pytest.fixture
+async def chromium() -> AsyncIterator[object]:
+    from playwright.async_api import async_playwright
+
+    if not shutil.which(CHROMIUM):
+        pytest.fail(f"no Chromium at {CHROMIUM}: `make install-dev` installs Debian's chromium")
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def test_the_console_as_its_people_use_it(api: Api, tree: Subtree, chromium: object) -> None:
+    from playwright.async_api import Browser, expect
+
+    assert isinstance(chromium, Browser)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    operator_login, _ = await api.account("operator", tree.commune(1), change_required=True)
+    stranger_login, _ = await api.account("operator", tree.commune(2))
+    official_login, _ = await api.account("viewer", tree.district)
+    admin_login, _ = await api.account("unit_admin", tree.district)
+    procedure = await api.db.pool.fetchval("SELECT procedure_code FROM procedure_versions ORDER BY 1 LIMIT 1")
+    good = scanned_pdf(pages=1, dpi=200, seed=401)
+    scripted = javascript_pdf()  # a PDF that runs a script when opened: the standard refuses it
+
+    with LiveServer() as server:
+
+        async def person(login: str, password: str = PASSWORD, *, shot: str | None = None) -> object:
+            context = await chromium.new_context(base_url=server.url, viewport={"width": 1366, "height": 768})
+            page = await context.new_page()
+            await page.goto("/console")
+            await expect(page).to_have_url(f"{server.url}/console/sign-in?next=/console")
+            await expect(page.get_by_role("heading", name="Đăng nhập")).to_be_visible()
+            if shot:
+                await page.screenshot(path=str(SHOTS / shot))
+            await page.get_by_label("Tên đăng nhập").fill(login)
+            await page.get_by_label("Mật khẩu").fill(password)
+            await page.get_by_role("button", name="Đăng nhập").click()
+            return page
+
+        # An operator, the first time: the password first, then a dossier and two scans.
+        page = await person(operator_login, shot="sign-in.png")
+        await expect(page.get_by_role("heading", name="Đổi mật khẩu")).to_be_visible()
+        await page.get_by_label("Mật khẩu hiện tại").fill(PASSWORD)
+        await page.get_by_label("Mật khẩu mới (ít nhất 10 ký tự)").fill("mat-khau-moi-cua-xa-9")
+        await page.screenshot(path=str(SHOTS / "password.png"))
+        await page.get_by_role("button", name="Đổi mật khẩu").click()
+        await expect(page.get_by_role("heading", name="Hồ sơ", exact=True)).to_be_visible()
+        await page.get_by_role("link", name="Tạo hồ sơ").click()
+        await page.get_by_label("Thủ tục").select_option(procedure)
+        await page.get_by_label("Họ và tên").fill("Lương Văn Chiến")
+        await page.get_by_label("Số CCCD/CMND/hộ chiếu").fill("020190004321")
+        await page.get_by_label("Trích yếu").fill("Giấy chứng nhận quyền sử dụng đất")
+        await page.screenshot(path=str(SHOTS / "dossier-new.png"))
+        await page.get_by_role("button", name="Tạo", exact=True).click()
+        await expect(page.get_by_text("Lương Văn Chiến (CCCD 020190004321)")).to_be_visible()
+        dossier_url = page.url
+        await page.locator("#pick").set_input_files(
+            [
+                {"name": "to-khai.pdf", "mimeType": "application/pdf", "buffer": good},
+                {"name": "giay-to-co-ma.pdf", "mimeType": "application/pdf", "buffer": scripted},
+            ]
+        )
+        await expect(page.locator("#progress li.sent")).to_have_count(2, timeout=30_000)
+        assert await api.run_worker() >= 2
+        rejected = page.locator("li.file.rejected")
+        await expect(rejected).to_have_count(1, timeout=15_000)  # the page asks again every 3 s
+        await expect(rejected).to_contain_text("giay-to-co-ma.pdf")
+        await expect(rejected).to_contain_text("JavaScript")  # the reason, in Vietnamese
+        await expect(rejected).to_contain_text("không được lưu làm bản số hóa")
+        await expect(rejected.get_by_role("link", name="Xem")).to_have_count(0)  # not opened in the browser
+        await expect(page.locator("li.file.ready")).to_contain_text("to-khai.pdf")
+        await page.screenshot(path=str(SHOTS / "dossier.png"), full_page=True)
+        await page.context.close()
+
+        # An official of the district finds it without diacritics and opens the scan.
+        page = await person(official_login)
+        await page.get_by_role("link", name="Hồ sơ", exact=True).click()
+        await page.get_by_label("Tìm kiếm").fill("luong van chien")
+        await page.get_by_role("button", name="Tìm kiếm").first.click()
+        await page.screenshot(path=str(SHOTS / "search.png"))
+        await page.get_by_role("link", name=tree.commune(1), exact=False).first.click()
+        await expect(page).to_have_url(dossier_url)
+        view = page.locator("li.file.ready").get_by_role("link", name="Xem")
+        assert await view.get_attribute("target") == "_blank"  # the browser's own PDF viewer, in a new tab
+        got = await page.request.get(await view.get_attribute("href") or "")  # with the page's sign-in
+        assert got.status == 200 and got.headers["content-type"] == "application/pdf"
+        assert got.headers["content-disposition"].startswith("inline") and (await got.body()) == good
+        await page.context.close()
+
+        # A leader reads the dashboard.
+        page = await person(official_login)
+        await expect(page.get_by_role("heading", name="Tiến độ")).to_be_visible()
+        await expect(page.get_by_role("rowheader", name="Cấp xã")).to_be_visible()
+        await expect(page.get_by_role("link", name="Tải bảng tính (XLSX)")).to_be_visible()
+        await page.screenshot(path=str(SHOTS / "dashboard.png"), full_page=True)
+        await page.context.close()
+
+        # An administrator provisions the district's communes and downloads the credentials.
+        page = await person(admin_login)
+        await expect(page.get_by_role("heading", name="Tài khoản", exact=True)).to_be_visible()
+        await page.get_by_label("Mã đơn vị cha (huyện)").fill(tree.district)
+        await page.get_by_label("Số tài khoản mỗi đơn vị").fill("1")
+        await page.screenshot(path=str(SHOTS / "accounts.png"))
+        async with page.expect_download() as download:
+            await page.get_by_role("button", name="Tạo và tải tệp mật khẩu").click()
+        saved = await (await download.value).path()
+        rows = [r for r in csv.reader(io.StringIO(Path(saved).read_text(encoding="utf-8-sig"))) if r][1:]
+        assert sorted(r[2] for r in rows) == sorted(tree.communes)
+        await page.context.close()
+
+        # Another commune's operator: the dossier's page is not there for them.
+        page = await person(stranger_login)
+        response = await page.goto(dossier_url)
+        assert response is not None and response.status == 404
+        await expect(page.get_by_role("heading", name="Không tìm thấy")).to_be_visible()
+        await page.context.close()

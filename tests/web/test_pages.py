@@ -1,0 +1,201 @@
+"""The console over HTTP, as a browser uses it: cookies, forms with their CSRF token, redirects."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from litestar.testing import AsyncTestClient
+
+from loadtests.pdfgen import scanned_pdf
+from tests.conftest import make_client
+from tests.factories import PASSWORD, Api, Subtree, auth
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+class Browser:
+    """One person's browser: its own cookies, and forms sent with the page's CSRF token."""
+
+    def __init__(self, client: AsyncTestClient[Any]) -> None:
+        self.client = client
+
+    async def get(self, path: str, **kw: Any) -> httpx.Response:
+        return await self.client.get(path, follow_redirects=False, **kw)
+
+    async def form(self, path: str, data: dict[str, str], *, csrf: bool = True) -> httpx.Response:
+        if self.client.cookies.get("kho_csrf") is None:
+            await self.get("/console/sign-in")  # any page of the console hands out the token
+        fields = {**data, "_csrf_token": self.client.cookies.get("kho_csrf") or ""} if csrf else data
+        return await self.client.post(path, data=fields, follow_redirects=False)
+
+    async def sign_in(self, login: str, password: str = PASSWORD) -> httpx.Response:
+        return await self.form("/console/sign-in", {"login": login, "password": password, "next": "/console/dossiers"})
+
+
+@asynccontextmanager
+async def browser(api: Api) -> AsyncIterator[Browser]:
+    async with make_client(api.settings) as client:
+        yield Browser(client)
+
+
+async def test_an_operator_signs_in_once_changes_the_password_and_files_a_dossier(api: Api, tree: Subtree) -> None:
+    login, _ = await api.account("operator", tree.commune(1), change_required=True)
+    async with browser(api) as b:
+        r = await b.get("/console/dossiers")
+        assert r.status_code == 303 and r.headers["location"].startswith("/console/sign-in?next=")
+        r = await b.form("/console/sign-in", {"login": login, "password": PASSWORD}, csrf=False)
+        assert r.status_code == 403, "a form without its CSRF token is refused"
+        r = await b.sign_in(login, "not the password")
+        assert r.status_code == 401 and "Tên đăng nhập hoặc mật khẩu không đúng" in r.text
+        r = await b.sign_in(login)
+        assert (r.status_code, r.headers["location"]) == (303, "/console/password")
+        cookie = r.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=lax" in cookie.replace("Lax", "lax") and "Path=/console" in cookie
+        first = b.client.cookies.get("kho_session")
+        r = await b.get("/console/dossiers")
+        assert (r.status_code, r.headers["location"]) == (303, "/console/password"), "the password comes first"
+        r = await b.form("/console/password", {"current_password": PASSWORD, "new_password": "short"})
+        assert r.status_code == 422
+        r = await b.form("/console/password", {"current_password": PASSWORD, "new_password": "mat-khau-moi-cua-xa-1"})
+        assert r.status_code == 303
+        r = await b.get("/console/dossiers")
+        assert r.status_code == 200 and "Hồ sơ" in r.text
+
+        procedure = await api.db.pool.fetchval("SELECT procedure_code FROM procedure_versions ORDER BY 1 LIMIT 1")
+        r = await b.get("/console/dossiers/new")
+        assert r.status_code == 200 and f'value="{procedure}"' in r.text
+        r = await b.form(
+            "/console/dossiers/new",
+            {
+                "procedure_code": procedure,
+                "subject_name": "Hoàng Thị Bình",
+                "subject_id_kind": "cccd",
+                "subject_id_number": "020190001234",
+                "title": "Cấp bản sao trích lục",
+            },
+        )
+        assert r.status_code == 303 and r.headers["location"].startswith("/console/dossiers/")
+        page = await b.get(r.headers["location"])
+        assert page.status_code == 200 and "Hoàng Thị Bình" in page.text and tree.commune(1) in page.text
+        r = await b.get("/console/dossiers", params={"q": "hoang thi binh"})
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+        assert "Hoàng Thị Bình" in r.text, "found without diacritics"
+
+    # The cookie from before the password change no longer signs anyone in.
+    async with browser(api) as stale:
+        stale.client.cookies.set("kho_session", first or "", path="/console")
+        r = await stale.get("/console/dossiers")
+        assert r.status_code == 303 and r.headers["location"].startswith("/console/sign-in")
+
+
+async def test_a_commune_sees_nothing_of_another_communes_dossier(api: Api, tree: Subtree) -> None:
+    login_a, token_a = await api.account("operator", tree.commune(1))
+    login_b, _ = await api.account("operator", tree.commune(2))
+    dossier = await api.dossier(token_a)
+    r = await api.upload(token_a, dossier["id"], scanned_pdf(pages=1, dpi=100, seed=301))
+    assert r.status_code == 201
+    file_id = r.json()["id"]
+    async with browser(api) as a, browser(api) as b:
+        assert (await a.sign_in(login_a)).status_code == 303
+        assert (await b.sign_in(login_b)).status_code == 303
+        assert (await a.get(f"/console/dossiers/{dossier['id']}")).status_code == 200
+        got = await a.get(f"/console/api/v1/files/{file_id}/content", params={"inline": "true"})
+        assert got.status_code == 200 and got.content.startswith(b"%PDF")
+        assert got.headers["content-disposition"].startswith("inline")
+        for path in (
+            f"/console/dossiers/{dossier['id']}",
+            f"/console/dossiers/{dossier['id']}/files",
+            f"/console/api/v1/files/{file_id}",
+            f"/console/api/v1/files/{file_id}/content",
+        ):
+            r = await b.get(path)
+            assert r.status_code == 404, path
+        found = await b.get("/console/dossiers", params={"q": dossier["code"]})
+        assert found.status_code == 200 and f"/console/dossiers/{dossier['id']}" not in found.text
+        # An upload session on another commune's dossier is refused as the API refuses it.
+        token = b.client.cookies.get("kho_csrf") or ""
+        r = await b.client.post(
+            "/console/api/v1/uploads",
+            json={"dossier_id": dossier["id"], "filename": "x.pdf", "size": 10, "sha256": "0" * 64},
+            headers={"x-csrftoken": token},
+        )
+        assert r.status_code == 404
+        r = await b.client.post(
+            "/console/api/v1/uploads", json={"dossier_id": dossier["id"], "filename": "x.pdf", "size": 10}
+        )
+        assert r.status_code == 403, "a script's write without the CSRF header is refused"
+
+
+async def test_the_console_cookie_signs_in_nothing_of_the_api(api: Api, tree: Subtree) -> None:
+    login, token = await api.account("operator", tree.commune(1))
+    async with browser(api) as b:
+        assert (await b.sign_in(login)).status_code == 303
+        r = await b.client.get("/api/v1/me")
+        assert r.status_code == 401, "the API reads only the Authorization header and API keys"
+        r = await b.client.get("/console/api/v1/uploads/00000000-0000-0000-0000-000000000000")
+        assert r.status_code == 404
+    async with browser(api) as nobody:
+        r = await nobody.client.get("/console/api/v1/uploads/00000000-0000-0000-0000-000000000000", headers=auth(token))
+        assert r.status_code == 401, "the console's routes take the console's sign-in, not a bearer token"
+
+
+async def test_sign_in_sends_back_only_to_the_console(api: Api, tree: Subtree) -> None:
+    login, _ = await api.account("viewer", tree.district)
+    async with browser(api) as b:
+        for target in ("https://example.org/", "//example.org/console", "/api/v1/me", "/console/\\evil"):
+            r = await b.form("/console/sign-in", {"login": login, "password": PASSWORD, "next": target})
+            assert (r.status_code, r.headers["location"]) == (303, "/console"), target
+        r = await b.get("/console")
+        assert (r.status_code, r.headers["location"]) == (303, "/console/dashboard")
+        r = await b.get("/console/dashboard")
+        assert r.status_code == 200 and "Tiến độ" in r.text
+        r = await b.get("/console/accounts")
+        assert r.status_code == 403, "an official is not an administrator"
+        r = await b.get("/console/language", params={"to": "en", "next": "/console/dashboard"})
+        assert r.headers["location"] == "/console/dashboard"
+        r = await b.get("/console/dashboard")
+        assert "Progress" in r.text and 'lang="en"' in r.text
+
+
+async def test_an_administrator_provisions_a_district_and_downloads_the_credentials(api: Api, tree: Subtree) -> None:
+    login, _ = await api.account("unit_admin", tree.district)
+    async with browser(api) as b:
+        assert (await b.sign_in(login)).status_code == 303
+        r = await b.get("/console/accounts")
+        assert r.status_code == 200
+        r = await b.form(
+            "/console/accounts/provision",
+            {"parent_unit_code": tree.district, "level": "commune", "per_unit": "2", "role": "operator"},
+        )
+        assert r.status_code == 200 and r.headers["content-disposition"].startswith("attachment")
+        rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
+        made = [row for row in rows[1:] if row]
+        assert len(made) == 2 * len(tree.communes)
+        assert {row[2] for row in made} == set(tree.communes)
+        # Again: nothing new to hand out.
+        r = await b.form(
+            "/console/accounts/provision",
+            {"parent_unit_code": tree.district, "level": "commune", "per_unit": "2", "role": "operator"},
+        )
+        assert len([row for row in csv.reader(io.StringIO(r.content.decode("utf-8-sig")))][1:]) == 0
+        new_login, new_password = made[0][0], made[0][1]
+        r = await b.form(
+            "/console/accounts/provision",
+            {"parent_unit_code": "000.00.00.H40", "level": "commune", "per_unit": "1", "role": "operator"},
+        )
+        assert r.status_code in (403, 404), "not a unit this administrator manages"
+    events = await api.db.pool.fetchval(
+        "SELECT count(*) FROM audit_events e JOIN accounts a ON a.id = e.account_id "
+        "WHERE a.login = $1 AND e.action LIKE '%provision%'",
+        login,
+    )
+    assert events == 3
+    async with browser(api) as operator:
+        r = await operator.sign_in(new_login, new_password)
+        assert (r.status_code, r.headers["location"]) == (303, "/console/password")
