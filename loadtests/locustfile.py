@@ -158,6 +158,43 @@ class WarehouseUser(FastHttpUser):
             self.sign_in()
         return r
 
+    # -- the web console: the same people, some of the time in a browser ----------------------------
+
+    def console_page(self, path: str, name: str) -> None:
+        """A console page, signed in to the console on first use (its form, with its CSRF token)."""
+        if not getattr(self, "console_signed_in", False):
+            self.client.get("/console/sign-in", name="PAGE /console/sign-in")
+            token = next((c.value for c in self.client.cookiejar if c.name == "kho_csrf"), "")
+            with self.client.post(
+                "/console/sign-in",
+                data={"login": self.credential["login"], "password": self.credential["password"], "_csrf_token": token},
+                name="POST /console/sign-in",
+                allow_redirects=False,
+                catch_response=True,
+            ) as r:
+                if r.status_code != 303:
+                    r.failure(f"console sign-in {self.credential['login']}: {r.status_code}")
+                    return
+            self.console_signed_in = True
+        with self.client.get(path, name=name, allow_redirects=False, catch_response=True) as r:
+            if r.status_code == 303:  # the sign-in ended (a long run): sign in again next time
+                self.console_signed_in = False
+                r.failure("console sign-in ended")
+            elif r.status_code != 200:
+                r.failure(f"{r.status_code}")
+
+    def console_list(self) -> None:
+        self.console_page("/console/dossiers", "PAGE /console/dossiers")
+
+    def console_dossier(self) -> None:
+        if self.mine:
+            self.console_page(f"/console/dossiers/{random.choice(self.mine)}", "PAGE /console/dossiers/{id}")
+        else:
+            self.console_list()
+
+    def console_search(self) -> None:
+        self.console_page(f"/console/dossiers?q={quote(random.choice(GIVEN))}", "PAGE /console/dossiers (search)")
+
     # -- what people do ------------------------------------------------------------------------
 
     def create_dossier(self) -> str | None:
@@ -281,6 +318,14 @@ class CommuneOperator(WarehouseUser):
     def reuse_task(self) -> None:
         self.reuse_lookup()
 
+    @task(1)
+    def console_list_task(self) -> None:
+        self.console_list()
+
+    @task(1)
+    def console_dossier_task(self) -> None:
+        self.console_dossier()
+
 
 class DistrictOperator(CommuneOperator):
     """District one-stop desks: more dossiers per operator than a commune."""
@@ -306,6 +351,10 @@ class Official(WarehouseUser):
     @task(4)
     def search_task(self) -> None:
         self.search()
+
+    @task(2)
+    def console_search_task(self) -> None:
+        self.console_search()
 
     @task(3)
     def reuse_task(self) -> None:

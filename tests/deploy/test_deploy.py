@@ -164,6 +164,7 @@ def test_kustomize_builds_manifests_that_fit_the_warehouse() -> None:
     routed = {(p["path"], p["pathType"]) for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]}
     assert routed == {
         ("/api", "Prefix"),
+        ("/console", "Prefix"),
         ("/verify", "Prefix"),
         ("/health", "Prefix"),
         ("/schema", "Prefix"),

@@ -74,18 +74,18 @@ async def test_the_console_as_its_people_use_it(api: Api, tree: Subtree, chromiu
             await expect(page).to_have_url(f"{server.url}/console/sign-in?next=/console")
             await expect(page.get_by_role("heading", name="Đăng nhập")).to_be_visible()
             if shot:
-                await page.screenshot(path=str(SHOTS / shot))
+                await page.screenshot(path=str(SHOTS / shot), quality=70)
             await page.get_by_label("Tên đăng nhập").fill(login)
             await page.get_by_label("Mật khẩu").fill(password)
             await page.get_by_role("button", name="Đăng nhập").click()
             return page
 
         # An operator, the first time: the password first, then a dossier and two scans.
-        page = await person(operator_login, shot="sign-in.png")
+        page = await person(operator_login, shot="sign-in.jpg")
         await expect(page.get_by_role("heading", name="Đổi mật khẩu")).to_be_visible()
         await page.get_by_label("Mật khẩu hiện tại").fill(PASSWORD)
         await page.get_by_label("Mật khẩu mới (ít nhất 10 ký tự)").fill("mat-khau-moi-cua-xa-9")
-        await page.screenshot(path=str(SHOTS / "password.png"))
+        await page.screenshot(path=str(SHOTS / "password.jpg"), quality=70)
         await page.get_by_role("button", name="Đổi mật khẩu").click()
         await expect(page.get_by_role("heading", name="Hồ sơ", exact=True)).to_be_visible()
         await page.get_by_role("link", name="Tạo hồ sơ").click()
@@ -93,7 +93,7 @@ async def test_the_console_as_its_people_use_it(api: Api, tree: Subtree, chromiu
         await page.get_by_label("Họ và tên").fill("Lương Văn Chiến")
         await page.get_by_label("Số CCCD/CMND/hộ chiếu").fill("020190004321")
         await page.get_by_label("Trích yếu").fill("Giấy chứng nhận quyền sử dụng đất")
-        await page.screenshot(path=str(SHOTS / "dossier-new.png"))
+        await page.screenshot(path=str(SHOTS / "dossier-new.jpg"), quality=70)
         await page.get_by_role("button", name="Tạo", exact=True).click()
         await expect(page.get_by_text("Lương Văn Chiến (CCCD 020190004321)")).to_be_visible()
         dossier_url = page.url
@@ -112,7 +112,7 @@ async def test_the_console_as_its_people_use_it(api: Api, tree: Subtree, chromiu
         await expect(rejected).to_contain_text("không được lưu làm bản số hóa")
         await expect(rejected.get_by_role("link", name="Xem")).to_have_count(0)  # not opened in the browser
         await expect(page.locator("li.file.ready")).to_contain_text("to-khai.pdf")
-        await page.screenshot(path=str(SHOTS / "dossier.png"), full_page=True)
+        await page.screenshot(path=str(SHOTS / "dossier.jpg"), full_page=True, quality=70)
         await page.context.close()
 
         # An official of the district finds it without diacritics and opens the scan.
@@ -120,7 +120,7 @@ async def test_the_console_as_its_people_use_it(api: Api, tree: Subtree, chromiu
         await page.get_by_role("link", name="Hồ sơ", exact=True).click()
         await page.get_by_label("Tìm kiếm").fill("luong van chien")
         await page.get_by_role("button", name="Tìm kiếm").first.click()
-        await page.screenshot(path=str(SHOTS / "search.png"))
+        await page.screenshot(path=str(SHOTS / "search.jpg"), quality=70)
         await page.get_by_role("link", name=tree.commune(1), exact=False).first.click()
         await expect(page).to_have_url(dossier_url)
         view = page.locator("li.file.ready").get_by_role("link", name="Xem")
@@ -135,7 +135,7 @@ async def test_the_console_as_its_people_use_it(api: Api, tree: Subtree, chromiu
         await expect(page.get_by_role("heading", name="Tiến độ")).to_be_visible()
         await expect(page.get_by_role("rowheader", name="Cấp xã")).to_be_visible()
         await expect(page.get_by_role("link", name="Tải bảng tính (XLSX)")).to_be_visible()
-        await page.screenshot(path=str(SHOTS / "dashboard.png"), full_page=True)
+        await page.screenshot(path=str(SHOTS / "dashboard.jpg"), full_page=True, quality=70)
         await page.context.close()
 
         # An administrator provisions the district's communes and downloads the credentials.
@@ -143,7 +143,7 @@ async def test_the_console_as_its_people_use_it(api: Api, tree: Subtree, chromiu
         await expect(page.get_by_role("heading", name="Tài khoản", exact=True)).to_be_visible()
         await page.get_by_label("Mã đơn vị cha (huyện)").fill(tree.district)
         await page.get_by_label("Số tài khoản mỗi đơn vị").fill("1")
-        await page.screenshot(path=str(SHOTS / "accounts.png"))
+        await page.screenshot(path=str(SHOTS / "accounts.jpg"), quality=70)
         async with page.expect_download() as download:
             await page.get_by_role("button", name="Tạo và tải tệp mật khẩu").click()
         saved = await (await download.value).path()

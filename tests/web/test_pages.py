@@ -199,3 +199,27 @@ async def test_an_administrator_provisions_a_district_and_downloads_the_credenti
     async with browser(api) as operator:
         r = await operator.sign_in(new_login, new_password)
         assert (r.status_code, r.headers["location"]) == (303, "/console/password")
+
+
+async def test_a_page_and_what_it_loads_weigh_under_100_kb(api: Api, tree: Subtree) -> None:
+    """For an old office PC on a commune's link: the page and the files it loads, before its data."""
+    import re
+
+    login, token = await api.account("operator", tree.commune(1))
+    dossier = await api.dossier(token)
+    async with browser(api) as b:
+        assert (await b.sign_in(login)).status_code == 303
+        for path in (
+            "/console/sign-in",
+            "/console/dossiers",
+            f"/console/dossiers/{dossier['id']}",
+            "/console/dashboard",
+        ):
+            page = await b.get(path)
+            assert page.status_code == 200, path
+            assets = re.findall(r'(?:src|href)="(/console/static/[^"]+)"', page.text)
+            sizes = [len((await b.get(asset)).content) for asset in assets]
+            total = len(page.content) + sum(sizes)
+            assert total < 100 * 1024, f"{path}: {total} bytes with {assets}"
+            policy = page.headers["content-security-policy"]
+            assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
