@@ -105,7 +105,7 @@ def test_nginx_streams_large_uploads() -> None:
     assert len(timeouts) == 3 and all(int(v) >= 600 for v in timeouts.values()), timeouts
     # Only the API, the public check, health checks and documentation are passed on; /metrics in no spelling.
     passed = re.findall(r"location\s+(\S+)\s*\{\s*proxy_pass", conf)
-    assert sorted(passed) == ["/api/", "/health/", "/schema", "/verify/"], passed
+    assert sorted(passed) == ["/api/", "/console", "/health/", "/schema", "/verify/"], passed
     assert re.search(r"location\s+/\s*\{\s*return 404;", conf)
 
 
