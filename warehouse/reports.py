@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from storage.progress import UnitProgress
 from warehouse.context import Services
-from warehouse.principal import Principal, readable, visible_subtree
+from warehouse.principal import Principal, readable, require_admin, visible_subtree, visible_unit
 from warehouse.refusals import Invalid
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -299,3 +299,20 @@ def as_png(report: Report) -> bytes:
     fig.savefig(out, format="png")
     plt.close(fig)
     return out.getvalue()
+
+
+async def set_target(
+    services: Services, principal: Principal, unit_code: str, year: int, declared_total: int, target_rate: float | None
+) -> dict[str, Any]:
+    """The declared total of dossiers of a unit for a year, and its target rate (0-1; the level's
+    default when None). Administrators of the unit or above."""
+    require_admin(principal)
+    unit = await visible_unit(services, principal, unit_code)
+    if not 2000 <= year <= 2100:
+        raise Invalid("invalid_year", "Give a year between 2000 and 2100.")
+    if declared_total < 0:
+        raise Invalid("invalid_declared_total", "The declared total is a number of dossiers, 0 or more.")
+    if target_rate is not None and not 0 <= target_rate <= 1:
+        raise Invalid("invalid_target_rate", "The target rate is a share between 0 and 1 (0.55 for 55%).")
+    await services.progress.set_target(unit.id, year, declared_total, target_rate)
+    return {"unit_code": unit.code, "year": year, "declared_total": declared_total, "target_rate": target_rate}

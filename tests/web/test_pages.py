@@ -223,3 +223,66 @@ async def test_a_page_and_what_it_loads_weigh_under_100_kb(api: Api, tree: Subtr
             assert total < 100 * 1024, f"{path}: {total} bytes with {assets}"
             policy = page.headers["content-security-policy"]
             assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+
+
+async def test_an_operators_work_list_shows_the_results_owed_oldest_first(api: Api, tree: Subtree) -> None:
+    from tests.warehouse.test_intake import a_return, one_stop, push
+
+    c1 = tree.commune(1)
+    key = await one_stop(api, tree, [c1])
+    older, newer = a_return(c1, 31, days_ago=9), a_return(c1, 32, days_ago=2)
+    assert (await push(api, key, [newer, older])).status_code == 200
+    login, _ = await api.account("operator", c1)
+    other, _ = await api.account("operator", tree.commune(2))
+    async with browser(api) as b, browser(api) as stranger:
+        assert (await b.sign_in(login)).status_code == 303
+        page = (await b.get("/console/owed")).text
+        assert page.index(older["dossier_code"]) < page.index(newer["dossier_code"]), "the longest waiting first"
+        assert "Giấy khai sinh" in page
+        assert (await stranger.sign_in(other)).status_code == 303
+        assert older["dossier_code"] not in (await stranger.get("/console/owed")).text
+
+
+async def test_an_administrator_sets_targets_reads_the_audit_trail_and_sends_a_failed_file_back(
+    api: Api, tree: Subtree, tree2: Subtree
+) -> None:
+    admin, _ = await api.account("unit_admin", tree.district)
+    _, op = await api.account("operator", tree.commune(1))
+    dossier = await api.dossier(op)
+    r = await api.upload(op, dossier["id"], scanned_pdf(pages=1, dpi=100, seed=311), filename="hong.pdf")
+    file_id = r.json()["id"]
+    # What a run of transient faults leaves: the file parked as failed.
+    await api.db.pool.execute("UPDATE files SET stage = 'failed', last_error = 'timeout' WHERE id = $1", file_id)
+    async with browser(api) as b:
+        assert (await b.sign_in(admin)).status_code == 303
+        r = await b.form(
+            "/console/targets",
+            {"unit_code": tree.commune(1), "year": "2026", "declared_total": "1200", "target_percent": "60"},
+        )
+        assert r.status_code == 200 and "1200" in r.text
+        row = await api.db.pool.fetchrow(
+            "SELECT declared_total, target_rate FROM unit_targets t JOIN units u ON u.id = t.unit_id "
+            "WHERE u.code = $1 AND t.year = 2026",
+            tree.commune(1),
+        )
+        assert row is not None and (row["declared_total"], float(row["target_rate"])) == (1200, 0.6)
+        r = await b.form("/console/targets", {"unit_code": tree2.commune(1), "year": "2026", "declared_total": "5"})
+        assert r.status_code == 404, "another district's unit is not this administrator's"
+        r = await b.form("/console/targets", {"unit_code": tree.commune(1), "year": "x", "declared_total": "5"})
+        assert r.status_code == 422
+
+        failed = await b.get("/console/failed")
+        assert failed.status_code == 200 and "hong.pdf" in failed.text
+        r = await b.form(f"/console/failed/{file_id}/reprocess", {})
+        assert r.status_code == 200 and "hong.pdf" in r.text  # named as sent back
+        stage = await api.db.pool.fetchval("SELECT stage FROM files WHERE id = $1", file_id)
+        assert stage != "failed"
+
+        audit = await b.get("/console/audit", params={"login": admin})
+        assert audit.status_code == 200 and "set_target" in audit.text and "reprocess_file" in audit.text
+        assert f"file {file_id}" in audit.text, "the record the action was on"
+    async with browser(api) as operator:
+        login, _ = await api.account("operator", tree.commune(1))
+        assert (await operator.sign_in(login)).status_code == 303
+        for path in ("/console/audit", "/console/failed", "/console/targets"):
+            assert (await operator.get(path)).status_code == 403, path

@@ -29,6 +29,7 @@ from warehouse.auth import Principal, admins_only
 from warehouse.context import Services
 from warehouse.errors import Problem
 from warehouse.fair_share import metered, upload_slot
+from warehouse.files import file_for_read, reprocess_file
 from warehouse.refusals import Refusal
 from warehouse.retention import delete_file
 from warehouse.uploads import (
@@ -50,10 +51,7 @@ log = logging.getLogger(__name__)
 
 
 async def _file_for_read(services: Deps, principal: Principal, file_id: FromPath[UUID]) -> File:
-    f = await services.files.get(file_id, scope=principal.read_scope)
-    if f is None:
-        raise Problem(404, "file_not_found", f"There is no file {file_id} that you may see.")
-    return f
+    return await file_for_read(services, principal, file_id)
 
 
 class FilesController(Controller):
@@ -189,13 +187,7 @@ class FilesController(Controller):
     async def reprocess(self, file_id: FromPath[UUID], request: Caller, services: Deps) -> FileOut:
         """Send a file through inspection and OCR again (admins): after a fault parked it as `failed`,
         or after the scan standard's settings changed. The original bytes are not touched."""
-        f = await _file_for_read(services, request.user, file_id)
-        dossier = await services.dossiers.get(f.dossier_id, scope=None)
-        if dossier is None or not request.user.can_write(dossier.unit_id):
-            raise Problem(403, "forbidden", "Your account may read this file but not send it back for inspection.")
-        again = await services.files.reprocess(f.id)
-        if again is None:
-            raise Problem(404, "file_not_found", f"There is no file {file_id} that you may see.")
+        again = await reprocess_file(services, request.user, file_id)
         return FileOut.of(again)
 
     @get(

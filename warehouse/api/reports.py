@@ -11,9 +11,9 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from warehouse.api.deps import Caller, Deps
 from warehouse.api.formats import wanted_format
 from warehouse.api.problems import XLSX
-from warehouse.auth import admins_only, visible_unit
-from warehouse.errors import Problem
+from warehouse.auth import admins_only
 from warehouse.reports import as_csv, as_png, as_xlsx, progress_report
+from warehouse.reports import set_target as set_unit_target
 
 
 class TargetIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -66,17 +66,4 @@ class ReportsController(Controller):
     ) -> dict[str, Any]:
         """The declared total of dossiers of a unit for a year, and its target rate (0-1; the level's
         default when left out). Administrators of the unit or above."""
-        unit = await visible_unit(services, request.user, unit_code)
-        if not 2000 <= year <= 2100:
-            raise Problem(422, "invalid_year", "Give a year between 2000 and 2100.")
-        if data.declared_total < 0:
-            raise Problem(422, "invalid_declared_total", "The declared total is a number of dossiers, 0 or more.")
-        if data.target_rate is not None and not 0 <= data.target_rate <= 1:
-            raise Problem(422, "invalid_target_rate", "The target rate is a share between 0 and 1 (0.55 for 55%).")
-        await services.progress.set_target(unit.id, year, data.declared_total, data.target_rate)
-        return {
-            "unit_code": unit.code,
-            "year": year,
-            "declared_total": data.declared_total,
-            "target_rate": data.target_rate,
-        }
+        return await set_unit_target(services, request.user, unit_code, year, data.declared_total, data.target_rate)

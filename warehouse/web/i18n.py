@@ -115,6 +115,39 @@ WORDS: dict[str, tuple[str, str]] = {
     "forbidden": ("Không được phép", "Not allowed"),
     "too_many": ("Quá nhiều yêu cầu", "Too many requests"),
     "home": ("Trang chính", "Home"),
+    "owed": ("Kết quả còn nợ", "Results owed"),
+    "owed_help": (
+        "Hồ sơ bộ phận một cửa đã trả mà kết quả điện tử chưa được số hóa, chờ lâu nhất ở trên. Tải kết quả lên "
+        "(loại Kết quả giải quyết) là hồ sơ rời danh sách khi tệp đạt kiểm tra.",
+        "Dossiers the one-stop desks returned whose electronic result is not digitized yet, the longest waiting "
+        "first. Upload the result (kind Result): the dossier leaves the list once the file passes inspection.",
+    ),
+    "returned_on": ("Ngày trả kết quả", "Returned on"),
+    "missing_parts": ("Còn thiếu", "Still missing"),
+    "days": ("ngày", "days"),
+    "nothing_owed": ("Không còn kết quả nào phải số hóa.", "No result is owed."),
+    "failed_files": ("Tệp lỗi", "Failed files"),
+    "failed_help": (
+        "Tệp mà việc kiểm tra đã dừng sau nhiều lần lỗi tạm thời. Gửi lại để kiểm tra; bản gốc không bị thay đổi.",
+        "Files whose inspection gave up after transient faults. Send one back to be inspected; its bytes stay as "
+        "they are.",
+    ),
+    "stage": ("Bước", "Stage"),
+    "last_error": ("Lỗi gần nhất", "Last error"),
+    "reprocess": ("Kiểm tra lại", "Inspect again"),
+    "sent_back": ("Đã gửi lại để kiểm tra", "Sent back for inspection"),
+    "no_failures": ("Không có tệp lỗi.", "No failed file."),
+    "audit": ("Nhật ký", "Audit trail"),
+    "record": ("Bản ghi (mã)", "Record (id)"),
+    "day": ("Ngày", "Day"),
+    "when": ("Thời điểm", "When"),
+    "action": ("Thao tác", "Action"),
+    "address": ("Địa chỉ", "Address"),
+    "targets": ("Chỉ tiêu", "Targets"),
+    "unit_code": ("Mã đơn vị", "Unit code"),
+    "target_percent": ("Chỉ tiêu (%; để trống: mặc định của cấp)", "Target (%; empty: the level's default)"),
+    "save": ("Lưu", "Save"),
+    "saved": ("Đã lưu", "Saved"),
     "language": ("English", "Tiếng Việt"),
 }
 

@@ -8,7 +8,7 @@ is the caller's principal exactly as for the API, and a record outside the calle
 from __future__ import annotations
 
 import io
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -18,6 +18,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from storage import DossierFilter, InvalidCursor, decode_cursor, encode_cursor
+from storage.audit import AuditFilter
 from storage.files import File
 from warehouse import signin
 from warehouse.accounts import change_account, provision, reset_password, write_credentials
@@ -28,10 +29,12 @@ from warehouse.context import Services
 from warehouse.dossier_rules import today_local
 from warehouse.dossiers import create_dossier, dossier_for_read
 from warehouse.errors import Problem
+from warehouse.files import reprocess_file
+from warehouse.intake import owed_list
 from warehouse.messages_vi import DETAILS, TITLES
-from warehouse.principal import Principal
+from warehouse.principal import Principal, readable
 from warehouse.refusals import Invalid, NotFound, Refusal
-from warehouse.reports import progress_report
+from warehouse.reports import VIETNAM, progress_report, set_target
 from warehouse.web.i18n import LANG_COOKIE, LANGUAGES, ROLE_NAMES, words
 from warehouse.web.session import (
     PASSWORD,
@@ -46,6 +49,7 @@ from warehouse.web.session import (
 
 Caller = Request[Principal, Any, Any]
 PAGE_SIZE = 20
+AUDIT_PAGE = 50
 
 
 def _services(request: Request[Any, Any, Any]) -> Services:
@@ -114,6 +118,8 @@ def _date(value: Any) -> date | None:
 
 
 class ConsolePages(Controller):
+    """Writes carry the API's operation ids, so the audit trail names a console action as the API's."""
+
     path = PREFIX
     include_in_schema = False
     exception_handlers = {Refusal: _refused, HTTPException: _refused}
@@ -133,7 +139,7 @@ class ConsolePages(Controller):
     async def sign_in_page(self, request: Request[Any, Any, Any], next: FromQuery[str | None] = None) -> Template:
         return page(request, "sign_in.html", next=local_path(next), problem=None)
 
-    @post("/sign-in", opt={PUBLIC: True}, status_code=200)
+    @post("/sign-in", opt={PUBLIC: True}, status_code=200, operation_id="login")
     async def sign_in(self, request: Request[Any, Any, Any]) -> Response[Any]:
         services = _services(request)
         form = await request.form()
@@ -157,7 +163,7 @@ class ConsolePages(Controller):
         redirect.set_cookie(session_cookie(services, request, signed.token, signed.expires_in))
         return redirect
 
-    @post("/sign-out")
+    @post("/sign-out", operation_id="sign_out")
     async def sign_out(self, request: Caller) -> Redirect:
         redirect = Redirect(SIGN_IN, status_code=303)
         redirect.set_cookie(ended_cookie(_services(request), request))
@@ -167,7 +173,7 @@ class ConsolePages(Controller):
     async def password_page(self, request: Caller) -> Template:
         return page(request, "password.html", problem=None, done=False)
 
-    @post("/password", status_code=200)
+    @post("/password", status_code=200, operation_id="change_password")
     async def change_password(self, request: Caller) -> Response[Any]:
         services = _services(request)
         form = await request.form()
@@ -252,7 +258,7 @@ class ConsolePages(Controller):
         procedures = await _services(request).catalogue.latest(q=None, limit=500, after=None)
         return page(request, "dossier_new.html", procedures=procedures, problem=None, values={})
 
-    @post("/dossiers/new", status_code=200)
+    @post("/dossiers/new", status_code=200, operation_id="create_dossier")
     async def create(self, request: Caller) -> Response[Any]:
         require_writer(request.user)
         services = _services(request)
@@ -341,7 +347,7 @@ class ConsolePages(Controller):
             credentials=None,
         )
 
-    @post("/accounts/provision", status_code=200)
+    @post("/accounts/provision", status_code=200, operation_id="provision_accounts")
     async def provision(self, request: Caller) -> Response[Any]:
         require_admin(request.user)
         services = _services(request)
@@ -366,7 +372,7 @@ class ConsolePages(Controller):
             },
         )
 
-    @post("/accounts/{account_id:int}/reset", status_code=200)
+    @post("/accounts/{account_id:int}/reset", status_code=200, operation_id="reset_password")
     async def reset(self, account_id: FromPath[int], request: Caller) -> Template:
         require_admin(request.user)
         services = _services(request)
@@ -383,10 +389,101 @@ class ConsolePages(Controller):
             credentials=credentials,
         )
 
-    @post("/accounts/{account_id:int}/state")
+    @post("/accounts/{account_id:int}/state", operation_id="update_account")
     async def set_state(self, account_id: FromPath[int], request: Caller) -> Redirect:
         require_admin(request.user)
         form = await request.form()
         state = "disabled" if str(form.get("state", "")) == "disabled" else "active"
         await change_account(_services(request), request.user, account_id, state=state, role=None, limits=None)
         return Redirect(f"{PREFIX}/accounts", status_code=303)
+
+    # -- operators' work list -----------------------------------------------------------------------
+
+    @get("/owed")
+    async def owed(self, request: Caller) -> Template:
+        services = _services(request)
+        scope = readable(request.user, await visible_subtree(services, request.user, None))
+        items = await owed_list(services, request.user, scope, limit=200, after=None)
+        return page(request, "owed.html", items=items, today=today_local())
+
+    # -- administrators: the pipeline's failures, the audit trail, targets ---------------------------
+
+    @get("/failed")
+    async def failed(self, request: Caller) -> Template:
+        require_admin(request.user)
+        services = _services(request)
+        files = await services.files.failed(limit=200, scope=request.user.read_scope)
+        return page(request, "failed.html", files=[FileOut.of(f) for f in files], sent=None)
+
+    @post("/failed/{file_id:uuid}/reprocess", status_code=200, operation_id="reprocess_file")
+    async def reprocess(self, file_id: FromPath[UUID], request: Caller) -> Template:
+        services = _services(request)
+        again = await reprocess_file(services, request.user, file_id)
+        files = await services.files.failed(limit=200, scope=request.user.read_scope)
+        return page(request, "failed.html", files=[FileOut.of(f) for f in files], sent=again.name)
+
+    @get("/audit")
+    async def audit(
+        self,
+        request: Caller,
+        record: FromQuery[str | None] = None,
+        login: FromQuery[str | None] = None,
+        unit: FromQuery[str | None] = None,
+        day: FromQuery[str | None] = None,
+        before: FromQuery[str | None] = None,
+    ) -> Template:
+        require_admin(request.user)
+        services = _services(request)
+        account_id = None
+        if login and login.strip():
+            found = await services.accounts.get_by_login(login.strip().lower()[:64])
+            account_id = found.id if found is not None else -1
+        chosen = _date(day)
+        since = datetime.combine(chosen, time.min, tzinfo=VIETNAM) if chosen else None
+        until = since + timedelta(days=1) if since else None
+        unit_ids = await visible_subtree(services, request.user, (unit or "").strip()[:40] or None)
+        cursor = int(before) if before and before.isdigit() else None
+        rows = await services.audit.list(
+            AuditFilter(
+                record_id=(record or "").strip()[:100] or None,
+                account_id=account_id,
+                unit_ids=unit_ids,
+                since=since,
+                until=until,
+            ),
+            scope=request.user.read_scope,
+            limit=AUDIT_PAGE + 1,
+            before_id=cursor,
+        )
+        return page(
+            request,
+            "audit.html",
+            events=rows[:AUDIT_PAGE],
+            vn=VIETNAM,
+            more=rows[AUDIT_PAGE - 1].id if len(rows) > AUDIT_PAGE else None,
+            record=record or "",
+            login=login or "",
+            unit=unit or "",
+            day=day or "",
+        )
+
+    @get("/targets")
+    async def targets(self, request: Caller) -> Template:
+        require_admin(request.user)
+        report = await progress_report(_services(request), request.user, year=None, level=None, parent=None)
+        return page(request, "targets.html", report=report, saved=None)
+
+    @post("/targets", status_code=200, operation_id="set_target")
+    async def save_target(self, request: Caller) -> Template:
+        services = _services(request)
+        form = await request.form()
+        try:
+            year = int(str(form.get("year", "")))
+            total = int(str(form.get("declared_total", "")))
+            rate_text = str(form.get("target_percent", "")).strip()
+            rate = float(rate_text) / 100 if rate_text else None
+        except ValueError:
+            raise Invalid("invalid_fields", "Give the year and the declared total as whole numbers.") from None
+        saved = await set_target(services, request.user, str(form.get("unit_code", ""))[:40], year, total, rate)
+        report = await progress_report(services, request.user, year=year, level=None, parent=None)
+        return page(request, "targets.html", report=report, saved=saved)
