@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any, TextIO
 
-from storage import ROLES, Account, Unit
+from storage import ROLES, Account, ApiKey, Unit
 from warehouse.context import Services
 from warehouse.fair_share import LIMIT_KEYS, account_limits
 from warehouse.principal import Principal, require_admin, visible_unit
@@ -211,3 +211,32 @@ async def change_account(
     changed = await services.accounts.get(account.id)
     assert changed is not None
     return changed
+
+
+async def create_api_key(
+    services: Services, principal: Principal, label: str, unit_codes: list[str] | None
+) -> tuple[ApiKey, str]:
+    """A key acting with this account's rights, or only within ``unit_codes`` (each with the units
+    below it) when given; the secret is returned here once."""
+    label = label.strip()
+    if not 1 <= len(label) <= 100:
+        raise Invalid("invalid_label", "Give the key a label of 1 to 100 characters (what uses it).")
+    unit_ids = None
+    if unit_codes is not None:
+        if not unit_codes:
+            raise Invalid("invalid_units", "Name at least one unit the key is for, or leave 'units' out.")
+        unit_ids = sorted({(await visible_unit(services, principal, code)).id for code in unit_codes})
+    return await services.api_keys.create(principal.account.id, label, unit_ids)
+
+
+async def revoke_api_key(services: Services, principal: Principal, key_id: int) -> None:
+    """Revoke a key at once: the caller's own, or one of an account an administrator manages."""
+    key = await services.api_keys.get(key_id)
+    owner = await services.accounts.get(key.account_id) if key else None
+    mine = key is not None and key.account_id == principal.account.id
+    managed = (
+        owner is not None and principal.role in ("province_admin", "unit_admin") and principal.can_write(owner.unit_id)
+    )
+    if key is None or not (mine or managed):
+        raise NotFound("api_key_not_found", f"There is no API key {key_id} that you may revoke.")
+    await services.api_keys.revoke(key.id)

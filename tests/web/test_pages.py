@@ -14,7 +14,7 @@ from litestar.testing import AsyncTestClient
 
 from loadtests.pdfgen import scanned_pdf
 from tests.conftest import make_client
-from tests.factories import PASSWORD, Api, Subtree, auth
+from tests.factories import ADMIN_PASSWORD, PASSWORD, Api, Subtree, auth
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -286,3 +286,35 @@ async def test_an_administrator_sets_targets_reads_the_audit_trail_and_sends_a_f
         assert (await operator.sign_in(login)).status_code == 303
         for path in ("/console/audit", "/console/failed", "/console/targets"):
             assert (await operator.get(path)).status_code == 403, path
+
+
+async def test_api_keys_are_made_shown_once_and_revoked_and_the_province_merges_a_commune(
+    api: Api, tree: Subtree
+) -> None:
+    login, _ = await api.account("operator", tree.commune(1))
+    async with browser(api) as b:
+        assert (await b.sign_in(login)).status_code == 303
+        r = await b.form("/console/api-keys", {"label": "máy quét tầng 1", "units": tree.commune(2)})
+        assert r.status_code == 404, "a key bound to a unit the account does not reach"
+        r = await b.form("/console/api-keys", {"label": "máy quét tầng 1", "units": ""})
+        assert r.status_code == 200 and "máy quét tầng 1" in r.text
+        secret = r.text.split("<code>", 1)[1].split("</code>", 1)[0]
+        assert (await api.client.get("/api/v1/me", headers={"X-API-Key": secret})).status_code == 200
+        assert secret not in (await b.get("/console/api-keys")).text, "shown once"
+        key_id = await api.db.pool.fetchval(
+            "SELECT k.id FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE a.login = $1", login
+        )
+        r = await b.form(f"/console/api-keys/{key_id}/revoke", {})
+        assert r.status_code == 303
+        assert (await api.client.get("/api/v1/me", headers={"X-API-Key": secret})).status_code == 401
+        r = await b.form("/console/units/merge", {"code": tree.commune(2), "into": tree.commune(1)})
+        assert r.status_code == 403, "only the province merges units"
+
+    async with browser(api) as b:
+        assert (await b.sign_in("admin", ADMIN_PASSWORD)).status_code == 303  # the province's administrator
+        r = await b.form(
+            "/console/units/merge", {"code": tree.commune(3), "into": tree.commune(1), "effective_on": "2026-01-01"}
+        )
+        assert (r.status_code, r.headers["location"]) == (303, "/console/units")
+        tree_page = (await b.get("/console/units")).text
+        assert f"đã sáp nhập vào {tree.commune(1)}" in tree_page

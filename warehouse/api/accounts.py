@@ -16,12 +16,14 @@ from warehouse.accounts import (
     NewCredentials,
     change_account,
     create_account,
+    create_api_key,
     provision,
     reset_password,
+    revoke_api_key,
     write_credentials,
 )
 from warehouse.api.deps import Caller, Deps
-from warehouse.auth import admins_only, visible_subtree, visible_unit
+from warehouse.auth import admins_only, visible_subtree
 from warehouse.context import Services
 from warehouse.errors import Problem
 from warehouse.fair_share import account_limits
@@ -259,12 +261,7 @@ class ApiKeysController(Controller):
     async def create(self, data: JSONBody[KeyIn], request: Caller, services: Deps) -> Response[KeyOut]:
         """A key for scanner software or a one-stop system, acting with this account's rights, or only
         within `units` (each with the units below it) when given. The key is shown once."""
-        unit_ids = None
-        if data.units is not None:
-            if not data.units:
-                raise Problem(422, "invalid_units", "Name at least one unit the key is for, or leave 'units' out.")
-            unit_ids = sorted({(await visible_unit(services, request.user, code)).id for code in data.units})
-        key, secret = await services.api_keys.create(request.user.account.id, data.label.strip(), unit_ids)
+        key, secret = await create_api_key(services, request.user, data.label, data.units)
         return Response(
             await _key_out(services, key, secret),
             status_code=HTTP_201_CREATED,
@@ -279,17 +276,7 @@ class ApiKeysController(Controller):
     @delete("/{key_id:int}", operation_id="revoke_api_key", status_code=HTTP_204_NO_CONTENT)
     async def revoke(self, key_id: FromPath[int], request: Caller, services: Deps) -> None:
         """Revoke a key at once. Administrators may revoke the keys of accounts they manage."""
-        key = await services.api_keys.get(key_id)
-        owner = await services.accounts.get(key.account_id) if key else None
-        mine = key is not None and key.account_id == request.user.account.id
-        managed = (
-            owner is not None
-            and request.user.role in ("province_admin", "unit_admin")
-            and request.user.can_write(owner.unit_id)
-        )
-        if key is None or not (mine or managed):
-            raise Problem(404, "api_key_not_found", f"There is no API key {key_id} that you may revoke.")
-        await services.api_keys.revoke(key.id)
+        await revoke_api_key(services, request.user, key_id)
 
 
 class AuditController(Controller):

@@ -147,6 +147,30 @@ WORDS: dict[str, tuple[str, str]] = {
     "unit_code": ("Mã đơn vị", "Unit code"),
     "target_percent": ("Chỉ tiêu (%; để trống: mặc định của cấp)", "Target (%; empty: the level's default)"),
     "save": ("Lưu", "Save"),
+    "api_keys": ("Khóa API", "API keys"),
+    "api_keys_help": (
+        "Khóa cho phần mềm máy quét hoặc hệ thống một cửa, hoạt động với quyền của tài khoản này (hoặc chỉ trong "
+        "các đơn vị ghi ở dưới). Khóa chỉ hiển thị một lần.",
+        "A key for scanner software or a one-stop system, acting with this account's rights (or only within the "
+        "units given below). The key is shown once.",
+    ),
+    "key_label": ("Tên khóa (dùng cho việc gì)", "Label (what uses it)"),
+    "key_units": (
+        "Chỉ cho các đơn vị (mã, cách nhau bởi dấu phẩy; để trống: mọi đơn vị của tài khoản)",
+        "Only for these units (codes, comma-separated; empty: every unit of the account)",
+    ),
+    "created": ("Ngày tạo", "Created"),
+    "last_used": ("Dùng lần cuối", "Last used"),
+    "revoke": ("Thu hồi", "Revoke"),
+    "revoked": ("Đã thu hồi", "Revoked"),
+    "active": ("Đang dùng", "Active"),
+    "units": ("Đơn vị", "Units"),
+    "merged_into": ("đã sáp nhập vào", "merged into"),
+    "merge_title": ("Sáp nhập đơn vị", "Merge a unit"),
+    "merge_code": ("Mã đơn vị bị sáp nhập", "Code of the unit merged"),
+    "merge_into": ("Sáp nhập vào (mã)", "Into (code)"),
+    "effective_on": ("Từ ngày", "From"),
+    "merge_go": ("Sáp nhập", "Merge"),
     "saved": ("Đã lưu", "Saved"),
     "language": ("English", "Tiếng Việt"),
 }

@@ -21,7 +21,14 @@ from storage import DossierFilter, InvalidCursor, decode_cursor, encode_cursor
 from storage.audit import AuditFilter
 from storage.files import File
 from warehouse import signin
-from warehouse.accounts import change_account, provision, reset_password, write_credentials
+from warehouse.accounts import (
+    change_account,
+    create_api_key,
+    provision,
+    reset_password,
+    revoke_api_key,
+    write_credentials,
+)
 from warehouse.api.schemas import FileOut
 from warehouse.api.session import client_address
 from warehouse.auth import require_admin, require_writer, visible_subtree
@@ -35,6 +42,7 @@ from warehouse.messages_vi import DETAILS, TITLES
 from warehouse.principal import Principal, readable
 from warehouse.refusals import Invalid, NotFound, Refusal
 from warehouse.reports import VIETNAM, progress_report, set_target
+from warehouse.units import merge_unit
 from warehouse.web.i18n import LANG_COOKIE, LANGUAGES, ROLE_NAMES, words
 from warehouse.web.session import (
     PASSWORD,
@@ -487,3 +495,60 @@ class ConsolePages(Controller):
         saved = await set_target(services, request.user, str(form.get("unit_code", ""))[:40], year, total, rate)
         report = await progress_report(services, request.user, year=year, level=None, parent=None)
         return page(request, "targets.html", report=report, saved=saved)
+
+    # -- API keys and the unit tree -------------------------------------------------------------------
+
+    @get("/api-keys")
+    async def api_keys(self, request: Caller) -> Template:
+        keys = await _services(request).api_keys.list(request.user.account.id)
+        return page(request, "api_keys.html", keys=keys, made=None, problem=None)
+
+    @post("/api-keys", status_code=200, operation_id="create_api_key")
+    async def make_api_key(self, request: Caller) -> Template:
+        services = _services(request)
+        form = await request.form()
+        codes = [c.strip() for c in str(form.get("units", "")).replace(";", ",").split(",") if c.strip()][:300]
+        status, problem, made = 200, None, None
+        try:
+            key, secret = await create_api_key(services, request.user, str(form.get("label", ""))[:200], codes or None)
+            made = (key.label, secret)
+        except Refusal as refusal:
+            status, _, problem = sentence(request, refusal)
+        keys = await services.api_keys.list(request.user.account.id)
+        return page(request, "api_keys.html", status=status, keys=keys, made=made, problem=problem)
+
+    @post("/api-keys/{key_id:int}/revoke", operation_id="revoke_api_key")
+    async def revoke_key(self, key_id: FromPath[int], request: Caller) -> Redirect:
+        await revoke_api_key(_services(request), request.user, key_id)
+        return Redirect(f"{PREFIX}/api-keys", status_code=303)
+
+    @get("/units")
+    async def units(self, request: Caller) -> Template:
+        units = await _services(request).units.find(
+            level=None, parent_id=None, scope=request.user.read_scope, include_retired=True
+        )
+        order = {"province": 0, "district": 1, "commune": 2}
+        by_parent: dict[str | None, list[Any]] = {}
+        for u in sorted(units, key=lambda u: (order.get(u.level, 3), u.code)):
+            by_parent.setdefault(u.parent_code, []).append(u)
+        codes = {u.code for u in units}
+        roots = [u for u in units if u.parent_code not in codes]
+        return page(
+            request,
+            "units.html",
+            roots=sorted(roots, key=lambda u: u.code),
+            children=by_parent,
+            can_merge=request.user.role == "province_admin",
+            problem=None,
+            merged=None,
+        )
+
+    @post("/units/merge", status_code=200, operation_id="merge_unit")
+    async def merge(self, request: Caller) -> Redirect:
+        services = _services(request)
+        form = await request.form()
+        code, into = str(form.get("code", "")).strip()[:40], str(form.get("into", "")).strip()[:40]
+        effective = _date(form.get("effective_on")) or today_local()
+        merged = await merge_unit(services, request.user, code, into=into, effective_on=effective)
+        request.state.audit_record_type, request.state.audit_record_id = "unit", merged.code
+        return Redirect(f"{PREFIX}/units", status_code=303)
