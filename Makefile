@@ -92,7 +92,7 @@ STARTED := $(WAREHOUSE_DATA_DIR)/started-by-tests
 pytest: install-dev
 	$(BIN)/warehouse services up --record $(STARTED)
 	@status=0; $(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS) || status=$$?; \
-	$(BIN)/warehouse services down --record $(STARTED); exit $$status
+	$(BIN)/warehouse services down --record $(STARTED) --grace 5; exit $$status
 
 test: lint typecheck pytest
 
@@ -101,7 +101,7 @@ FUZZ_EXAMPLES ?= 300
 fuzz: install-dev
 	$(BIN)/warehouse services up --record $(STARTED)
 	@status=0; $(TEST_ENV) WAREHOUSE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz $(PYTEST_ARGS) || status=$$?; \
-	$(BIN)/warehouse services down --record $(STARTED); exit $$status
+	$(BIN)/warehouse services down --record $(STARTED) --grace 5; exit $$status
 
 # Each phase runs in its own process: one that fails is named at the end and the others still measure.
 bench: $(DEV_STAMP) ocr-tools

@@ -360,6 +360,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="up: note in FILE the services this call started; down: stop only those noted in FILE",
     )
+    services.add_argument(
+        "--grace",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="down: how long each service may take to stop before it is killed (default 30)",
+    )
     admin = sub.add_parser("admin", help="enter an install from the server's console: reset or create an admin")
     admin_sub = admin.add_subparsers(dest="admin_command", required=True)
     for name, text in (
@@ -502,10 +509,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             elif args.action == "down":
                 if record is not None:
                     only = set(record.read_text().split()) if record.exists() else set()
-                    lines = local.down(only=only) if only else []
+                    lines = local.down(only=only, grace_seconds=args.grace) if only else []
                     record.unlink(missing_ok=True)
                 else:
-                    lines = local.down()
+                    lines = local.down(grace_seconds=args.grace)
                 for line in lines:
                     print(line)
             else:

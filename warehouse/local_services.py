@@ -330,8 +330,13 @@ class LocalServices:
 
     # -- down ------------------------------------------------------------------------------------
 
-    def down(self, only: set[str] | None = None) -> list[str]:
-        """Stop the services this data folder started (or just ``only`` of them); leave others alone."""
+    def down(self, only: set[str] | None = None, *, grace_seconds: float = 30) -> list[str]:
+        """Stop the services this data folder started (or just ``only`` of them); leave others alone.
+
+        Each is asked to stop, then killed after ``grace_seconds``: SeaweedFS takes about 25 s to stop
+        gracefully (its filer waits 15 s for streams it serves to close). Killing it loses nothing it
+        acknowledged (its writes are in the operating system's files the moment it answers), so a run
+        that only needs the store gone, such as the test suite's, passes a few seconds."""
         out = []
         datadir = self.root / "postgres"
         if (only is None or "postgres" in only) and (datadir / "postmaster.pid").exists():
@@ -358,7 +363,7 @@ class LocalServices:
             if pid is None:
                 continue
             os.kill(pid, signal.SIGTERM)
-            if not _wait_gone(pid, 30):
+            if not _wait_gone(pid, grace_seconds):
                 os.kill(pid, signal.SIGKILL)
                 _wait_gone(pid, 5)
             self._pidfile(name).unlink(missing_ok=True)

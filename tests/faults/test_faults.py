@@ -48,7 +48,7 @@ def own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalService
             subprocess.run([sys.executable, "-m", "warehouse", step], env=full, check=True, stdout=subprocess.DEVNULL)
         yield services, env
     finally:
-        services.down()
+        services.down(grace_seconds=3)  # a throwaway data folder
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ async def test_object_store_down_is_a_503_that_records_nothing(
     services, env = own
     client, token, dossier = served
     before = await files_recorded(env)
-    services.down(only={"s3"})
+    services.down(only={"s3"}, grace_seconds=3)  # the store fails as a crashed node does
     try:
         r = await client.post(
             f"/api/v1/dossiers/{dossier}/files", content=scanned_pdf(1, 100), headers=upload_headers(token)
@@ -140,7 +140,7 @@ async def test_with_redis_down_uploads_land_and_are_inspected_when_it_returns(
 ) -> None:
     services, env = own
     client, token, dossier = served
-    services.down(only={"redis"})
+    services.down(only={"redis"}, grace_seconds=3)
     try:
         r = await client.post(
             f"/api/v1/dossiers/{dossier}/files", content=scanned_pdf(1, 200), headers=upload_headers(token)
