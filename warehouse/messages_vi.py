@@ -57,6 +57,7 @@ DETAILS = {
     "empty_import": "Tệp nhập không có dòng nào.",
     "import_too_large": "Tệp nhập quá lớn.",
     "invalid_year": "Năm phải từ 2000 đến 2100.",
+    "invalid_label": "Hãy đặt tên cho khóa, từ 1 đến 100 ký tự (phần mềm nào dùng nó).",
     "invalid_date": "Ngày phải ghi theo dạng năm-tháng-ngày (YYYY-MM-DD).",
     "sign_in_fields_missing": "Hãy nhập tên đăng nhập và mật khẩu.",
     "dossier_fields_missing": "Hãy chọn thủ tục và nhập họ tên, số giấy tờ của người nộp.",

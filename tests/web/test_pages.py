@@ -108,6 +108,13 @@ async def test_a_commune_sees_nothing_of_another_communes_dossier(api: Api, tree
         got = await a.get(f"/console/api/v1/files/{file_id}/content", params={"inline": "true"})
         assert got.status_code == 200 and got.content.startswith(b"%PDF")
         assert got.headers["content-disposition"].startswith("inline")
+        viewed = await api.db.pool.fetchval(
+            "SELECT count(*) FROM audit_events e JOIN accounts a ON a.id = e.account_id "
+            "WHERE a.login = $1 AND e.action = 'get_file_content' AND e.record_id = $2",
+            login_a,
+            file_id,
+        )
+        assert viewed == 1, "what was viewed is in the audit trail"
         for path in (
             f"/console/dossiers/{dossier['id']}",
             f"/console/dossiers/{dossier['id']}/files",
@@ -318,3 +325,41 @@ async def test_api_keys_are_made_shown_once_and_revoked_and_the_province_merges_
         assert (r.status_code, r.headers["location"]) == (303, "/console/units")
         tree_page = (await b.get("/console/units")).text
         assert f"đã sáp nhập vào {tree.commune(1)}" in tree_page
+
+
+async def test_sign_in_never_sends_a_line_break_or_another_site_into_the_location(api: Api, tree: Subtree) -> None:
+    login, _ = await api.account("operator", tree.commune(1))
+    async with browser(api) as b:
+        for target in ("/console/dossiers\r\nSet-Cookie: x=1", "/console/ dossiers", "/console/dossiers?q=ả"):
+            r = await b.form("/console/sign-in", {"login": login, "password": PASSWORD, "next": target})
+            assert (r.status_code, r.headers["location"]) == (303, "/console"), target
+        r = await b.form("/console/sign-in", {"login": login, "password": PASSWORD, "next": "/console/owed?x=1"})
+        assert r.headers["location"] == "/console/owed?x=1"
+
+
+async def test_an_administrator_lowers_an_accounts_limits_but_may_not_raise_them(
+    api: Api, tree: Subtree, tree2: Subtree
+) -> None:
+    admin, _ = await api.account("unit_admin", tree.district)
+    await api.account("operator", tree.commune(1))
+    await api.account("operator", tree2.commune(1))
+    mine = await api.db.pool.fetchval(
+        "SELECT a.id FROM accounts a JOIN units u ON u.id = a.unit_id WHERE u.code = $1 LIMIT 1", tree.commune(1)
+    )
+    theirs = await api.db.pool.fetchval(
+        "SELECT a.id FROM accounts a JOIN units u ON u.id = a.unit_id WHERE u.code = $1 LIMIT 1", tree2.commune(1)
+    )
+    async with browser(api) as b:
+        assert (await b.sign_in(admin)).status_code == 303
+        assert (await b.get(f"/console/accounts/{mine}")).status_code == 200
+        r = await b.form(f"/console/accounts/{mine}/limits", {"requests_per_second": "2", "concurrent_uploads": ""})
+        assert (r.status_code, r.headers["location"]) == (303, f"/console/accounts/{mine}")
+        limits = await api.db.pool.fetchval("SELECT limits FROM accounts WHERE id = $1", mine)
+        assert limits == {"requests_per_second": 2}
+        r = await b.form(f"/console/accounts/{mine}/limits", {"requests_per_second": "999999"})
+        assert r.status_code == 403, "only the province raises a limit above the default"
+        r = await b.form(f"/console/accounts/{mine}/limits", {"requests_per_second": "-3"})
+        assert r.status_code == 422
+        assert (await b.get(f"/console/accounts/{theirs}")).status_code == 404
+        r = await b.form(f"/console/accounts/{theirs}/limits", {"requests_per_second": "1"})
+        assert r.status_code == 404

@@ -89,8 +89,6 @@ WORDS: dict[str, tuple[str, str]] = {
     ),
     "parent_unit": ("Mã đơn vị cha (huyện)", "Parent unit code (district)"),
     "level": ("Cấp", "Level"),
-    "level_commune": ("Xã", "Commune"),
-    "level_district": ("Huyện", "District"),
     "per_unit": ("Số tài khoản mỗi đơn vị", "Accounts per unit"),
     "role": ("Vai trò", "Role"),
     "provision_go": ("Tạo và tải tệp mật khẩu", "Create and download the credentials"),
@@ -147,6 +145,14 @@ WORDS: dict[str, tuple[str, str]] = {
     "unit_code": ("Mã đơn vị", "Unit code"),
     "target_percent": ("Chỉ tiêu (%; để trống: mặc định của cấp)", "Target (%; empty: the level's default)"),
     "save": ("Lưu", "Save"),
+    "limits": ("Giới hạn của tài khoản", "The account's limits"),
+    "limits_help": (
+        "Để trống là dùng mức mặc định. Quản trị đơn vị chỉ được hạ; quản trị tỉnh được nâng.",
+        "Empty keeps the default. A unit's administrator may only lower them; the province's may raise them.",
+    ),
+    "requests_per_second": ("Yêu cầu mỗi giây", "Requests a second"),
+    "concurrent_uploads": ("Số tệp gửi cùng lúc", "Uploads at once"),
+    "upload_mb_per_minute": ("MB tải lên mỗi phút", "MB uploaded a minute"),
     "api_keys": ("Khóa API", "API keys"),
     "api_keys_help": (
         "Khóa cho phần mềm máy quét hoặc hệ thống một cửa, hoạt động với quyền của tài khoản này (hoặc chỉ trong "
@@ -177,6 +183,7 @@ WORDS: dict[str, tuple[str, str]] = {
 
 LEVEL_NAMES = {
     "province": ("Cấp tỉnh", "Province"),
+    "department": ("Cấp sở, ban, ngành", "Departments"),
     "district": ("Cấp huyện", "District"),
     "commune": ("Cấp xã", "Commune"),
 }

@@ -24,6 +24,7 @@ from warehouse import signin
 from warehouse.accounts import (
     change_account,
     create_api_key,
+    managed_account,
     provision,
     reset_password,
     revoke_api_key,
@@ -36,6 +37,7 @@ from warehouse.context import Services
 from warehouse.dossier_rules import today_local
 from warehouse.dossiers import create_dossier, dossier_for_read
 from warehouse.errors import Problem
+from warehouse.fair_share import LIMIT_KEYS, account_limits
 from warehouse.files import reprocess_file
 from warehouse.intake import owed_list
 from warehouse.messages_vi import DETAILS, TITLES
@@ -329,7 +331,7 @@ class ConsolePages(Controller):
         self, request: Caller, year: FromQuery[str | None] = None, level: FromQuery[str | None] = None
     ) -> Template:
         level = level or None
-        if level not in (None, "province", "district", "commune"):
+        if level not in (None, "department", "district", "commune"):
             raise NotFound("not_found", "There is no such level.")
         chosen = int(year) if year and year.isdigit() and len(year) == 4 else None
         report = await progress_report(_services(request), request.user, year=chosen, level=level, parent=None)
@@ -552,3 +554,30 @@ class ConsolePages(Controller):
         merged = await merge_unit(services, request.user, code, into=into, effective_on=effective)
         request.state.audit_record_type, request.state.audit_record_id = "unit", merged.code
         return Redirect(f"{PREFIX}/units", status_code=303)
+
+    @get("/accounts/{account_id:int}")
+    async def account(self, account_id: FromPath[int], request: Caller) -> Template:
+        require_admin(request.user)
+        services = _services(request)
+        managed = await managed_account(services, request.user, account_id)
+        return page(
+            request,
+            "account.html",
+            account=managed,
+            limits=account_limits(services.settings, managed),
+            keys=LIMIT_KEYS,
+        )
+
+    @post("/accounts/{account_id:int}/limits", operation_id="update_account")
+    async def set_limits(self, account_id: FromPath[int], request: Caller) -> Redirect:
+        require_admin(request.user)
+        form = await request.form()
+        limits: dict[str, Any] = {}
+        for key in LIMIT_KEYS:
+            text = str(form.get(key, "")).strip()
+            if text:
+                if not text.isdigit() or len(text) > 7:
+                    raise Invalid("invalid_limits", f"limits take whole numbers from 1 to 1000000 ({key}).")
+                limits[key] = int(text)
+        await change_account(_services(request), request.user, account_id, state=None, role=None, limits=limits)
+        return Redirect(f"{PREFIX}/accounts/{account_id}", status_code=303)

@@ -76,10 +76,11 @@ def ended_cookie(services: Services, request: Request[Any, Any, Any]) -> Cookie:
 
 
 def local_path(target: str | None, default: str = PREFIX) -> str:
-    """``target`` when it is a path of the console (never another site, so no open redirect)."""
-    if target and target.startswith(PREFIX + "/") and "//" not in target and "\\" not in target:
-        return target
-    if target == PREFIX:
+    """``target`` when it is a path of the console (never another site, so no open redirect), written
+    in visible ASCII only (no line break can reach the Location header)."""
+    if not target or any(not 0x21 <= ord(c) <= 0x7E for c in target) or "//" in target or "\\" in target:
+        return default
+    if target == PREFIX or target.startswith(PREFIX + "/") or target.startswith(PREFIX + "?"):
         return target
     return default
 

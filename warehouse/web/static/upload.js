@@ -32,12 +32,15 @@
     });
   }
 
-  // A call that outlasts a flaky link: network failures, 429, 5xx are retried after a pause.
+  // A call that outlasts a flaky link: network failures, 429, 5xx are retried after a pause, for up to
+  // an hour (then the file is marked as not sent; dropping it again resumes from the parts that arrived).
   async function patient(method, url, body, row, onProgress) {
     var wait = 1000;
+    var giveUp = Date.now() + 3600 * 1000;
     for (;;) {
       var r = await call(method, url, body, onProgress);
       if (r.status !== 0 && r.status !== 429 && r.status < 500) return r;
+      if (Date.now() > giveUp) return r;
       row.state(list.dataset.waiting);
       await sleep(Math.max(wait, r.retryAfter * 1000));
       wait = Math.min(wait * 2, 30000);
