@@ -83,7 +83,9 @@ async def test_the_console_as_its_people_use_it(api: Api, tree: Subtree, chromiu
 
     with LiveServer(WAREHOUSE_UPLOAD_PART_BYTES=str(PART)) as server:
 
-        async def person(login: str, password: str = PASSWORD, *, shot: str | None = None) -> object:
+        async def person(
+            login: str, password: str = PASSWORD, *, shot: str | None = None, keyboard: bool = False
+        ) -> object:
             context = await chromium.new_context(base_url=server.url, viewport={"width": 1366, "height": 768})
             page = await context.new_page()
             await page.goto("/console")
@@ -91,10 +93,24 @@ async def test_the_console_as_its_people_use_it(api: Api, tree: Subtree, chromiu
             await expect(page.get_by_role("heading", name="Đăng nhập")).to_be_visible()
             if shot:
                 await photograph(page, shot)
+            if keyboard:  # the login field has the focus; Tab to the password, Enter to send
+                await page.keyboard.type(login)
+                await page.keyboard.press("Tab")
+                await page.keyboard.type(password)
+                await page.keyboard.press("Enter")
+                return page
             await page.get_by_label("Tên đăng nhập").fill(login)
             await page.get_by_label("Mật khẩu").fill(password)
             await page.get_by_role("button", name="Đăng nhập").click()
             return page
+
+        async def every_control_is_labelled(page: Any) -> None:
+            unlabelled = await page.eval_on_selector_all(
+                "input:not([type=hidden]), select, textarea",
+                "els => els.filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))"
+                ".map(e => e.name || e.id)",
+            )
+            assert unlabelled == [], f"{page.url}: controls without a label: {unlabelled}"
 
         # An operator, the first time: the password first, then a dossier and two scans.
         page = await person(operator_login, shot="sign-in.jpg")
@@ -109,6 +125,7 @@ async def test_the_console_as_its_people_use_it(api: Api, tree: Subtree, chromiu
         await page.get_by_label("Họ và tên").fill("Lương Văn Chiến")
         await page.get_by_label("Số CCCD/CMND/hộ chiếu").fill("020190004321")
         await page.get_by_label("Trích yếu").fill("Giấy chứng nhận quyền sử dụng đất")
+        await every_control_is_labelled(page)
         await photograph(page, "dossier-new.jpg")
         await page.get_by_role("button", name="Tạo", exact=True).click()
         await expect(page.get_by_text("Lương Văn Chiến (CCCD 020190004321)")).to_be_visible()
@@ -182,6 +199,7 @@ async def test_the_console_as_its_people_use_it(api: Api, tree: Subtree, chromiu
         await page.get_by_label("Mã đơn vị cha (huyện)").fill(tree.district)
         await page.get_by_label("Số tài khoản mỗi đơn vị").fill("1")
         await photograph(page, "accounts.jpg")
+        await every_control_is_labelled(page)
         async with page.expect_download() as download:
             await page.get_by_role("button", name="Tạo và tải tệp mật khẩu").click()
         saved = await (await download.value).path()
@@ -189,9 +207,20 @@ async def test_the_console_as_its_people_use_it(api: Api, tree: Subtree, chromiu
         assert sorted(r[2] for r in rows) == sorted(tree.communes)
         await page.context.close()
 
-        # Another commune's operator: the dossier's page is not there for them.
-        page = await person(stranger_login)
+        # Another commune's operator, signing in with the keyboard alone: the dossier's page is not there
+        # for them.
+        page = await person(stranger_login, keyboard=True)
+        await expect(page.get_by_role("heading", name="Hồ sơ", exact=True)).to_be_visible()
         response = await page.goto(dossier_url)
         assert response is not None and response.status == 404
         await expect(page.get_by_role("heading", name="Không tìm thấy")).to_be_visible()
         await page.context.close()
+
+        # On a phone: the public check a citizen opens from a QR, and the sign-in, fit a 360 px screen.
+        phone = await chromium.new_context(base_url=server.url, viewport={"width": 360, "height": 740})
+        page = await phone.new_page()
+        for path in ("/verify/020190004321-KQ1-00000001", "/console/sign-in"):
+            await page.goto(path)
+            width = await page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 360, f"{path} is {width} px wide on a 360 px screen"
+        await phone.close()
