@@ -363,3 +363,61 @@ async def test_an_administrator_lowers_an_accounts_limits_but_may_not_raise_them
         assert (await b.get(f"/console/accounts/{theirs}")).status_code == 404
         r = await b.form(f"/console/accounts/{theirs}/limits", {"requests_per_second": "1"})
         assert r.status_code == 404
+
+
+JUNK = [
+    "",
+    " ",
+    "x" * 5000,
+    "\x00",
+    "9" * 40,
+    "-1",
+    "1e309",
+    "'; DROP TABLE units; --",
+    "<script>alert(1)</script>",
+    "ả" * 300,
+]
+
+
+async def test_junk_in_every_console_form_and_query_is_refused_without_a_server_error(api: Api, tree: Subtree) -> None:
+    """What a hostile commune (or a broken browser) sends to each page: never a 5xx, nothing echoed raw."""
+    login, _ = await api.account("unit_admin", tree.district)
+    operator, op_token = await api.account("operator", tree.commune(1))
+    dossier = await api.dossier(op_token)
+    forms = {
+        "/console/dossiers/new": [
+            "procedure_code",
+            "subject_name",
+            "subject_id_number",
+            "received_on",
+            "result_number",
+            "result_issued_on",
+            "title",
+        ],
+        "/console/accounts/provision": ["parent_unit_code", "level", "per_unit", "role"],
+        "/console/targets": ["unit_code", "year", "declared_total", "target_percent"],
+        "/console/api-keys": ["label", "units"],
+        "/console/units/merge": ["code", "into", "effective_on"],
+        "/console/password": ["current_password", "new_password"],
+    }
+    queries = {
+        "/console/dossiers": ["q", "subject_id", "valid", "procedure", "complete", "cursor"],
+        "/console/dashboard": ["year", "level"],
+        "/console/audit": ["record", "login", "unit", "day", "before"],
+        "/console/accounts": ["unit"],
+    }
+    for who, password in ((operator, PASSWORD), (login, PASSWORD), ("admin", ADMIN_PASSWORD)):
+        async with browser(api) as b:
+            assert (await b.sign_in(who, password)).status_code == 303
+            for path, fields in forms.items():
+                for junk in JUNK:
+                    r = await b.form(path, {f: junk for f in fields})
+                    assert r.status_code < 500, f"{who} POST {path} {junk[:20]!r}: {r.status_code} {r.text[:200]}"
+                    assert "<script>alert(1)</script>" not in r.text
+            for path, names in queries.items():
+                for junk in JUNK:
+                    r = await b.get(path, params={n: junk for n in names})
+                    assert r.status_code < 500, f"{who} GET {path} {junk[:20]!r}: {r.status_code} {r.text[:200]}"
+                    assert "<script>alert(1)</script>" not in r.text
+            r = await b.get(f"/console/dossiers/{dossier['id']}")
+            assert r.status_code in (200, 404)
