@@ -421,3 +421,18 @@ async def test_junk_in_every_console_form_and_query_is_refused_without_a_server_
                     assert "<script>alert(1)</script>" not in r.text
             r = await b.get(f"/console/dossiers/{dossier['id']}")
             assert r.status_code in (200, 404)
+
+
+async def test_every_phrase_the_pages_use_exists_in_vietnamese_and_english() -> None:
+    import re
+    from pathlib import Path
+
+    from warehouse.web.i18n import words
+
+    folder = Path(__file__).parents[2] / "warehouse" / "web" / "templates"
+    used = {m for f in folder.glob("*.html") for m in re.findall(r"\bt\.(\w+)", f.read_text())}
+    assert len(used) > 50
+    for lang in ("vi", "en"):
+        table = words(lang)
+        assert not used - set(table), f"{lang}: {sorted(used - set(table))}"
+        assert all(table[k].strip() for k in used)

@@ -170,6 +170,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "revoke": ("Thu hồi", "Revoke"),
     "revoked": ("Đã thu hồi", "Revoked"),
     "active": ("Đang dùng", "Active"),
+    "disabled": ("Đã khóa", "Disabled"),
     "units": ("Đơn vị", "Units"),
     "merged_into": ("đã sáp nhập vào", "merged into"),
     "merge_title": ("Sáp nhập đơn vị", "Merge a unit"),
