@@ -162,6 +162,10 @@ async def test_sign_in_sends_back_only_to_the_console(api: Api, tree: Subtree) -
         assert (r.status_code, r.headers["location"]) == (303, "/console/dashboard")
         r = await b.get("/console/dashboard")
         assert r.status_code == 200 and "Tiến độ" in r.text
+        for fmt, kind, magic in (("xlsx", "spreadsheetml", b"PK"), ("png", "image/png", b"\x89PNG")):
+            got = await b.get("/console/api/v1/reports/progress", params={"format": fmt})
+            assert got.status_code == 200 and kind in got.headers["content-type"], fmt
+            assert got.content.startswith(magic), f"the dashboard's {fmt} is the report's"
         r = await b.get("/console/accounts")
         assert r.status_code == 403, "an official is not an administrator"
         r = await b.get("/console/language", params={"to": "en", "next": "/console/dashboard"})
