@@ -102,17 +102,26 @@ async def _account_of(
             raise _unauthenticated(
                 "Sign in first: send 'Authorization: Bearer <token>' from /api/v1/auth/login, or 'X-API-Key'."
             )
-        try:
-            claims = read_token(services.settings.secret_key, token.strip())
-        except InvalidToken:
-            raise _unauthenticated("Your sign-in has expired or is not valid. Sign in again.") from None
-        account_id = claims.account_id
+        return await account_for_token(services, token.strip()), None
     account = await services.account(account_id)
-    if not key and account is not None and account.credentials_version != claims.credentials_version:
-        raise _unauthenticated("This account's password was changed or reset since you signed in. Sign in again.")
     if account is None:
         raise _unauthenticated("This account no longer exists.")
     return account, key_units
+
+
+async def account_for_token(services: Services, token: str) -> Account:
+    """The account a signed token (the API's bearer token, the console's cookie) belongs to, while the
+    token is still good for it: not expired, the account there, its password not changed since."""
+    try:
+        claims = read_token(services.settings.secret_key, token)
+    except InvalidToken:
+        raise _unauthenticated("Your sign-in has expired or is not valid. Sign in again.") from None
+    account = await services.account(claims.account_id)
+    if account is None:
+        raise _unauthenticated("This account no longer exists.")
+    if account.credentials_version != claims.credentials_version:
+        raise _unauthenticated("This account's password was changed or reset since you signed in. Sign in again.")
+    return account
 
 
 def admins_only(connection: ASGIConnection[Any, Principal, Any, Any], _: BaseRouteHandler) -> None:

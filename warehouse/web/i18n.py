@@ -199,8 +199,7 @@ ROLE_NAMES = {
 }
 
 
-def words(lang: str) -> dict[str, str]:
-    """Every phrase in ``lang`` (Vietnamese unless it is English)."""
+def _table(lang: str) -> dict[str, str]:
     i = 1 if lang == "en" else 0
     table = {key: pair[i] for key, pair in WORDS.items()}
     table.update({f"level_{k}": v[i] for k, v in LEVEL_NAMES.items()})
@@ -208,4 +207,9 @@ def words(lang: str) -> dict[str, str]:
     return table
 
 
-VI, EN = words("vi"), words("en")
+_TABLES = {lang: _table(lang) for lang in LANGUAGES}
+
+
+def words(lang: str) -> dict[str, str]:
+    """Every phrase in ``lang`` (Vietnamese unless it is English), made once, not per page."""
+    return _TABLES["en" if lang == "en" else "vi"]

@@ -2,7 +2,7 @@
 
 Every page but the sign-in runs behind ``console_auth`` (warehouse/web/session.py), so ``request.user``
 is the caller's principal exactly as for the API, and a record outside the caller's units is the same
-404. Forms post back with a CSRF token (the app's CSRF middleware checks every write under /console).
+404. Forms post back with a CSRF token (checked on every write by the console's routers, warehouse/web).
 """
 
 from __future__ import annotations
@@ -125,6 +125,32 @@ def _date(value: Any) -> date | None:
         return date.fromisoformat(text)
     except ValueError:
         raise Invalid("invalid_date", f"'{text[:20]}' is not a date (YYYY-MM-DD).") from None
+
+
+async def _accounts_page(request: Caller, unit: str, credentials: Any = None) -> Template:
+    """The accounts of the units the administrator manages (under ``unit`` when given), with a new
+    one-time password shown once after a reset."""
+    require_admin(request.user)
+    services = _services(request)
+    unit_ids = await visible_subtree(services, request.user, unit or None)
+    listed = await services.accounts.list(unit_ids=unit_ids or request.user.read_scope)
+    return page(
+        request,
+        "accounts.html",
+        accounts=listed[:500],
+        more=len(listed) > 500,
+        unit=unit,
+        roles=ROLE_NAMES,
+        problem=None,
+        credentials=credentials,
+    )
+
+
+async def _failed_page(request: Caller, *, sent: str | None) -> Template:
+    """The files whose inspection gave up, with the name of the one just sent back."""
+    require_admin(request.user)
+    files = await _services(request).files.failed(limit=200, scope=request.user.read_scope)
+    return page(request, "failed.html", files=[FileOut.of(f) for f in files], sent=sent)
 
 
 class ConsolePages(Controller):
@@ -342,20 +368,7 @@ class ConsolePages(Controller):
 
     @get("/accounts")
     async def accounts(self, request: Caller, unit: FromQuery[str | None] = None) -> Template:
-        require_admin(request.user)
-        services = _services(request)
-        unit_ids = await visible_subtree(services, request.user, (unit or "").strip()[:40] or None)
-        listed = await services.accounts.list(unit_ids=unit_ids or request.user.read_scope)
-        return page(
-            request,
-            "accounts.html",
-            accounts=listed[:500],
-            more=len(listed) > 500,
-            unit=unit or "",
-            roles=ROLE_NAMES,
-            problem=None,
-            credentials=None,
-        )
+        return await _accounts_page(request, (unit or "").strip()[:40])
 
     @post("/accounts/provision", status_code=200, operation_id="provision_accounts")
     async def provision(self, request: Caller) -> Response[Any]:
@@ -384,20 +397,8 @@ class ConsolePages(Controller):
 
     @post("/accounts/{account_id:int}/reset", status_code=200, operation_id="reset_password")
     async def reset(self, account_id: FromPath[int], request: Caller) -> Template:
-        require_admin(request.user)
-        services = _services(request)
-        credentials = await reset_password(services, request.user, account_id)
-        listed = await services.accounts.list(unit_ids=request.user.read_scope)
-        return page(
-            request,
-            "accounts.html",
-            accounts=listed[:500],
-            more=len(listed) > 500,
-            unit="",
-            roles=ROLE_NAMES,
-            problem=None,
-            credentials=credentials,
-        )
+        credentials = await reset_password(_services(request), request.user, account_id)
+        return await _accounts_page(request, "", credentials=credentials)
 
     @post("/accounts/{account_id:int}/state", operation_id="update_account")
     async def set_state(self, account_id: FromPath[int], request: Caller) -> Redirect:
@@ -420,17 +421,12 @@ class ConsolePages(Controller):
 
     @get("/failed")
     async def failed(self, request: Caller) -> Template:
-        require_admin(request.user)
-        services = _services(request)
-        files = await services.files.failed(limit=200, scope=request.user.read_scope)
-        return page(request, "failed.html", files=[FileOut.of(f) for f in files], sent=None)
+        return await _failed_page(request, sent=None)
 
     @post("/failed/{file_id:uuid}/reprocess", status_code=200, operation_id="reprocess_file")
     async def reprocess(self, file_id: FromPath[UUID], request: Caller) -> Template:
-        services = _services(request)
-        again = await reprocess_file(services, request.user, file_id)
-        files = await services.files.failed(limit=200, scope=request.user.read_scope)
-        return page(request, "failed.html", files=[FileOut.of(f) for f in files], sent=again.name)
+        again = await reprocess_file(_services(request), request.user, file_id)
+        return await _failed_page(request, sent=again.name)
 
     @get("/audit")
     async def audit(

@@ -20,10 +20,11 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from storage import Account
 from warehouse.api.session import trusted
+from warehouse.auth import account_for_token
 from warehouse.context import Services
+from warehouse.errors import Problem
 from warehouse.fair_share import check_request, rate_headers, reset_seconds
 from warehouse.principal import principal_for
-from warehouse.security import InvalidToken, read_token
 from warehouse.web.i18n import LANG_COOKIE, LANGUAGES
 
 SESSION_COOKIE = "kho_session"
@@ -64,15 +65,7 @@ def session_cookie(services: Services, request: Request[Any, Any, Any], token: s
 
 
 def ended_cookie(services: Services, request: Request[Any, Any, Any]) -> Cookie:
-    return Cookie(
-        key=SESSION_COOKIE,
-        value="",
-        path=PREFIX,
-        max_age=0,
-        httponly=True,
-        samesite="lax",
-        secure=secure_cookies(services, request),
-    )
+    return session_cookie(services, request, "", 0)
 
 
 def local_path(target: str | None, default: str = PREFIX) -> str:
@@ -86,18 +79,15 @@ def local_path(target: str | None, default: str = PREFIX) -> str:
 
 
 async def signed_in_account(services: Services, request: Request[Any, Any, Any]) -> Account | None:
-    """The account the cookie's token belongs to, while that token is still good for it."""
+    """The active account the cookie's token belongs to, checked as the API checks a bearer token."""
     token = request.cookies.get(SESSION_COOKIE, "")
     if not token:
         return None
     try:
-        claims = read_token(services.settings.secret_key, token)
-    except InvalidToken:
+        account = await account_for_token(services, token)
+    except Problem:
         return None
-    account = await services.account(claims.account_id)
-    if account is None or account.state != "active" or account.credentials_version != claims.credentials_version:
-        return None
-    return account
+    return account if account.state == "active" else None
 
 
 def console_auth(app: ASGIApp) -> ASGIApp:
